@@ -1,0 +1,1 @@
+"""Compared methods that are not SemiVL."""

@@ -1,0 +1,249 @@
+"""``semivl``: one subcommand per pipeline step. Thin: each calls library functions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_ERROR = 2
+EXIT_STOPPED = 3  # training stopped early and can be resumed by running the same command
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, help="dataset name (config/datasets/<name>.yaml)")
+    p.add_argument("--split", required=True, help="labelled split name, e.g. 92 or 1_16")
+    p.add_argument("--method", required=True, help="method (config/recipes/<method>/)")
+    p.add_argument("--seed", type=int, required=True, help="run seed")
+    p.add_argument("--data-root", type=Path, required=True, help="prepared dataset folder")
+    p.add_argument("--splits-dir", type=Path, required=True,
+                   help="folder with <split>/labeled.txt and val.txt")
+    p.add_argument("--config-dir", type=Path, default=Path("config"),
+                   help="folder holding datasets/ and recipes/ (default: ./config)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def cmd_data_toy(args: argparse.Namespace) -> None:
+    from semivl.data.toy import ToySpec, generate_toy
+
+    spec = ToySpec(num_train=args.num_train, num_val=args.num_val)
+    out = generate_toy(args.out, seed=args.seed, spec=spec, force=args.force)
+    print(f"wrote the toy dataset to {out}")
+
+
+def cmd_splits(args: argparse.Namespace) -> None:
+    from semivl.config import load_dataset_config
+    from semivl.data.dataset import require_data_root
+    from semivl.data.splits import (
+        SplitFileError,
+        nested_labeled_split,
+        read_id_list,
+        voc_pairs,
+        write_split_file,
+    )
+
+    cfg = load_dataset_config(args.dataset, args.config_dir)
+    root = require_data_root(args.data_root, args.dataset)
+    if cfg.layout != "voc":
+        raise SplitFileError(f"split generation for layout {cfg.layout!r} is not supported")
+    sets = root / "ImageSets" / "Segmentation"
+    if args.val:
+        out = args.out_dir / "val.txt"
+        write_split_file(out, voc_pairs(read_id_list(sets / "val.txt")))
+        print(f"wrote {out}")
+        return
+    if args.split not in cfg.splits:
+        raise SplitFileError(f"split {args.split!r} is not defined for {args.dataset}; "
+                             f"known splits: {sorted(cfg.splits)}")
+    labeled, unlabeled = nested_labeled_split(read_id_list(sets / "train.txt"),
+                                              cfg.splits[args.split], args.seed)
+    folder = args.out_dir / args.split
+    write_split_file(folder / "labeled.txt", voc_pairs(labeled))
+    write_split_file(folder / "unlabeled.txt", voc_pairs(unlabeled))
+    print(f"wrote {folder}/labeled.txt ({len(labeled)}) and unlabeled.txt ({len(unlabeled)})")
+
+
+def _run_spec(args: argparse.Namespace, out_dir: Path):
+    from semivl.config import load_recipe
+    from semivl.engine.trainer import RunSpec
+
+    recipe = load_recipe(args.method, args.dataset, args.config_dir)
+    return RunSpec(recipe=recipe, data_root=args.data_root,
+                   labeled_split=args.splits_dir / args.split / "labeled.txt",
+                   val_split=args.splits_dir / "val.txt", out_dir=out_dir, seed=args.seed)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from semivl.engine.trainer import train
+
+    spec = _run_spec(args, args.out)
+    summary = train(spec, device=args.device, stop_after_steps=args.stop_after_steps,
+                    progress=not args.no_progress)
+    print(f"trained {args.method} on {args.dataset}/{args.split} seed {args.seed}: "
+          f"final mIoU {summary['final_miou']:.2f}, best {summary['best_miou']:.2f}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from semivl.engine.checkpoint import write_json_atomic
+    from semivl.engine.evaluate import evaluate_weights
+    from semivl.engine.trainer import resolve_device
+
+    spec = _run_spec(args, args.run_dir)
+    weights = args.weights or args.run_dir / "model.pt"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: no trained weights; run `semivl train` first")
+    summary_path = args.run_dir / "train_summary.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{summary_path}: missing; run `semivl train` first")
+    summary = json.loads(summary_path.read_text())
+    result = evaluate_weights(spec.recipe, spec.data_root, spec.val_split, weights,
+                              resolve_device(args.device), progress=not args.no_progress)
+    metrics = {
+        "dataset": args.dataset,
+        "split": args.split,
+        "num_labeled": summary["num_labeled"],
+        "method": args.method,
+        "seed": args.seed,
+        "miou": result.miou,
+        "per_class_iou": result.per_class_iou,
+        "num_val_images": result.num_images,
+        "miou_best": summary["best_miou"],
+        "best_iter": summary["best_iter"],
+        "final_iter": summary["final_iter"],
+    }
+    out = args.out or args.run_dir / "metrics.json"
+    write_json_atomic(metrics, out)
+    print(f"mIoU {result.miou:.2f} on {result.num_images} images -> {out}")
+
+
+def cmd_aggregate(args: argparse.Namespace) -> None:
+    from semivl.grid import load_grid
+    from semivl.report.aggregate import collect_metrics, grid_metrics_files, write_metrics_csv
+
+    if bool(args.grid) == bool(args.metrics):
+        raise ValueError("give either --grid or a list of metrics.json files, not both")
+    paths = grid_metrics_files(load_grid(args.grid)) if args.grid else args.metrics
+    frame = collect_metrics(paths)
+    write_metrics_csv(frame, args.out)
+    print(f"wrote {len(frame)} runs to {args.out}")
+
+
+def _read_metrics(path: Path):
+    import pandas as pd
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; run `semivl aggregate` first")
+    return pd.read_csv(path, dtype={"split": str})
+
+
+def cmd_table(args: argparse.Namespace) -> None:
+    from semivl.engine.checkpoint import write_text_atomic
+    from semivl.report.tables import render_tables
+
+    write_text_atomic(render_tables(_read_metrics(args.metrics), args.title) + "\n", args.out)
+    print(f"wrote {args.out}")
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from semivl.report.figures import plot_miou_vs_labels
+
+    plot_miou_vs_labels(_read_metrics(args.metrics), args.out)
+    print(f"wrote {args.out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="semivl",
+        description="Semi-supervised segmentation benchmark: every pipeline step by hand.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<step>")
+
+    data = sub.add_parser("data", help="create or fetch datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="<dataset>")
+    toy = data_sub.add_parser("toy", help="generate the embedded toy dataset (VOC layout)")
+    toy.add_argument("--out", type=Path, default=Path("data/toy"), help="output folder")
+    toy.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+    toy.add_argument("--num-train", type=int, default=240, help="training images")
+    toy.add_argument("--num-val", type=int, default=60, help="validation images")
+    toy.add_argument("--force", action="store_true", help="replace an existing folder")
+    toy.set_defaults(func=cmd_data_toy)
+
+    splits = sub.add_parser("splits", help="write labelled/unlabelled split files")
+    splits.add_argument("--dataset", required=True)
+    splits.add_argument("--data-root", type=Path, required=True)
+    splits.add_argument("--out-dir", type=Path, required=True,
+                        help="writes <out-dir>/<split>/{labeled,unlabeled}.txt or val.txt")
+    which = splits.add_mutually_exclusive_group(required=True)
+    which.add_argument("--split", help="labelled split name (config/datasets/<dataset>.yaml)")
+    which.add_argument("--val", action="store_true", help="write val.txt")
+    splits.add_argument("--seed", type=int, default=0, help="split shuffle seed (default 0)")
+    splits.add_argument("--config-dir", type=Path, default=Path("config"))
+    splits.set_defaults(func=cmd_splits)
+
+    train = sub.add_parser("train", help="train one (dataset, split, method, seed) run")
+    _add_run_args(train)
+    train.add_argument("--out", type=Path, required=True, help="run folder")
+    train.add_argument("--stop-after-steps", type=int, default=None,
+                       help=f"stop after N steps, saving last.pt (exit code {EXIT_STOPPED}); "
+                            "the same command resumes")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a trained run on the val split")
+    _add_run_args(evaluate)
+    evaluate.add_argument("--run-dir", type=Path, required=True, help="run folder")
+    evaluate.add_argument("--weights", type=Path, default=None,
+                          help="weights file (default: <run-dir>/model.pt)")
+    evaluate.add_argument("--out", type=Path, default=None,
+                          help="metrics file (default: <run-dir>/metrics.json)")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    aggregate = sub.add_parser("aggregate", help="collect the grid's metrics.json into a CSV")
+    aggregate.add_argument("--grid", type=Path, default=None,
+                           help="grid file (config/*.yaml): collect every run of the grid")
+    aggregate.add_argument("metrics", type=Path, nargs="*",
+                           help="metrics.json files to collect (instead of --grid)")
+    aggregate.add_argument("--out", type=Path, required=True, help="CSV to write")
+    aggregate.set_defaults(func=cmd_aggregate)
+
+    table = sub.add_parser("table", help="write tables.md from the metrics CSV")
+    table.add_argument("--metrics", type=Path, required=True)
+    table.add_argument("--out", type=Path, required=True)
+    table.add_argument("--title", default="Results")
+    table.set_defaults(func=cmd_table)
+
+    plot = sub.add_parser("plot", help="plot mIoU against labelled images")
+    plot.add_argument("--metrics", type=Path, required=True)
+    plot.add_argument("--out", type=Path, required=True)
+    plot.set_defaults(func=cmd_plot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``semivl`` console script."""
+    from semivl.config import ConfigError
+    from semivl.data.dataset import DataError
+    from semivl.data.splits import SplitFileError
+    from semivl.engine.trainer import TrainingStopped
+
+    args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        args.func(args)
+    except TrainingStopped as stop:
+        print(f"semivl: {stop}", file=sys.stderr)
+        return EXIT_STOPPED
+    except (ConfigError, DataError, SplitFileError, FileNotFoundError, FileExistsError,
+            RuntimeError, ValueError) as err:
+        print(f"semivl {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

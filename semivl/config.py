@@ -1,0 +1,381 @@
+"""Typed, validated configuration.
+
+Two kinds of YAML live under ``config/``:
+
+* the experiment grid (``config/config.yaml``, ``config/demo.yaml``), read by Snakemake and DVC
+  and validated against ``workflow/schemas/config.schema.yaml``;
+* recipes: ``config/datasets/<dataset>.yaml`` (facts about a dataset) and
+  ``config/recipes/<method>/<dataset>.yaml`` (how one method trains on one dataset).
+
+Recipes are loaded into the dataclasses below. Every value is checked on load, and a bad one
+fails with a :class:`ConfigError` naming the file, the key path, the expected and the actual
+value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type or range."""
+
+
+# --------------------------------------------------------------------------------------------
+# Dataclasses
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Facts about a dataset: classes, on-disk layout and its labelled splits."""
+
+    name: str
+    layout: Literal["voc"]
+    num_classes: int
+    class_names: list[str]
+    ignore_index: int = 255
+    reduce_zero_label: bool = False
+    # Labelled split names -> number of labelled images (the table's column headers).
+    splits: dict[str, int] = field(default_factory=dict)
+
+    def check(self, path: str) -> None:
+        _require(self.num_classes >= 2, f"{path}.num_classes", ">= 2", self.num_classes)
+        _require(
+            len(self.class_names) == self.num_classes,
+            f"{path}.class_names",
+            f"{self.num_classes} names (num_classes)",
+            f"{len(self.class_names)} names",
+        )
+        _require(self.ignore_index == 255, f"{path}.ignore_index", 255, self.ignore_index)
+        for name, count in self.splits.items():
+            _require(count > 0, f"{path}.splits.{name}", "a positive image count", count)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Weak (geometric) training augmentation, as in UniMatch/SemiVL (spec section 4.1)."""
+
+    crop_size: int
+    # "unimatch": long side drawn uniformly in [0.5 L, 2.0 L]; "mmseg": keep-ratio Resize to
+    # img_scale * r with r ~ U(ratio_range).
+    resize: Literal["unimatch", "mmseg"] = "unimatch"
+    img_scale: tuple[int, int] = (2048, 512)
+    ratio_range: tuple[float, float] = (0.5, 2.0)
+    hflip_prob: float = 0.5
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def check(self, path: str) -> None:
+        _require(self.crop_size > 0, f"{path}.crop_size", "> 0", self.crop_size)
+        lo, hi = self.ratio_range
+        _require(0 < lo <= hi, f"{path}.ratio_range", "0 < low <= high", self.ratio_range)
+        _require(0 <= self.hflip_prob <= 1, f"{path}.hflip_prob", "in [0, 1]", self.hflip_prob)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which registered model to build and its constructor arguments."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ParamKeyConfig:
+    """mmcv-style paramwise multipliers for parameters whose name contains a key."""
+
+    lr_mult: float = 1.0
+    decay_mult: float = 1.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and poly schedule."""
+
+    name: Literal["sgd", "adamw"]
+    lr: float
+    weight_decay: float
+    momentum: float = 0.9
+    betas: tuple[float, float] = (0.9, 0.999)
+    # Multiplier for parameters that match no custom key (UniMatch: head = lr * lr_multi).
+    default_lr_mult: float = 1.0
+    # Substring -> multipliers. Keys are tried longest first (ties alphabetical) and only the
+    # first that occurs in a parameter's name applies, as in mmcv's optimizer constructor.
+    custom_keys: dict[str, ParamKeyConfig] = field(default_factory=dict)
+    poly_power: float = 0.9
+
+    def check(self, path: str) -> None:
+        _require(self.lr > 0, f"{path}.lr", "> 0", self.lr)
+        _require(self.weight_decay >= 0, f"{path}.weight_decay", ">= 0", self.weight_decay)
+        _require(self.poly_power >= 0, f"{path}.poly_power", ">= 0", self.poly_power)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Schedule and loop settings of one method."""
+
+    method: Literal["supervised"]
+    batch_size: int  # images per process per stream
+    epochs: int | None = None
+    # If set, epochs = ceil(iters / iterations per epoch) (SemiVL's `iters` key).
+    iters: int | None = None
+    num_workers: int = 1
+    criterion: Literal["ce"] = "ce"
+    eval_every_epochs: int | None = 1
+    eval_every_iters: int | None = None
+    checkpoint_every_iters: int = 500
+
+    def check(self, path: str) -> None:
+        _require(self.batch_size >= 1, f"{path}.batch_size", ">= 1", self.batch_size)
+        _require(
+            (self.epochs is None) != (self.iters is None),
+            f"{path}.epochs/iters",
+            "exactly one of epochs and iters",
+            {"epochs": self.epochs, "iters": self.iters},
+        )
+        for key in ("epochs", "iters", "eval_every_epochs", "eval_every_iters"):
+            value = getattr(self, key)
+            _require(value is None or value >= 1, f"{path}.{key}", ">= 1 or null", value)
+        _require(
+            self.eval_every_epochs is None or self.eval_every_iters is None,
+            f"{path}.eval_every_epochs/eval_every_iters",
+            "at most one of the two",
+            {"eval_every_epochs": self.eval_every_epochs,
+             "eval_every_iters": self.eval_every_iters},
+        )
+        _require(self.num_workers >= 0, f"{path}.num_workers", ">= 0", self.num_workers)
+        _require(
+            self.checkpoint_every_iters >= 1,
+            f"{path}.checkpoint_every_iters",
+            ">= 1",
+            self.checkpoint_every_iters,
+        )
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Validation protocol (spec section 5)."""
+
+    # sliding_logits: SemiVL/ZegCLIP windows shifted inside the image, raw logits averaged.
+    # sliding_softmax: UniMatch windows truncated at the border, softmax summed.
+    # whole: one forward on the whole image.
+    mode: Literal["sliding_logits", "sliding_softmax", "whole"]
+    crop_size: int | None = None
+    stride: int | None = None
+    # VOC/ADE in SemiVL: resize the short side to this many pixels before inference (the GT
+    # keeps its size; logits are resized back). null keeps the original resolution.
+    resize_short_side: int | None = None
+
+    def check(self, path: str) -> None:
+        if self.mode != "whole":
+            _require(
+                self.crop_size is not None and self.crop_size > 0,
+                f"{path}.crop_size",
+                "a positive window size for sliding modes",
+                self.crop_size,
+            )
+        if self.mode == "sliding_logits":
+            _require(
+                self.stride is not None and self.stride > 0,
+                f"{path}.stride",
+                "a positive stride for sliding_logits",
+                self.stride,
+            )
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything one (method, dataset) cell needs to train and evaluate."""
+
+    method: str
+    dataset: DatasetConfig
+    model: ModelConfig
+    augment: AugmentConfig
+    optim: OptimConfig
+    train: TrainConfig
+    eval: EvalConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form, for config dumps next to each run."""
+        return _to_plain(dataclasses.asdict(self))
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and validation
+# --------------------------------------------------------------------------------------------
+
+
+def _require(ok: bool, key: str, expected: Any, actual: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: expected {expected}, got {actual!r}")
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert it (lists to tuples etc.)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return _convert(value, option, path)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(repr(a) for a in args)
+            raise ConfigError(f"{path}: expected one of {choices}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return build_config(tp, value, path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return [_convert(v, args[0], f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise ConfigError(f"{path}: expected a list of {len(args)} values, got {value!r}")
+        pairs = enumerate(zip(value, args, strict=True))
+        return tuple(_convert(v, a, f"{path}[{i}]") for i, (v, a) in pairs)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        return {
+            _convert(str(k), args[0], f"{path}.{k}"): _convert(v, args[1], f"{path}.{k}")
+            for k, v in value.items()
+        }
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str | int):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return str(value)
+    raise TypeError(f"unsupported annotation {tp!r} at {path}")  # a bug in this module
+
+
+def build_config(cls: type, data: Any, path: str) -> Any:
+    """Build dataclass ``cls`` from ``data``, checking every key; ``path`` prefixes errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping for {cls.__name__}, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{path}.{unknown[0]}: unknown key; expected one of {', '.join(sorted(fields))}"
+        )
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{path}.{name}"
+        if name in data:
+            kwargs[name] = _convert(data[name], hints[name], key)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{key}: required key is missing")
+    obj = cls(**kwargs)
+    if hasattr(obj, "check"):
+        obj.check(path)
+    return obj
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, failing with the file name on a syntax error or a non-mapping."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {data!r}")
+    return data
+
+
+def load_dataset_config(name: str, config_dir: Path = CONFIG_DIR) -> DatasetConfig:
+    """Load ``config/datasets/<name>.yaml``."""
+    path = config_dir / "datasets" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (config_dir / "datasets").glob("*.yaml"))
+        raise ConfigError(f"dataset {name!r}: no recipe at {path}; known datasets: {known}")
+    try:
+        cfg = build_config(DatasetConfig, read_yaml(path), "dataset")
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    if cfg.name != name:
+        raise ConfigError(f"{path}: dataset.name: expected {name!r}, got {cfg.name!r}")
+    return cfg
+
+
+def load_recipe(method: str, dataset: str, config_dir: Path = CONFIG_DIR) -> Recipe:
+    """Load and validate the recipe for ``method`` on ``dataset``."""
+    dataset_cfg = load_dataset_config(dataset, config_dir)
+    path = config_dir / "recipes" / method / f"{dataset}.yaml"
+    if not path.is_file():
+        known = sorted(str(p.relative_to(config_dir / "recipes")) for p in
+                       (config_dir / "recipes").glob("*/*.yaml"))
+        raise ConfigError(f"no recipe for method {method!r} on {dataset!r} at {path}; "
+                          f"known recipes: {known}")
+    data = read_yaml(path)
+    sections = {
+        "model": ModelConfig,
+        "augment": AugmentConfig,
+        "optim": OptimConfig,
+        "train": TrainConfig,
+        "eval": EvalConfig,
+    }
+    unknown = sorted(set(data) - set(sections))
+    try:
+        if unknown:
+            raise ConfigError(
+                f"{unknown[0]}: unknown key; expected one of {', '.join(sorted(sections))}"
+            )
+        built = {}
+        for key, cls in sections.items():
+            if key not in data:
+                raise ConfigError(f"{key}: required key is missing")
+            built[key] = build_config(cls, data[key], key)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    if built["train"].method != method:
+        raise ConfigError(
+            f"{path}: train.method: expected {method!r} (the recipe folder), "
+            f"got {built['train'].method!r}"
+        )
+    return Recipe(method=method, dataset=dataset_cfg, **built)

@@ -1,0 +1,1 @@
+"""Datasets, split files, augmentations and the toy generator."""

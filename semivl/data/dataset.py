@@ -1,0 +1,113 @@
+"""Datasets over split files: labelled training crops and validation images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from semivl.config import AugmentConfig, DatasetConfig
+from semivl.data.splits import Pair, check_pairs_exist, read_split_file
+from semivl.data.transforms import (
+    PAD_LABELED,
+    mask_to_tensor,
+    normalize,
+    resize_short_side,
+    weak_augment,
+)
+
+
+class DataError(ValueError):
+    """The data on disk does not match what the split files and the dataset config promise."""
+
+
+def require_data_root(root: Path, dataset: str) -> Path:
+    """Fail with the path and the command that creates it if the dataset root is missing."""
+    root = Path(root)
+    if not root.is_dir():
+        if dataset == "toy":
+            hint = f"semivl data toy --out {root}"
+        else:
+            hint = (f"place the prepared {dataset} dataset there (layout: see "
+                    f"docs/datasets.md) or point --data-root at it")
+        raise DataError(f"dataset directory {root} does not exist; create it with: {hint}")
+    return root
+
+
+def read_mask(path: Path, cfg: DatasetConfig, *, check: bool = True) -> np.ndarray:
+    """Read an index mask, apply ``reduce_zero_label`` and check its values."""
+    mask = np.asarray(Image.open(path))
+    if mask.ndim != 2:
+        raise DataError(f"{path}: expected a single-channel index mask, got shape {mask.shape}")
+    if cfg.reduce_zero_label:
+        reduced = mask.astype(np.int16) - 1
+        reduced[(reduced == -1) | (reduced == 254)] = 255
+        mask = reduced.astype(np.uint8)
+    if check:
+        bad = (mask >= cfg.num_classes) & (mask != cfg.ignore_index)
+        if bad.any():
+            value = int(mask[bad][0])
+            raise DataError(
+                f"{path}: mask value {value} is outside [0, {cfg.num_classes}) and is not the "
+                f"ignore index {cfg.ignore_index}; check the dataset's label format"
+            )
+    return mask
+
+
+class SegmentationDataset(Dataset):
+    """Images and masks named by a split file.
+
+    ``mode="train"`` returns weakly augmented crops and expects ``(index, aug_seed)`` keys
+    from :class:`~semivl.data.sampling.SeededSampler`; ``mode="val"`` returns whole images
+    (optionally short-side resized) with their original-size masks.
+    """
+
+    def __init__(self, root: Path, split_file: Path, dataset: DatasetConfig, mode: str,
+                 augment: AugmentConfig, resize_short: int | None = None) -> None:
+        if mode not in ("train", "val"):
+            raise ValueError(f"mode must be 'train' or 'val', got {mode!r}")
+        self.root = require_data_root(root, dataset.name)
+        self.pairs: list[Pair] = read_split_file(split_file)
+        check_pairs_exist(self.root, self.pairs, split_file)
+        self.cfg = dataset
+        self.mode = mode
+        self.augment = augment
+        self.resize_short = resize_short
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def _load(self, index: int) -> tuple[Image.Image, Image.Image, str]:
+        image_rel, mask_rel = self.pairs[index]
+        image = Image.open(self.root / image_rel).convert("RGB")
+        mask = Image.fromarray(read_mask(self.root / mask_rel, self.cfg))
+        return image, mask, image_rel
+
+    def __getitem__(self, key):
+        if self.mode == "train":
+            index, aug_seed = key
+            image, mask, _ = self._load(index)
+            rng = np.random.default_rng(list(aug_seed))
+            image, mask = weak_augment(image, mask, self.augment, rng, mask_pad=PAD_LABELED)
+            return normalize(image, self.augment.mean, self.augment.std), mask_to_tensor(mask)
+        index = key[0] if isinstance(key, tuple) else key
+        image, mask, name = self._load(index)
+        if self.resize_short:
+            image = resize_short_side(image, self.resize_short)
+        return normalize(image, self.augment.mean, self.augment.std), mask_to_tensor(mask), name
+
+
+def collate_val(batch):
+    """Validation batches hold one image each (sizes differ)."""
+    if len(batch) != 1:
+        raise ValueError("validation runs with batch size 1")
+    image, mask, name = batch[0]
+    return image[None], mask[None], name
+
+
+def seed_worker(worker_id: int) -> None:  # noqa: ARG001 - DataLoader API
+    """Workers draw no global randomness (augmentations use per-sample seeds)."""
+    torch.set_num_threads(1)

@@ -1,0 +1,106 @@
+"""Split files in the upstream (UniMatch/SemiVL) format, and the generator for nested splits.
+
+A split file holds one ``<image relative path> <mask relative path>`` pair a line, relative
+to the dataset root. Upstream files often lack a final newline, so readers must not assume one
+and writers must not concatenate files blindly.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+Pair = tuple[str, str]
+
+
+class SplitFileError(ValueError):
+    """A split file is missing, malformed or names files that do not exist."""
+
+
+def read_split_file(path: Path) -> list[Pair]:
+    """Read ``image mask`` pairs; tolerant of a missing final newline, CRLF and blank lines."""
+    path = Path(path)
+    if not path.is_file():
+        raise SplitFileError(f"{path}: split file not found; create it with `semivl splits`")
+    pairs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise SplitFileError(
+                f"{path}:{number}: expected '<image> <mask>' (two fields), got {line!r}"
+            )
+        pairs.append((fields[0], fields[1]))
+    if not pairs:
+        raise SplitFileError(f"{path}: split file is empty")
+    return pairs
+
+
+def write_lines_atomic(path: Path, lines: list[str]) -> None:
+    """Write ``lines`` (newline-terminated) to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write("".join(f"{line}\n" for line in lines))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_split_file(path: Path, pairs: list[Pair]) -> None:
+    """Write pairs in the upstream format (atomically)."""
+    write_lines_atomic(path, [f"{image} {mask}" for image, mask in pairs])
+
+
+def voc_pairs(ids: list[str]) -> list[Pair]:
+    """Split-file pairs for VOC-layout ids."""
+    return [(f"JPEGImages/{i}.jpg", f"SegmentationClass/{i}.png") for i in ids]
+
+
+def read_id_list(path: Path) -> list[str]:
+    """Read a VOC ``ImageSets`` id list (one id a line)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SplitFileError(f"{path}: id list not found")
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def nested_labeled_split(ids: list[str], num_labeled: int, seed: int) -> tuple[list, list]:
+    """Labelled/unlabelled partition as in SemiVL's ``gen_ade_splits.py``.
+
+    The ids are sorted and shuffled with ``random.Random(seed)``; the first ``num_labeled``
+    are labelled and the rest unlabelled. Splits of different sizes drawn with the same seed
+    are therefore nested prefixes of one shuffled list.
+    """
+    if not 0 < num_labeled < len(ids):
+        raise SplitFileError(
+            f"num_labeled must be in [1, {len(ids) - 1}] for {len(ids)} images, got {num_labeled}"
+        )
+    shuffled = sorted(ids)
+    random.Random(seed).shuffle(shuffled)
+    return shuffled[:num_labeled], shuffled[num_labeled:]
+
+
+def check_pairs_exist(root: Path, pairs: list[Pair], split_path: Path, *,
+                      check_masks: bool = True, show: int = 5) -> None:
+    """Fail with the count and the first few names if a split line names a missing file."""
+    root = Path(root)
+    missing = []
+    for image, mask in pairs:
+        if not (root / image).is_file():
+            missing.append(image)
+        if check_masks and not (root / mask).is_file():
+            missing.append(mask)
+    if missing:
+        head = ", ".join(missing[:show])
+        more = f" (and {len(missing) - show} more)" if len(missing) > show else ""
+        raise SplitFileError(
+            f"{split_path}: {len(missing)} file(s) named in the split are missing under "
+            f"{root}: {head}{more}"
+        )

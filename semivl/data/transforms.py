@@ -1,0 +1,106 @@
+"""Weak (geometric) augmentation and normalisation, following UniMatch/SemiVL (spec 4.1).
+
+All randomness comes from the ``numpy.random.Generator`` passed in, so a sample's augmentation
+is reproducible from its seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from semivl.config import AugmentConfig
+
+PAD_LABELED = 255
+PAD_UNLABELED = 254  # marks padding in unlabelled masks; becomes the ignore mask
+
+
+def resize_unimatch(img: Image.Image, mask: Image.Image, rng: np.random.Generator,
+                    ratio_range: tuple[float, float]) -> tuple[Image.Image, Image.Image]:
+    """New long side drawn uniformly from the integers in [lo * L, hi * L], aspect kept."""
+    w, h = img.size
+    long_side = int(rng.integers(int(max(h, w) * ratio_range[0]),
+                                 int(max(h, w) * ratio_range[1]) + 1))
+    if h > w:
+        oh, ow = long_side, int(1.0 * w * long_side / h + 0.5)
+    else:
+        ow, oh = long_side, int(1.0 * h * long_side / w + 0.5)
+    return img.resize((ow, oh), Image.BILINEAR), mask.resize((ow, oh), Image.NEAREST)
+
+
+def mmseg_rescale_size(w: int, h: int, scale: tuple[float, float]) -> tuple[int, int]:
+    """mmcv ``rescale_size`` with keep_ratio: fit (long, short) = scale, rounding half up."""
+    long_edge, short_edge = max(scale), min(scale)
+    factor = min(long_edge / max(h, w), short_edge / min(h, w))
+    return int(w * factor + 0.5), int(h * factor + 0.5)
+
+
+def resize_mmseg(img: Image.Image, mask: Image.Image, rng: np.random.Generator,
+                 img_scale: tuple[int, int], ratio_range: tuple[float, float]
+                 ) -> tuple[Image.Image, Image.Image]:
+    """mmseg ``Resize(img_scale, ratio_range, keep_ratio=True)``: r ~ U(lo, hi)."""
+    ratio = float(rng.uniform(ratio_range[0], ratio_range[1]))
+    target = (int(img_scale[0] * ratio), int(img_scale[1] * ratio))
+    size = mmseg_rescale_size(*img.size, target)
+    return img.resize(size, Image.BILINEAR), mask.resize(size, Image.NEAREST)
+
+
+def pad_and_crop(img: Image.Image, mask: Image.Image, size: int, rng: np.random.Generator,
+                 mask_pad: int) -> tuple[Image.Image, Image.Image]:
+    """Pad right/bottom to ``size`` (image 0, mask ``mask_pad``), then crop a random square."""
+    w, h = img.size
+    pad_w, pad_h = max(size - w, 0), max(size - h, 0)
+    if pad_w or pad_h:
+        padded = Image.new(img.mode, (w + pad_w, h + pad_h), 0)
+        padded.paste(img, (0, 0))
+        padded_mask = Image.new(mask.mode, (w + pad_w, h + pad_h), mask_pad)
+        if mask.mode == "P":
+            padded_mask.putpalette(mask.getpalette())
+        padded_mask.paste(mask, (0, 0))
+        img, mask = padded, padded_mask
+    w, h = img.size
+    x = int(rng.integers(0, w - size + 1))
+    y = int(rng.integers(0, h - size + 1))
+    box = (x, y, x + size, y + size)
+    return img.crop(box), mask.crop(box)
+
+
+def hflip(img: Image.Image, mask: Image.Image, rng: np.random.Generator, p: float
+          ) -> tuple[Image.Image, Image.Image]:
+    """Horizontal flip with probability ``p``."""
+    if rng.random() < p:
+        return img.transpose(Image.FLIP_LEFT_RIGHT), mask.transpose(Image.FLIP_LEFT_RIGHT)
+    return img, mask
+
+
+def weak_augment(img: Image.Image, mask: Image.Image, cfg: AugmentConfig,
+                 rng: np.random.Generator, mask_pad: int = PAD_LABELED
+                 ) -> tuple[Image.Image, Image.Image]:
+    """Random rescale, pad-and-crop, horizontal flip (in this order, as upstream)."""
+    if cfg.resize == "unimatch":
+        img, mask = resize_unimatch(img, mask, rng, cfg.ratio_range)
+    else:
+        img, mask = resize_mmseg(img, mask, rng, cfg.img_scale, cfg.ratio_range)
+    img, mask = pad_and_crop(img, mask, cfg.crop_size, rng, mask_pad)
+    return hflip(img, mask, rng, cfg.hflip_prob)
+
+
+def normalize(img: Image.Image, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """PIL RGB image to a normalised float tensor [3, H, W]."""
+    arr = torch.from_numpy(np.asarray(img, dtype=np.float32).copy()).permute(2, 0, 1) / 255.0
+    mean_t = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+    std_t = torch.tensor(std, dtype=torch.float32)[:, None, None]
+    return (arr - mean_t) / std_t
+
+
+def mask_to_tensor(mask: Image.Image | np.ndarray) -> torch.Tensor:
+    """Index mask to a long tensor [H, W]."""
+    return torch.from_numpy(np.asarray(mask, dtype=np.int64).copy())
+
+
+def resize_short_side(img: Image.Image, short: int) -> Image.Image:
+    """Resize so the short side is ``short`` pixels, aspect kept and the long side uncapped."""
+    w, h = img.size
+    factor = short / min(w, h)
+    return img.resize((int(w * factor + 0.5), int(h * factor + 0.5)), Image.BILINEAR)

@@ -1,0 +1,1 @@
+"""Training loops, evaluation, metrics, optimisers and checkpoints."""

@@ -1,0 +1,82 @@
+"""The experiment grid (``config/config.yaml``, ``config/demo.yaml``) and run paths.
+
+Snakemake validates the same file against ``workflow/schemas/config.schema.yaml``; this module
+gives the library and the CLI the same view of it, with errors that name the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from semivl.config import ConfigError, build_config, read_yaml
+
+
+@dataclass(frozen=True)
+class SplitCell:
+    """One labelled split of one dataset."""
+
+    dataset: str
+    split: str
+
+
+@dataclass(frozen=True)
+class GridAxes:
+    """What to run: datasets x (their splits) x methods x seeds."""
+
+    datasets: list[str]
+    splits: list[SplitCell]
+    methods: list[str]
+    seeds: list[int]
+
+    def check(self, path: str) -> None:
+        for key in ("datasets", "splits", "methods", "seeds"):
+            if not getattr(self, key):
+                raise ConfigError(f"{path}.{key}: expected a non-empty list, got []")
+        for i, cell in enumerate(self.splits):
+            if cell.dataset not in self.datasets:
+                raise ConfigError(f"{path}.splits[{i}].dataset: expected one of "
+                                  f"{self.datasets} (grid.datasets), got {cell.dataset!r}")
+        unused = sorted(set(self.datasets) - {c.dataset for c in self.splits})
+        if unused:
+            raise ConfigError(f"{path}.datasets: {unused[0]!r} has no entry in grid.splits")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The whole experiment grid file."""
+
+    results_dir: str
+    grid: GridAxes
+    data_dir: str = "data"
+    config_dir: str = "config"
+
+    def run_dir(self, dataset: str, split: str, method: str, seed: int) -> Path:
+        """``<results_dir>/runs/<dataset>/<split>/<method>/seed<seed>``."""
+        return Path(self.results_dir) / "runs" / dataset / split / method / f"seed{seed}"
+
+    def runs(self) -> list[tuple[str, str, str, int]]:
+        """Every (dataset, split, method, seed) cell, in a fixed sorted order."""
+        return sorted(
+            (cell.dataset, cell.split, method, seed)
+            for cell in self.grid.splits for method in self.grid.methods
+            for seed in self.grid.seeds
+        )
+
+
+def load_grid(path: Path) -> Grid:
+    """Load and validate a grid file."""
+    path = Path(path)
+    try:
+        return build_config(Grid, read_yaml(path), "config")
+    except ConfigError as err:
+        message = str(err)
+        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}"
+                          ) from None
+
+
+def split_paths(data_dir: str | Path, dataset: str, split: str) -> dict[str, Path]:
+    """Split-file locations of one (dataset, split) cell."""
+    base = Path(data_dir) / "splits" / dataset
+    return {"labeled": base / split / "labeled.txt", "unlabeled": base / split / "unlabeled.txt",
+            "val": base / "val.txt"}

@@ -1,0 +1,1 @@
+"""Aggregation of run metrics, tables and figures."""

@@ -1,0 +1,61 @@
+"""Shared fixtures: a small toy dataset, split files and a tiny recipe, all in tmp folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(1)
+
+TINY_RECIPE = """
+model:
+  name: deeplabv3plus
+  args: {backbone: resnet10, dilations: [1, 2, 3], aspp_channels: 16, low_level_channels: 8}
+augment: {crop_size: 32, resize: unimatch}
+optim: {name: adamw, lr: 0.002, weight_decay: 0.01}
+train:
+  method: supervised
+  batch_size: 2
+  iters: 12
+  num_workers: 0
+  eval_every_iters: 6
+  eval_every_epochs: null
+  checkpoint_every_iters: 4
+eval: {mode: sliding_softmax, crop_size: 48}
+"""
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory) -> Path:
+    """A 24-train/6-val toy dataset with split files for split '6' and val."""
+    from semivl.data.splits import nested_labeled_split, read_id_list, voc_pairs, write_split_file
+    from semivl.data.toy import ToySpec, generate_toy
+
+    base = tmp_path_factory.mktemp("toy")
+    root = generate_toy(base / "toy", seed=3, spec=ToySpec(num_train=24, num_val=6))
+    sets = root / "ImageSets" / "Segmentation"
+    labeled, unlabeled = nested_labeled_split(read_id_list(sets / "train.txt"), 6, seed=0)
+    write_split_file(base / "splits" / "6" / "labeled.txt", voc_pairs(labeled))
+    write_split_file(base / "splits" / "6" / "unlabeled.txt", voc_pairs(unlabeled))
+    write_split_file(base / "splits" / "val.txt", voc_pairs(read_id_list(sets / "val.txt")))
+    return root
+
+
+@pytest.fixture()
+def config_dir(tmp_path) -> Path:
+    """A copy of config/ whose supervised toy recipe is tiny (12 iterations)."""
+    out = tmp_path / "config"
+    shutil.copytree(REPO / "config", out)
+    (out / "recipes" / "supervised" / "toy.yaml").write_text(TINY_RECIPE)
+    return out

@@ -1,0 +1,53 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from semivl.cli import EXIT_ERROR, build_parser, main
+
+STEPS = ["data", "splits", "train", "evaluate", "aggregate", "table", "plot"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_every_step_has_help(step, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([step, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: semivl" in capsys.readouterr().out
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "semivl.cli", "--help"], capture_output=True,
+                         text=True, check=True)
+    assert "data toy" in out.stdout or "data" in out.stdout
+
+
+def test_missing_data_root_exit_code_and_hint(tmp_path, repo, capsys):
+    code = main(["train", "--dataset", "toy", "--split", "6", "--method", "supervised",
+                 "--seed", "0", "--data-root", str(tmp_path / "data" / "toy"),
+                 "--splits-dir", str(tmp_path / "splits"), "--config-dir", str(repo / "config"),
+                 "--out", str(tmp_path / "run")])
+    assert code == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "semivl data toy --out" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_full_chain_by_hand(toy_root, config_dir, tmp_path, capsys):
+    splits = toy_root.parent / "splits"
+    run = tmp_path / "results" / "runs" / "toy" / "6" / "supervised" / "seed0"
+    common = ["--dataset", "toy", "--split", "6", "--method", "supervised", "--seed", "0",
+              "--data-root", str(toy_root), "--splits-dir", str(splits),
+              "--config-dir", str(config_dir), "--no-progress"]
+    assert main(["train", *common, "--out", str(run)]) == 0
+    assert main(["evaluate", *common, "--run-dir", str(run)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["per_class_iou"]) == {"background", "disc", "square", "triangle", "ring"}
+    assert 0 <= metrics["miou"] <= 100 and metrics["num_labeled"] == 6
+    csv_path = tmp_path / "results" / "metrics.csv"
+    assert main(["aggregate", "--out", str(csv_path), str(run / "metrics.json")]) == 0
+    assert main(["table", "--metrics", str(csv_path), "--out", str(tmp_path / "t.md")]) == 0
+    assert "| Supervised (labelled only) |" in (tmp_path / "t.md").read_text()
+    assert main(["aggregate", "--out", str(csv_path), str(tmp_path / "none.json")]) == EXIT_ERROR
+    assert "no metrics.json" in capsys.readouterr().err

@@ -1,0 +1,96 @@
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from semivl.config import ConfigError, ModelConfig, load_dataset_config, load_recipe
+from semivl.grid import load_grid
+from semivl.models import build_model
+
+
+def _recipe_with(config_dir: Path, section: str, key: str, value) -> None:
+    path = config_dir / "recipes" / "supervised" / "toy.yaml"
+    data = yaml.safe_load(path.read_text())
+    data[section][key] = value
+    path.write_text(yaml.safe_dump(data))
+
+
+def test_shipped_recipes_load(repo):
+    for dataset in ("toy", "pascal"):
+        recipe = load_recipe("supervised", dataset, repo / "config")
+        assert recipe.dataset.num_classes == len(recipe.dataset.class_names)
+    pascal = load_recipe("supervised", "pascal", repo / "config")
+    assert pascal.augment.crop_size == 321 and pascal.optim.lr == 0.001
+    assert pascal.optim.default_lr_mult == 10.0 and pascal.train.epochs == 80
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("optim", "lrr", 0.1, "optim.lrr: unknown key"),
+        ("train", "batch_size", "four", "train.batch_size: expected an integer, got 'four'"),
+        ("optim", "name", "rmsprop", "optim.name: expected one of 'sgd', 'adamw'"),
+        ("optim", "lr", -1.0, "optim.lr: expected > 0, got -1.0"),
+        ("train", "epochs", 3, "train.epochs/iters: expected exactly one of epochs and iters"),
+        ("augment", "ratio_range", [2.0], "augment.ratio_range: expected a list of 2 values"),
+    ],
+)
+def test_bad_recipe_names_file_and_key(config_dir, section, key, value, message):
+    _recipe_with(config_dir, section, key, value)
+    with pytest.raises(ConfigError) as err:
+        load_recipe("supervised", "toy", config_dir)
+    assert message in str(err.value)
+    assert "recipes/supervised/toy.yaml" in str(err.value)
+
+
+def test_missing_recipe_and_dataset(config_dir):
+    with pytest.raises(ConfigError, match="no recipe for method 'nope'"):
+        load_recipe("nope", "toy", config_dir)
+    with pytest.raises(ConfigError, match="known datasets"):
+        load_dataset_config("imagenet", config_dir)
+
+
+def test_dataset_class_count_checked(config_dir):
+    path = config_dir / "datasets" / "toy.yaml"
+    path.write_text(path.read_text().replace("num_classes: 5", "num_classes: 6"))
+    with pytest.raises(ConfigError, match="dataset.class_names: expected 6 names"):
+        load_dataset_config("toy", config_dir)
+
+
+def test_model_args_checked():
+    with pytest.raises(ConfigError, match="model.args.depth: unknown argument"):
+        build_model(ModelConfig("deeplabv3plus", {"depth": 3}), 5)
+    with pytest.raises(ConfigError, match="model.name: expected one of"):
+        build_model(ModelConfig("segformer"), 5)
+
+
+def test_grid_files_pass_schema_and_loader(repo):
+    schema = yaml.safe_load((repo / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    for name in ("config.yaml", "demo.yaml"):
+        data = yaml.safe_load((repo / "config" / name).read_text())
+        jsonschema.validate(data, schema)
+        grid = load_grid(repo / "config" / name)
+        assert grid.runs() == sorted(grid.runs())
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda g: g["grid"].update(methods=["fixmatch"]), "fixmatch"),
+        (lambda g: g.update(result_dir="x"), "result_dir"),
+        (lambda g: g["grid"]["splits"].append({"dataset": "coco", "split": "1_32"}), "coco"),
+    ],
+)
+def test_bad_grid_rejected_by_schema_and_loader(repo, tmp_path, edit, message):
+    schema = yaml.safe_load((repo / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    grid = yaml.safe_load((repo / "config" / "demo.yaml").read_text())
+    edit(grid)
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    if message != "coco":  # a dataset missing from grid.datasets is a cross-key rule
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(grid, schema)
+    if message != "fixmatch":  # method names are checked against recipes at run time
+        with pytest.raises(ConfigError, match=message):
+            load_grid(path)

@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semivl.config import AugmentConfig, load_dataset_config
+from semivl.data.dataset import DataError, SegmentationDataset, read_mask, require_data_root
+from semivl.data.sampling import SeededSampler
+from semivl.data.splits import (
+    SplitFileError,
+    check_pairs_exist,
+    nested_labeled_split,
+    read_split_file,
+)
+from semivl.data.transforms import (
+    PAD_LABELED,
+    PAD_UNLABELED,
+    mmseg_rescale_size,
+    pad_and_crop,
+    resize_unimatch,
+    weak_augment,
+)
+
+
+def test_split_file_without_final_newline(tmp_path):
+    path = tmp_path / "labeled.txt"
+    path.write_text("JPEGImages/a.jpg SegmentationClass/a.png\r\n\n"
+                    "JPEGImages/b.jpg SegmentationClass/b.png")
+    assert read_split_file(path) == [("JPEGImages/a.jpg", "SegmentationClass/a.png"),
+                                     ("JPEGImages/b.jpg", "SegmentationClass/b.png")]
+
+
+def test_malformed_split_line_names_line(tmp_path):
+    path = tmp_path / "labeled.txt"
+    path.write_text("a.jpg a.png\nonly_one_field\n")
+    with pytest.raises(SplitFileError, match=r"labeled.txt:2: expected"):
+        read_split_file(path)
+
+
+def test_missing_files_reported_with_count_and_names(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    (tmp_path / "a.png").write_bytes(b"x")
+    pairs = [("a.jpg", "a.png")] + [(f"m{i}.jpg", f"m{i}.png") for i in range(4)]
+    with pytest.raises(SplitFileError) as err:
+        check_pairs_exist(tmp_path, pairs, tmp_path / "split.txt")
+    assert "8 file(s)" in str(err.value) and "m0.jpg, m0.png" in str(err.value)
+    assert "(and 3 more)" in str(err.value)
+
+
+def test_nested_splits_are_prefixes():
+    ids = [f"id{i:03d}" for i in range(50)]
+    small, rest_small = nested_labeled_split(ids, 5, seed=0)
+    large, rest_large = nested_labeled_split(list(reversed(ids)), 20, seed=0)
+    assert large[:5] == small
+    assert sorted(small + rest_small) == sorted(ids) and not set(small) & set(rest_small)
+    assert len(rest_large) == 30
+    with pytest.raises(SplitFileError):
+        nested_labeled_split(ids, 50, seed=0)
+
+
+def test_missing_data_root_says_how_to_create(tmp_path):
+    with pytest.raises(DataError, match=r"semivl data toy --out .*nowhere"):
+        require_data_root(tmp_path / "nowhere", "toy")
+
+
+def test_mask_value_out_of_range(tmp_path, repo):
+    cfg = load_dataset_config("toy", repo / "config")
+    arr = np.zeros((8, 8), dtype=np.uint8)
+    arr[2, 3] = 7
+    path = tmp_path / "bad.png"
+    Image.fromarray(arr).save(path)
+    with pytest.raises(DataError, match=r"bad.png: mask value 7 is outside \[0, 5\)"):
+        read_mask(path, cfg)
+    arr[2, 3] = 255
+    Image.fromarray(arr).save(path)
+    assert read_mask(path, cfg).max() == 255
+
+
+def test_pad_values_labeled_and_unlabeled():
+    img = Image.new("RGB", (20, 10), (9, 9, 9))
+    mask = Image.fromarray(np.ones((10, 20), dtype=np.uint8))
+    rng = np.random.default_rng(0)
+    for pad in (PAD_LABELED, PAD_UNLABELED):
+        out_img, out_mask = pad_and_crop(img, mask, 32, rng, pad)
+        m, i = np.asarray(out_mask), np.asarray(out_img)
+        assert m.shape == (32, 32) and i.shape == (32, 32, 3)
+        assert (m[:10, :20] == 1).all() and (m[10:] == pad).all() and (m[:, 20:] == pad).all()
+        assert (i[10:] == 0).all() and (i[:10, :20] == 9).all()
+
+
+def test_resize_ranges():
+    img, mask = Image.new("RGB", (100, 50)), Image.new("L", (100, 50))
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        out, out_mask = resize_unimatch(img, mask, rng, (0.5, 2.0))
+        assert 50 <= out.size[0] <= 200 and out.size == out_mask.size
+        assert abs(out.size[0] / out.size[1] - 2.0) < 0.1
+    # mmseg keep-ratio rescale to (2048, 512): the short side becomes 512 for a 500x375 image
+    assert mmseg_rescale_size(500, 375, (2048, 512)) == (683, 512)
+
+
+def test_weak_augment_shapes_deterministic():
+    cfg = AugmentConfig(crop_size=24)
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (30, 40, 3), dtype=np.uint8))
+    mask = Image.fromarray(np.random.default_rng(2).integers(0, 5, (30, 40), dtype=np.uint8))
+    a = weak_augment(img, mask, cfg, np.random.default_rng(7))
+    b = weak_augment(img, mask, cfg, np.random.default_rng(7))
+    assert a[0].size == (24, 24) and a[1].size == (24, 24)
+    assert np.array_equal(np.asarray(a[0]), np.asarray(b[0]))
+
+
+def test_dataset_items(toy_root, repo):
+    cfg = load_dataset_config("toy", repo / "config")
+    aug = AugmentConfig(crop_size=32)
+    splits = toy_root.parent / "splits"
+    train = SegmentationDataset(toy_root, splits / "6" / "labeled.txt", cfg, "train", aug)
+    image, mask = train[(0, (0, 0, 0, 0))]
+    assert image.shape == (3, 32, 32) and image.dtype == torch.float32
+    assert mask.shape == (32, 32) and mask.dtype == torch.int64
+    assert torch.equal(train[(0, (0, 0, 0, 0))][0], image)  # same seed, same crop
+    val = SegmentationDataset(toy_root, splits / "val.txt", cfg, "val", aug)
+    image, mask, name = val[0]
+    assert image.shape[-2:] == mask.shape and name.startswith("JPEGImages/")
+
+
+def test_sampler_resume_and_sharding():
+    sampler = SeededSampler(10, seed=3, length=14)
+    sampler.set_epoch(2)
+    full = list(sampler)
+    assert len(full) == 14 and {i for i, _ in full} == set(range(10))
+    sampler.set_start(5)
+    assert list(sampler) == full[5:]
+    sampler.set_epoch(3)
+    sampler.set_start(0)
+    assert [i for i, _ in sampler] != [i for i, _ in full]
+    shards = [list(SeededSampler(10, seed=3, length=14, num_replicas=2, rank=r)) for r in (0, 1)]
+    one = list(SeededSampler(10, seed=3, length=14))
+    merged = [x for pair in zip(*shards, strict=True) for x in pair]
+    assert [(i, s[3]) for i, s in merged] == [(i, s[3]) for i, s in one]

@@ -1,0 +1,131 @@
+"""The Snakemake DAG and the DVC pipeline: same outputs, and both run end to end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, TINY_RECIPE
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
+# The reduced grid the end-to-end runs use: two splits, two seeds, 12 iterations a run.
+SMALL_GRID = {
+    "results_dir": "results/demo",
+    "data_dir": "data",
+    "config_dir": "config",
+    "grid": {
+        "datasets": ["toy"],
+        "splits": [{"dataset": "toy", "split": "6"}, {"dataset": "toy", "split": "12"}],
+        "methods": ["supervised"],
+        "seeds": [0, 1],
+    },
+}
+
+
+def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+def _checkout(tmp: Path, grid: dict | None = None, tiny: bool = False) -> Path:
+    """A copy of the repository's tracked workflow files, as a fresh git+DVC checkout."""
+    root = tmp / "checkout"
+    root.mkdir()
+    for name in ("Snakefile", "dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy2(REPO / name, root / name)
+    for name in ("workflow", "config", "semivl", "baselines", ".dvc"):
+        shutil.copytree(REPO / name, root / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
+    if grid is not None:
+        (root / "config" / "config.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
+        (root / "config" / "demo.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
+    if tiny:
+        (root / "config" / "recipes" / "supervised" / "toy.yaml").write_text(TINY_RECIPE)
+    _run(["git", "init", "-q"], root)
+    return root
+
+
+def _snakemake_outputs(root: Path, configfile: str) -> set[str]:
+    out = _run([str(BIN / "snakemake"), "--configfile", configfile, "--summary"], root)
+    rows = [line.split("\t") for line in out.splitlines() if "\t" in line]
+    return {row[0] for row in rows[1:] if row[0] != "output_file"}
+
+
+def _dvc_outputs(root: Path) -> set[str]:
+    code = ("from dvc.repo import Repo\n"
+            "r = Repo('.')\n"
+            "print('\\n'.join(str(o.def_path) for s in r.index.stages for o in s.outs))")
+    return set(_run([sys.executable, "-c", code], root).split())
+
+
+def test_snakefile_and_dvc_declare_the_same_outputs(tmp_path):
+    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    root = _checkout(tmp_path, grid=demo)
+    smk, dvc = _snakemake_outputs(root, "config/demo.yaml"), _dvc_outputs(root)
+    assert smk == dvc, f"only Snakemake: {smk - dvc}; only DVC: {dvc - smk}"
+    assert "results/demo/tables.md" in smk and "data/toy" in smk
+    assert sum(p.endswith("metrics.json") for p in smk) == 8  # 4 splits x 2 seeds
+
+
+def test_snakemake_rejects_a_bad_config(tmp_path):
+    root = _checkout(tmp_path)
+    bad = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    bad["grid"]["seeds"] = ["zero"]
+    (root / "bad.yaml").write_text(yaml.safe_dump(bad))
+    proc = subprocess.run([str(BIN / "snakemake"), "-n", "--configfile", "bad.yaml"], cwd=root,
+                          env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "zero" in proc.stderr + proc.stdout and "seeds" in proc.stderr + proc.stdout
+
+
+def test_missing_real_dataset_named_at_parse_time(tmp_path):
+    root = _checkout(tmp_path)
+    proc = subprocess.run([str(BIN / "snakemake"), "-n"], cwd=root, env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "dataset directory data/pascal does not exist" in proc.stdout + proc.stderr
+
+
+def _check_tables(root: Path) -> str:
+    text = (root / "results" / "demo" / "tables.md").read_text()
+    assert "| method | 6 | 12 |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| Supervised"))
+    cells = [c.strip() for c in row.strip("|").split("|")[1:]]
+    assert len(cells) == 2 and all(c.endswith("(2)") and "±" in c for c in cells)
+    png = root / "results" / "demo" / "figures" / "miou_vs_labels.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    return text
+
+
+@pytest.mark.slow
+def test_snakemake_end_to_end(tmp_path):
+    root = _checkout(tmp_path, grid=SMALL_GRID, tiny=True)
+    _run([str(BIN / "snakemake"), "all", "--cores", "2", "--configfile", "config/demo.yaml"],
+         root)
+    _check_tables(root)
+    run = root / "results/demo/runs/toy/12/supervised/seed1"
+    for name in ("model.pt", "metrics.json", "train_summary.json", "log.csv", "config.yaml"):
+        assert (run / name).is_file(), name
+    again = _run([str(BIN / "snakemake"), "all", "--cores", "2", "--configfile",
+                  "config/demo.yaml"], root)
+    assert "Nothing to be done" in again
+
+
+@pytest.mark.slow
+def test_dvc_repro_end_to_end(tmp_path):
+    root = _checkout(tmp_path, grid=SMALL_GRID, tiny=True)
+    out = _run([str(BIN / "dvc"), "repro"], root, timeout=900)
+    assert "Running stage 'train@cell1-supervised-1'" in out
+    _check_tables(root)
+    status = _run([str(BIN / "dvc"), "status"], root)
+    assert "up to date" in status
+    metrics = _run([str(BIN / "dvc"), "metrics", "show"], root)
+    assert "results/demo/runs/toy/6/supervised/seed0/metrics.json" in metrics

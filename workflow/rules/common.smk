@@ -1,0 +1,44 @@
+# Config loading, validation and path helpers shared by all rules.
+from snakemake.utils import validate
+
+configfile: "config/config.yaml"
+
+
+validate(config, "../schemas/config.schema.yaml")
+
+RESULTS = config["results_dir"]
+DATA = config["data_dir"]
+CONFIG_DIR = config["config_dir"]
+GRID = config["grid"]
+SPLITS = [(cell["dataset"], str(cell["split"])) for cell in GRID["splits"]]
+METHODS = GRID["methods"]
+SEEDS = GRID["seeds"]
+# Datasets that the workflow can create itself; the others must already be prepared on disk.
+GENERATED_DATASETS = {"toy"}
+
+for _dataset in GRID["datasets"]:
+    if _dataset not in GENERATED_DATASETS and not os.path.isdir(f"{DATA}/{_dataset}"):
+        raise WorkflowError(
+            f"dataset directory {DATA}/{_dataset} does not exist. Automatic download of "
+            f"{_dataset} is not available yet: place the prepared dataset there (layout in "
+            f"docs/datasets.md), or remove it from grid.datasets in your config."
+        )
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_]+",
+    split=r"[A-Za-z0-9_]+",
+    method=r"[A-Za-z0-9_]+",
+    seed=r"\d+",
+
+
+def run_dir(dataset, split, method, seed):
+    return f"{RESULTS}/runs/{dataset}/{split}/{method}/seed{seed}"
+
+
+def all_runs(filename):
+    return [
+        f"{run_dir(d, s, m, k)}/{filename}"
+        for d, s in SPLITS
+        for m in METHODS
+        for k in SEEDS
+    ]

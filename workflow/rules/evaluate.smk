@@ -1,0 +1,20 @@
+# Evaluation of each trained run on the dataset's val split.
+
+
+rule evaluate:
+    input:
+        model=f"{RESULTS}/runs/{{dataset}}/{{split}}/{{method}}/seed{{seed}}/model.pt",
+        summary=f"{RESULTS}/runs/{{dataset}}/{{split}}/{{method}}/seed{{seed}}/train_summary.json",
+        val=f"{DATA}/splits/{{dataset}}/val.txt",
+    output:
+        f"{RESULTS}/runs/{{dataset}}/{{split}}/{{method}}/seed{{seed}}/metrics.json",
+    log:
+        f"{RESULTS}/logs/evaluate/{{dataset}}_{{split}}_{{method}}_seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{dataset}}_{{split}}_{{method}}_seed{{seed}}.tsv"
+    threads: 1
+    shell:
+        "semivl evaluate --dataset {wildcards.dataset} --split {wildcards.split}"
+        " --method {wildcards.method} --seed {wildcards.seed} --data-root {DATA}/{wildcards.dataset}"
+        " --splits-dir {DATA}/splits/{wildcards.dataset} --config-dir {CONFIG_DIR}"
+        " --threads {threads} --run-dir $(dirname {output}) > {log} 2>&1"
