@@ -20,6 +20,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="folder with <split>/labeled.txt and val.txt")
     p.add_argument("--config-dir", type=Path, default=Path("config"),
                    help="folder holding datasets/ and recipes/ (default: ./config)")
+    p.add_argument("--weights-dir", type=Path, default=Path("resources/weights"),
+                   help="folder of pretrained backbone files (default: resources/weights)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -72,7 +74,9 @@ def _run_spec(args: argparse.Namespace, out_dir: Path):
     recipe = load_recipe(args.method, args.dataset, args.config_dir)
     return RunSpec(recipe=recipe, data_root=args.data_root,
                    labeled_split=args.splits_dir / args.split / "labeled.txt",
-                   val_split=args.splits_dir / "val.txt", out_dir=out_dir, seed=args.seed)
+                   unlabeled_split=args.splits_dir / args.split / "unlabeled.txt",
+                   val_split=args.splits_dir / "val.txt", out_dir=out_dir, seed=args.seed,
+                   weights_dir=args.weights_dir, config_dir=args.config_dir)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -118,6 +122,48 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     out = args.out or args.run_dir / "metrics.json"
     write_json_atomic(metrics, out)
     print(f"mIoU {result.miou:.2f} on {result.num_images} images -> {out}")
+
+
+def cmd_weights_fetch(args: argparse.Namespace) -> None:
+    from semivl.config import load_recipe
+    from semivl.grid import load_grid
+    from semivl.weights import fetch, link_into
+
+    if bool(args.grid) == bool(args.name):
+        raise ValueError("give either --grid or one or more --name, not both")
+    names = set(args.name or [])
+    if args.grid:
+        grid = load_grid(args.grid)
+        for cell in grid.grid.splits:
+            for method in grid.grid.methods:
+                pretrained = load_recipe(method, cell.dataset, args.config_dir).model.pretrained
+                if pretrained:
+                    names.add(pretrained)
+    files = [fetch(name, args.config_dir, args.cache_dir, progress=not args.no_progress)
+             for name in sorted(names)]
+    link_into(files, args.out_dir)
+    print(f"{args.out_dir}: {', '.join(sorted(names)) or 'no pretrained weights needed'}")
+
+
+def cmd_model_summary(args: argparse.Namespace) -> None:
+    import json
+
+    from semivl.config import load_recipe
+    from semivl.models import build_model
+
+    recipe = load_recipe(args.method, args.dataset, args.config_dir)
+    model = build_model(recipe.model, recipe.dataset.num_classes)
+
+    def count(params) -> dict[str, int]:
+        params = list(params)
+        return {"total": sum(p.numel() for p in params),
+                "trainable": sum(p.numel() for p in params if p.requires_grad)}
+
+    summary = {"dataset": args.dataset, "method": args.method, "model": recipe.model.name,
+               "pretrained": recipe.model.pretrained, **count(model.parameters()),
+               "by_module": {name: count(child.parameters())
+                             for name, child in model.named_children()}}
+    print(json.dumps(summary, indent=2))
 
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
@@ -200,6 +246,27 @@ def build_parser() -> argparse.ArgumentParser:
                           help="metrics file (default: <run-dir>/metrics.json)")
     evaluate.set_defaults(func=cmd_evaluate)
 
+    weights = sub.add_parser("weights", help="pretrained backbone weights")
+    weights_sub = weights.add_subparsers(dest="weights_command", required=True, metavar="<cmd>")
+    fetch = weights_sub.add_parser(
+        "fetch", help="download, verify (sha256 pinned in config/weights.lock.yaml) and link")
+    fetch.add_argument("--name", action="append", help="weights name (config/weights.yaml)")
+    fetch.add_argument("--grid", type=Path, help="fetch every file the grid's recipes need")
+    fetch.add_argument("--config-dir", type=Path, default=Path("config"))
+    fetch.add_argument("--cache-dir", type=Path, default=Path("resources/cache/weights"),
+                       help="download cache (kept across runs)")
+    fetch.add_argument("--out-dir", type=Path, default=Path("resources/weights"),
+                       help="folder the training jobs read")
+    fetch.add_argument("--no-progress", action="store_true")
+    fetch.set_defaults(func=cmd_weights_fetch)
+
+    summary = sub.add_parser("model-summary",
+                             help="parameter counts of a recipe's model (JSON), no downloads")
+    summary.add_argument("--dataset", required=True)
+    summary.add_argument("--method", required=True)
+    summary.add_argument("--config-dir", type=Path, default=Path("config"))
+    summary.set_defaults(func=cmd_model_summary)
+
     aggregate = sub.add_parser("aggregate", help="collect the grid's metrics.json into a CSV")
     aggregate.add_argument("--grid", type=Path, default=None,
                            help="grid file (config/*.yaml): collect every run of the grid")
@@ -226,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     from semivl.config import ConfigError
     from semivl.data.dataset import DataError
     from semivl.data.splits import SplitFileError
+    from semivl.download import DownloadError
     from semivl.engine.trainer import TrainingStopped
 
     args = build_parser().parse_args(argv)
@@ -238,8 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingStopped as stop:
         print(f"semivl: {stop}", file=sys.stderr)
         return EXIT_STOPPED
-    except (ConfigError, DataError, SplitFileError, FileNotFoundError, FileExistsError,
-            RuntimeError, ValueError) as err:
+    except (ConfigError, DataError, SplitFileError, DownloadError, FileNotFoundError,
+            FileExistsError, RuntimeError, ValueError) as err:
         print(f"semivl {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     return 0

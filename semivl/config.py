@@ -40,7 +40,7 @@ class DatasetConfig:
     """Facts about a dataset: classes, on-disk layout and its labelled splits."""
 
     name: str
-    layout: Literal["voc"]
+    layout: Literal["voc", "coco", "ade20k", "cityscapes"]
     num_classes: int
     class_names: list[str]
     ignore_index: int = 255
@@ -88,6 +88,8 @@ class ModelConfig:
 
     name: str
     args: dict[str, Any] = field(default_factory=dict)
+    # Name of pretrained backbone weights (config/weights.yaml), loaded into `model.backbone`.
+    pretrained: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,16 +126,27 @@ class OptimConfig:
 class TrainConfig:
     """Schedule and loop settings of one method."""
 
-    method: Literal["supervised"]
-    batch_size: int  # images per process per stream
+    method: Literal["supervised", "unimatch"]
+    batch_size: int  # images per process and stream in one forward pass
+    # Images per stream in one optimiser step over all processes (upstream: 4 GPUs x 2 = 8).
+    # When fewer processes run, gradients are accumulated over micro-batches to keep it.
+    # null: one micro-batch per step on however many processes run.
+    global_batch_size: int | None = None
     epochs: int | None = None
     # If set, epochs = ceil(iters / iterations per epoch) (SemiVL's `iters` key).
     iters: int | None = None
     num_workers: int = 1
-    criterion: Literal["ce"] = "ce"
+    criterion: Literal["ce", "ohem"] = "ce"
+    ohem_thresh: float = 0.7
+    ohem_min_kept: int = 200000
+    # Pseudo-label confidence: "pixelwise" threshold, or SemiVL's "pixelavg" weighting.
+    conf_mode: Literal["pixelwise", "pixelavg"] = "pixelwise"
+    conf_thresh: float = 0.95
+    fp_rate: float = 0.5
     eval_every_epochs: int | None = 1
     eval_every_iters: int | None = None
     checkpoint_every_iters: int = 500
+    checkpoint_every_minutes: float = 10.0
 
     def check(self, path: str) -> None:
         _require(self.batch_size >= 1, f"{path}.batch_size", ">= 1", self.batch_size)
@@ -154,6 +167,14 @@ class TrainConfig:
              "eval_every_iters": self.eval_every_iters},
         )
         _require(self.num_workers >= 0, f"{path}.num_workers", ">= 0", self.num_workers)
+        _require(0 <= self.conf_thresh <= 1, f"{path}.conf_thresh", "in [0, 1]", self.conf_thresh)
+        _require(0 <= self.fp_rate < 1, f"{path}.fp_rate", "in [0, 1)", self.fp_rate)
+        _require(
+            self.global_batch_size is None or self.global_batch_size % self.batch_size == 0,
+            f"{path}.global_batch_size",
+            f"a multiple of batch_size ({self.batch_size}) or null",
+            self.global_batch_size,
+        )
         _require(
             self.checkpoint_every_iters >= 1,
             f"{path}.checkpoint_every_iters",

@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 TINY_RECIPE = """
 model:
   name: deeplabv3plus
-  args: {backbone: resnet10, dilations: [1, 2, 3], aspp_channels: 16, low_level_channels: 8}
+  args: {backbone: tv_resnet10, dilations: [1, 2, 3], aspp_channels: 16, low_level_channels: 8}
 augment: {crop_size: 32, resize: unimatch}
 optim: {name: adamw, lr: 0.002, weight_decay: 0.01}
 train:
@@ -52,10 +52,36 @@ def toy_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def full_label_root(toy_root, tmp_path_factory) -> Path:
+    """The toy fixture with every boundary pixel labelled background (no ignore pixels), so
+    that every image contributes the same number of pixels to a loss."""
+    import numpy as np
+    from PIL import Image
+
+    base = tmp_path_factory.mktemp("full")
+    root = base / "toy"
+    shutil.copytree(toy_root, root)
+    shutil.copytree(toy_root.parent / "splits", base / "splits")
+    for png in (root / "SegmentationClass").glob("*.png"):
+        mask = Image.open(png)
+        arr = np.asarray(mask).copy()
+        arr[arr == 255] = 0
+        out = Image.fromarray(arr, mode="P")
+        out.putpalette(mask.getpalette())
+        out.save(png)
+    return root
+
+
+TINY_UNIMATCH = TINY_RECIPE.replace("method: supervised", "method: unimatch").replace(
+    "iters: 12", "iters: 8").replace("checkpoint_every_iters: 4", "checkpoint_every_iters: 3")
+
+
 @pytest.fixture()
 def config_dir(tmp_path) -> Path:
-    """A copy of config/ whose supervised toy recipe is tiny (12 iterations)."""
+    """A copy of config/ whose toy recipes are tiny (12 and 8 iterations)."""
     out = tmp_path / "config"
     shutil.copytree(REPO / "config", out)
     (out / "recipes" / "supervised" / "toy.yaml").write_text(TINY_RECIPE)
+    (out / "recipes" / "unimatch" / "toy.yaml").write_text(TINY_UNIMATCH)
     return out

@@ -6,7 +6,8 @@ import pytest
 
 from semivl.cli import EXIT_ERROR, build_parser, main
 
-STEPS = ["data", "splits", "train", "evaluate", "aggregate", "table", "plot"]
+STEPS = ["data", "splits", "weights", "train", "evaluate", "model-summary", "aggregate",
+         "table", "plot"]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -51,3 +52,26 @@ def test_full_chain_by_hand(toy_root, config_dir, tmp_path, capsys):
     assert "| Supervised (labelled only) |" in (tmp_path / "t.md").read_text()
     assert main(["aggregate", "--out", str(csv_path), str(tmp_path / "none.json")]) == EXIT_ERROR
     assert "no metrics.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("dataset", "method", "backbone_millions"),
+                         [("pascal", "unimatch", 42.62), ("coco", "supervised", 37.87),
+                          ("toy", "unimatch", 4.906)])
+def test_model_summary(dataset, method, backbone_millions, repo, capsys):
+    assert main(["model-summary", "--dataset", dataset, "--method", method,
+                 "--config-dir", str(repo / "config")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["by_module"]) == {"backbone", "decoder"}
+    assert summary["total"] == sum(m["total"] for m in summary["by_module"].values())
+    assert summary["trainable"] == summary["total"]
+    assert summary["by_module"]["backbone"]["total"] / 1e6 == pytest.approx(backbone_millions,
+                                                                            rel=0.001)
+
+
+def test_weights_fetch_for_a_grid_without_pretrained_models(tmp_path, repo, capsys):
+    out = tmp_path / "weights"
+    assert main(["weights", "fetch", "--grid", str(repo / "config" / "demo.yaml"),
+                 "--config-dir", str(repo / "config"), "--cache-dir", str(tmp_path / "cache"),
+                 "--out-dir", str(out)]) == 0
+    assert out.is_dir() and not any(out.iterdir())
+    assert "no pretrained weights needed" in capsys.readouterr().out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, TINY_RECIPE
+from conftest import REPO, TINY_RECIPE, TINY_UNIMATCH
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
@@ -22,7 +22,7 @@ SMALL_GRID = {
     "grid": {
         "datasets": ["toy"],
         "splits": [{"dataset": "toy", "split": "6"}, {"dataset": "toy", "split": "12"}],
-        "methods": ["supervised"],
+        "methods": ["supervised", "unimatch"],
         "seeds": [0, 1],
     },
 }
@@ -49,6 +49,9 @@ def _checkout(tmp: Path, grid: dict | None = None, tiny: bool = False) -> Path:
         (root / "config" / "demo.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
     if tiny:
         (root / "config" / "recipes" / "supervised" / "toy.yaml").write_text(TINY_RECIPE)
+        # The full toy set has about 230 unlabelled images: a batch of 16 keeps an epoch short.
+        (root / "config" / "recipes" / "unimatch" / "toy.yaml").write_text(
+            TINY_UNIMATCH.replace("batch_size: 2", "batch_size: 16"))
     _run(["git", "init", "-q"], root)
     return root
 
@@ -72,7 +75,8 @@ def test_snakefile_and_dvc_declare_the_same_outputs(tmp_path):
     smk, dvc = _snakemake_outputs(root, "config/demo.yaml"), _dvc_outputs(root)
     assert smk == dvc, f"only Snakemake: {smk - dvc}; only DVC: {dvc - smk}"
     assert "results/demo/tables.md" in smk and "data/toy" in smk
-    assert sum(p.endswith("metrics.json") for p in smk) == 8  # 4 splits x 2 seeds
+    assert sum(p.endswith("metrics.json") for p in smk) == 16  # 4 splits x 2 seeds x 2
+    assert "resources/weights" in smk
 
 
 def test_snakemake_rejects_a_bad_config(tmp_path):
@@ -97,9 +101,10 @@ def test_missing_real_dataset_named_at_parse_time(tmp_path):
 def _check_tables(root: Path) -> str:
     text = (root / "results" / "demo" / "tables.md").read_text()
     assert "| method | 6 | 12 |" in text
-    row = next(line for line in text.splitlines() if line.startswith("| Supervised"))
-    cells = [c.strip() for c in row.strip("|").split("|")[1:]]
-    assert len(cells) == 2 and all(c.endswith("(2)") and "±" in c for c in cells)
+    for method in ("| Supervised", "| UniMatch"):
+        row = next(line for line in text.splitlines() if line.startswith(method))
+        cells = [c.strip() for c in row.strip("|").split("|")[1:]]
+        assert len(cells) == 2 and all(c.endswith("(2)") and "±" in c for c in cells)
     png = root / "results" / "demo" / "figures" / "miou_vs_labels.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
     return text

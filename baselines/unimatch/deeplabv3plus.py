@@ -1,12 +1,10 @@
-"""DeepLabV3+ as in UniMatch (spec unimatch.md section 1.3), on torchvision ResNets.
+"""DeepLabV3+ as in UniMatch (spec unimatch.md section 1.3).
 
 ASPP with a 1x1 branch, three dilated 3x3 branches and image pooling (BN + ReLU each, no
-dropout), a 48-channel low-level branch from layer1, two 3x3 fuse convs and a 1x1 classifier;
-all convs bias-free except the classifier; bilinear upsampling with ``align_corners=True``.
-
-The backbone here is a randomly initialised torchvision ResNet. ``resnet10`` (one BasicBlock a
-stage) is the tiny demo/test backbone; BasicBlock stages cannot dilate, so its layer4 stride is
-simply removed to reach output stride 16.
+dropout), a 48-channel low-level branch from the stride-4 feature, two 3x3 fuse convs and a
+1x1 classifier; all convs bias-free except the classifier; bilinear upsampling with
+``align_corners=True``. Backbones: UniMatch's deep-stem ResNet-50/101 and Xception-65 at
+output stride 16, and small torchvision-style ResNets for the demo and tests.
 """
 
 from __future__ import annotations
@@ -14,44 +12,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import resnet
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
-_RESNETS = {
-    "resnet10": (BasicBlock, [1, 1, 1, 1]),
-    "resnet18": (BasicBlock, [2, 2, 2, 2]),
-    "resnet50": (Bottleneck, [3, 4, 6, 3]),
-    "resnet101": (Bottleneck, [3, 4, 23, 3]),
-}
+from baselines.unimatch.resnet import DEEP_STEM, TORCHVISION, DeepStemResNet, TorchvisionResNet
+from baselines.unimatch.xception import Xception65
+
+BACKBONES = sorted([*DEEP_STEM, *TORCHVISION, "xception65"])
 
 
-class ResNetBackbone(nn.Module):
-    """ResNet trunk returning (c1, c4): layer1 (stride 4) and layer4 (stride 16)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        if name not in _RESNETS:
-            raise ValueError(f"unknown backbone {name!r}; expected one of {sorted(_RESNETS)}")
-        block, layers = _RESNETS[name]
-        if block is Bottleneck:
-            net = resnet.ResNet(block, layers, replace_stride_with_dilation=[False, False, True])
-        else:
-            net = resnet.ResNet(block, layers)
-            first = net.layer4[0]
-            first.conv1.stride = (1, 1)
-            if first.downsample is not None:
-                first.downsample[0].stride = (1, 1)
-        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-        self.layer1, self.layer2 = net.layer1, net.layer2
-        self.layer3, self.layer4 = net.layer3, net.layer4
-        expansion = block.expansion
-        self.low_channels = 64 * expansion
-        self.high_channels = 512 * expansion
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c1 = self.layer1(self.stem(x))
-        c4 = self.layer4(self.layer3(self.layer2(c1)))
-        return c1, c4
+def build_backbone(name: str) -> nn.Module:
+    """A trunk returning (c1, c4) with ``low_channels`` and ``high_channels`` attributes."""
+    if name in DEEP_STEM:
+        return DeepStemResNet(DEEP_STEM[name])
+    if name in TORCHVISION:
+        return TorchvisionResNet(TORCHVISION[name])
+    if name == "xception65":
+        return Xception65()
+    raise ValueError(f"unknown backbone {name!r}; expected one of {BACKBONES}")
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int, dilation: int = 1) -> nn.Sequential:
@@ -92,40 +68,61 @@ class ASPP(nn.Module):
         return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
 
 
-class DeepLabV3Plus(nn.Module):
-    """DeepLabV3+ segmentation network.
+class DeepLabV3PlusDecoder(nn.Module):
+    """ASPP on c4, a reduced c1 branch, two fuse convs and the classifier."""
 
-    Args:
-        num_classes: output channels.
-        backbone: one of ``resnet10``, ``resnet18``, ``resnet50``, ``resnet101``.
-        dilations: ASPP dilation rates (UniMatch: 6, 12, 18).
-        aspp_channels: ASPP width; UniMatch uses high-level channels / 8 (256 for ResNet-50+).
-        low_level_channels: width of the reduced layer1 branch (48 upstream).
-    """
-
-    def __init__(self, num_classes: int, backbone: str = "resnet101",
-                 dilations: tuple[int, int, int] = (6, 12, 18), aspp_channels: int | None = None,
-                 low_level_channels: int = 48) -> None:
+    def __init__(self, num_classes: int, low_channels: int, high_channels: int,
+                 dilations: tuple[int, int, int], width: int, low_level_channels: int) -> None:
         super().__init__()
-        self.backbone = ResNetBackbone(backbone)
-        high = self.backbone.high_channels
-        width = aspp_channels or high // 8
-        self.head = ASPP(high, width, tuple(dilations))
-        self.reduce = _conv_bn_relu(self.backbone.low_channels, low_level_channels, 1)
+        self.aspp = ASPP(high_channels, width, tuple(dilations))
+        self.reduce = _conv_bn_relu(low_channels, low_level_channels, 1)
         self.fuse = nn.Sequential(
             _conv_bn_relu(width + low_level_channels, width, 3),
             _conv_bn_relu(width, width, 3),
         )
         self.classifier = nn.Conv2d(width, num_classes, 1, bias=True)
 
-    def decode(self, c1: torch.Tensor, c4: torch.Tensor) -> torch.Tensor:
-        """Decoder from backbone features to logits at the layer1 resolution."""
-        c4 = self.head(c4)
+    def forward(self, c1: torch.Tensor, c4: torch.Tensor) -> torch.Tensor:
+        """Logits at the resolution of c1 (stride 4)."""
+        c4 = self.aspp(c4)
         c4 = F.interpolate(c4, size=c1.shape[-2:], mode="bilinear", align_corners=True)
-        fused = self.fuse(torch.cat([self.reduce(c1), c4], dim=1))
-        return self.classifier(fused)
+        return self.classifier(self.fuse(torch.cat([self.reduce(c1), c4], dim=1)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+
+class DeepLabV3Plus(nn.Module):
+    """DeepLabV3+ segmentation network: ``backbone`` (c1, c4) and ``decoder``.
+
+    Args:
+        num_classes: output channels.
+        backbone: one of ``resnet50``, ``resnet101`` (deep stem), ``xception65``,
+            ``tv_resnet10``, ``tv_resnet18``.
+        dilations: ASPP dilation rates (UniMatch: 6, 12, 18).
+        aspp_channels: ASPP and fuse width; UniMatch uses high-level channels / 8 (256).
+        low_level_channels: width of the reduced stride-4 branch (48 upstream).
+    """
+
+    def __init__(self, num_classes: int, backbone: str = "resnet101",
+                 dilations: tuple[int, int, int] = (6, 12, 18), aspp_channels: int | None = None,
+                 low_level_channels: int = 48) -> None:
+        super().__init__()
+        self.backbone = build_backbone(backbone)
+        high = self.backbone.high_channels
+        self.decoder = DeepLabV3PlusDecoder(num_classes, self.backbone.low_channels, high,
+                                            dilations, aspp_channels or high // 8,
+                                            low_level_channels)
+
+    def forward(self, x: torch.Tensor, need_fp: bool = False, fp_rate: float = 0.5
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits at the input size; with ``need_fp`` also the feature-perturbed logits.
+
+        Feature perturbation (UniMatch): c1 and c4 are each concatenated with an independent
+        channel-dropout copy (Dropout2d, always active), the decoder runs once on the doubled
+        batch, and the output is split into the clean and the perturbed prediction.
+        """
         c1, c4 = self.backbone(x)
-        out = self.decode(c1, c4)
-        return F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=True)
+        if need_fp:
+            c1 = torch.cat((c1, F.dropout2d(c1, fp_rate, training=True)))
+            c4 = torch.cat((c4, F.dropout2d(c4, fp_rate, training=True)))
+        out = F.interpolate(self.decoder(c1, c4), size=x.shape[-2:], mode="bilinear",
+                            align_corners=True)
+        return out.chunk(2) if need_fp else out

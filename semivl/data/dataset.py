@@ -13,9 +13,12 @@ from semivl.config import AugmentConfig, DatasetConfig
 from semivl.data.splits import Pair, check_pairs_exist, read_split_file
 from semivl.data.transforms import (
     PAD_LABELED,
+    PAD_UNLABELED,
+    cutmix_box,
     mask_to_tensor,
     normalize,
     resize_short_side,
+    strong_photometric,
     weak_augment,
 )
 
@@ -60,15 +63,20 @@ def read_mask(path: Path, cfg: DatasetConfig, *, check: bool = True) -> np.ndarr
 class SegmentationDataset(Dataset):
     """Images and masks named by a split file.
 
-    ``mode="train"`` returns weakly augmented crops and expects ``(index, aug_seed)`` keys
-    from :class:`~semivl.data.sampling.SeededSampler`; ``mode="val"`` returns whole images
-    (optionally short-side resized) with their original-size masks.
+    Modes (training modes expect ``(index, aug_seed)`` keys from
+    :class:`~semivl.data.sampling.SeededSampler`):
+
+    * ``train``: a weakly augmented labelled crop and its mask (padding 255);
+    * ``train_u``: an unlabelled crop as UniMatch returns it: the weak view, two strong views,
+      the ignore mask (255 where the crop was padded) and two CutMix boxes. The mask file is
+      read only to locate padding (its values are never used as labels);
+    * ``val``: the whole image (optionally short-side resized) and its original-size mask.
     """
 
     def __init__(self, root: Path, split_file: Path, dataset: DatasetConfig, mode: str,
                  augment: AugmentConfig, resize_short: int | None = None) -> None:
-        if mode not in ("train", "val"):
-            raise ValueError(f"mode must be 'train' or 'val', got {mode!r}")
+        if mode not in ("train", "train_u", "val"):
+            raise ValueError(f"mode must be 'train', 'train_u' or 'val', got {mode!r}")
         self.root = require_data_root(root, dataset.name)
         self.pairs: list[Pair] = read_split_file(split_file)
         check_pairs_exist(self.root, self.pairs, split_file)
@@ -80,10 +88,10 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def _load(self, index: int) -> tuple[Image.Image, Image.Image, str]:
+    def _load(self, index: int, check: bool = True) -> tuple[Image.Image, Image.Image, str]:
         image_rel, mask_rel = self.pairs[index]
         image = Image.open(self.root / image_rel).convert("RGB")
-        mask = Image.fromarray(read_mask(self.root / mask_rel, self.cfg))
+        mask = Image.fromarray(read_mask(self.root / mask_rel, self.cfg, check=check))
         return image, mask, image_rel
 
     def __getitem__(self, key):
@@ -93,11 +101,28 @@ class SegmentationDataset(Dataset):
             rng = np.random.default_rng(list(aug_seed))
             image, mask = weak_augment(image, mask, self.augment, rng, mask_pad=PAD_LABELED)
             return normalize(image, self.augment.mean, self.augment.std), mask_to_tensor(mask)
+        if self.mode == "train_u":
+            return self._unlabeled_item(*key)
         index = key[0] if isinstance(key, tuple) else key
         image, mask, name = self._load(index)
         if self.resize_short:
             image = resize_short_side(image, self.resize_short)
         return normalize(image, self.augment.mean, self.augment.std), mask_to_tensor(mask), name
+
+    def _unlabeled_item(self, index: int, aug_seed: tuple[int, ...]):
+        image, mask, _ = self._load(index, check=False)
+        rng = np.random.default_rng(list(aug_seed))
+        image, mask = weak_augment(image, mask, self.augment, rng, mask_pad=PAD_UNLABELED)
+        size = self.augment.crop_size
+        strong1 = strong_photometric(image.copy(), rng)
+        box1 = cutmix_box(size, rng)
+        strong2 = strong_photometric(image.copy(), rng)
+        box2 = cutmix_box(size, rng)
+        mean, std = self.augment.mean, self.augment.std
+        ignore = torch.zeros(size, size, dtype=torch.int64)
+        ignore[mask_to_tensor(mask) == PAD_UNLABELED] = 255
+        return (normalize(image, mean, std), normalize(strong1, mean, std),
+                normalize(strong2, mean, std), ignore, box1, box2)
 
 
 def collate_val(batch):

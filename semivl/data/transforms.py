@@ -104,3 +104,65 @@ def resize_short_side(img: Image.Image, short: int) -> Image.Image:
     w, h = img.size
     factor = short / min(w, h)
     return img.resize((int(w * factor + 0.5), int(h * factor + 0.5)), Image.BILINEAR)
+
+
+# --------------------------------------------------------------------------------------------
+# Strong augmentation of unlabelled images (UniMatch, spec unimatch.md 1.4)
+# --------------------------------------------------------------------------------------------
+
+
+def color_jitter(img: Image.Image, rng: np.random.Generator, brightness: float = 0.5,
+                 contrast: float = 0.5, saturation: float = 0.5, hue: float = 0.25
+                 ) -> Image.Image:
+    """torchvision ``ColorJitter``: the four adjustments in random order, random factors."""
+    from torchvision.transforms import functional as TF
+
+    factors = {
+        0: float(rng.uniform(max(0.0, 1 - brightness), 1 + brightness)),
+        1: float(rng.uniform(max(0.0, 1 - contrast), 1 + contrast)),
+        2: float(rng.uniform(max(0.0, 1 - saturation), 1 + saturation)),
+        3: float(rng.uniform(-hue, hue)),
+    }
+    for op in rng.permutation(4):
+        if op == 0:
+            img = TF.adjust_brightness(img, factors[0])
+        elif op == 1:
+            img = TF.adjust_contrast(img, factors[1])
+        elif op == 2:
+            img = TF.adjust_saturation(img, factors[2])
+        else:
+            img = TF.adjust_hue(img, factors[3])
+    return img
+
+
+def strong_photometric(img: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """Colour jitter (p 0.8), grayscale (p 0.2) and Gaussian blur (p 0.5, sigma 0.1-2)."""
+    from PIL import ImageFilter
+
+    if rng.random() < 0.8:
+        img = color_jitter(img, rng)
+    if rng.random() < 0.2:
+        img = img.convert("L").convert("RGB")
+    if rng.random() < 0.5:
+        img = img.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.1, 2.0))))
+    return img
+
+
+def cutmix_box(size: int, rng: np.random.Generator, p: float = 0.5,
+               area: tuple[float, float] = (0.02, 0.4), ratio: tuple[float, float] = (0.3, 1 / 0.3)
+               ) -> torch.Tensor:
+    """A [size, size] 0/1 mask with one box (probability ``p``), resampled until it fits."""
+    mask = torch.zeros(size, size, dtype=torch.int64)
+    if rng.random() > p:
+        return mask
+    box_area = float(rng.uniform(*area)) * size * size
+    while True:
+        aspect = float(rng.uniform(*ratio))
+        w = int(np.sqrt(box_area / aspect))
+        h = int(np.sqrt(box_area * aspect))
+        x = int(rng.integers(0, size))  # upstream: np.random.randint(0, size), size excluded
+        y = int(rng.integers(0, size))
+        if x + w <= size and y + h <= size:
+            break
+    mask[y:y + h, x:x + w] = 1
+    return mask

@@ -1,16 +1,19 @@
-"""Evaluation of a model on a validation split."""
+"""Evaluation of a model on a validation split (sharded over processes when distributed)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from semivl.config import DatasetConfig, EvalConfig
-from semivl.data.dataset import collate_val
+from semivl.config import Recipe
+from semivl.data.dataset import SegmentationDataset, collate_val
+from semivl.data.sampling import SeededSampler
+from semivl.engine.distributed import DistInfo, all_reduce_sum
 from semivl.engine.inference import predict
 from semivl.engine.metrics import IoUAccumulator
 
@@ -24,40 +27,57 @@ class EvalResult:
     num_images: int
 
 
-def evaluate(model: nn.Module, loader: DataLoader, dataset: DatasetConfig, cfg: EvalConfig,
-             device: torch.device, progress: bool = True) -> EvalResult:
-    """Predict every image of ``loader`` (batch 1) and accumulate IoU over the split."""
+def val_dataset(recipe: Recipe, data_root: Path, val_split: Path) -> SegmentationDataset:
+    """The validation set of a recipe (short-side resize as its eval protocol says)."""
+    return SegmentationDataset(data_root, val_split, recipe.dataset, "val", recipe.augment,
+                               resize_short=recipe.eval.resize_short_side)
+
+
+def evaluate(model: nn.Module, dataset: SegmentationDataset, recipe: Recipe,
+             device: torch.device, info: DistInfo | None = None, progress: bool = True,
+             num_workers: int = 0) -> EvalResult:
+    """Predict every image (batch 1) and accumulate IoU over the whole split.
+
+    With several processes each evaluates a share (padded by wrapping around, as
+    ``DistributedSampler`` does upstream) and the counts are summed.
+    """
+    info = info or DistInfo()
+    sampler = SeededSampler(len(dataset), seed=0, shuffle=False, num_replicas=info.world,
+                            rank=info.rank)
+    loader = DataLoader(dataset, batch_size=1, sampler=sampler, collate_fn=collate_val,
+                        num_workers=num_workers)
+    cfg, data_cfg = recipe.eval, recipe.dataset
     was_training = model.training
     model.eval()
-    acc = IoUAccumulator(dataset.num_classes, dataset.ignore_index)
+    acc = IoUAccumulator(data_cfg.num_classes, data_cfg.ignore_index)
     count = 0
-    for image, mask, _name in tqdm(loader, desc="evaluate", unit="img", disable=not progress,
-                                   leave=False):
-        image = image.to(device)
-        scores = predict(model, image, dataset.num_classes, cfg.mode, cfg.crop_size,
-                         cfg.stride, out_size=tuple(mask.shape[-2:]))
-        acc.update(scores.argmax(dim=1).cpu(), mask)
-        count += 1
+    with torch.no_grad():
+        for image, mask, _name in tqdm(loader, desc="evaluate", unit="img", leave=False,
+                                       disable=not (progress and info.is_main)):
+            scores = predict(model, image.to(device), data_cfg.num_classes, cfg.mode,
+                             cfg.crop_size, cfg.stride, out_size=tuple(mask.shape[-2:]))
+            acc.update(scores.argmax(dim=1).cpu(), mask)
+            count += 1
     model.train(was_training)
-    iou = acc.iou()
+    counts = torch.tensor([acc.intersection.tolist(), acc.union.tolist(), [count] * len(
+        acc.union)], dtype=torch.float64, device=device)
+    counts = all_reduce_sum(counts, info).cpu()
+    iou = counts[0] / (counts[1] + 1e-10) * 100.0
     return EvalResult(
         miou=float(iou.mean()),
-        per_class_iou={name: float(v) for name, v in zip(dataset.class_names, iou, strict=True)},
-        num_images=count,
+        per_class_iou={n: float(v) for n, v in zip(data_cfg.class_names, iou, strict=True)},
+        num_images=int(counts[2][0]),
     )
 
 
-def evaluate_weights(recipe, data_root, val_split, weights, device: torch.device,
-                     progress: bool = True) -> EvalResult:
+def evaluate_weights(recipe: Recipe, data_root: Path, val_split: Path, weights: Path,
+                     device: torch.device, progress: bool = True) -> EvalResult:
     """Build the recipe's model, load ``weights`` (a state_dict file) and evaluate it."""
-    from semivl.data.dataset import SegmentationDataset  # noqa: I001
     from semivl.engine.checkpoint import load_checkpoint
     from semivl.models import build_model
 
-    dataset = SegmentationDataset(data_root, val_split, recipe.dataset, "val", recipe.augment,
-                                  resize_short=recipe.eval.resize_short_side)
-    loader = DataLoader(dataset, batch_size=1, shuffle=False, collate_fn=collate_val,
-                        num_workers=recipe.train.num_workers)
+    dataset = val_dataset(recipe, data_root, val_split)
     model = build_model(recipe.model, recipe.dataset.num_classes)
     model.load_state_dict(load_checkpoint(weights))
-    return evaluate(model.to(device), loader, recipe.dataset, recipe.eval, device, progress)
+    return evaluate(model.to(device), dataset, recipe, device, progress=progress,
+                    num_workers=recipe.train.num_workers)

@@ -1,51 +1,66 @@
-"""Supervised training loop: resumable, seeded, logged.
+"""Training loop for the labelled-only baseline and UniMatch: resumable, seeded, distributed.
 
-One run writes into its run folder:
+One run writes into its run folder (rank 0 only):
 
-* ``config.yaml``: the recipe and run arguments (byte-stable);
-* ``log.csv``: one row per logged iteration (loss, lr, seconds; not tracked by DVC);
-* ``last.pt``: the resume state, written atomically every ``checkpoint_every_iters``, at the
-  end of every epoch and when stopped early. It is not a declared workflow output, so a failed
-  job never deletes it; the next start resumes from it;
+* ``config.yaml``: the recipe and run arguments, including how the global batch was formed;
+* ``log.csv``: one row per logged iteration (losses, lr, seconds; not tracked by DVC);
+* ``last.pt``: the resume state (model, optimiser, iteration, RNG states, validation history),
+  written atomically every ``checkpoint_every_iters`` iterations, every
+  ``checkpoint_every_minutes``, at the end of every epoch and when stopped. It is not a
+  declared workflow output, so a failed job never deletes it; the next start resumes from it;
 * ``best.pt``: weights with the best validation mIoU seen during training;
 * ``model.pt``: the final weights (the declared output, written last);
 * ``train_summary.json``: validation history, best and final mIoU (byte-stable).
+
+Stopping: SIGTERM or SIGUSR1 (SLURM preemption, ``scancel --signal``), or the wall-clock
+guard on ``SLURM_JOB_END_TIME``, makes every process save ``last.pt`` and raise
+:class:`TrainingStopped` after the current iteration.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import math
+import os
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import yaml
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from semivl.config import Recipe
-from semivl.data.dataset import SegmentationDataset, collate_val, seed_worker
+from semivl.data.dataset import SegmentationDataset, seed_worker
 from semivl.data.sampling import SeededSampler
+from semivl.engine import distributed as D
 from semivl.engine.checkpoint import (
     load_checkpoint,
     save_atomic,
     write_json_atomic,
     write_text_atomic,
 )
-from semivl.engine.evaluate import evaluate
+from semivl.engine.evaluate import evaluate, val_dataset
+from semivl.engine.losses import build_labeled_criterion
 from semivl.engine.optim import build_optimizer, set_poly_lr
-from semivl.models import build_model
+from semivl.engine.unimatch import LossHook, unimatch_step
+from semivl.models import build_model, load_backbone_weights
 
-LOG_FIELDS = ["iter", "epoch", "lr", "loss", "seconds"]
+BASE_LOG_FIELDS = ["iter", "epoch", "lr", "loss"]
+METHOD_LOG_FIELDS = {"supervised": [], "unimatch": ["loss_x", "loss_s", "loss_fp", "mask_ratio"]}
+STREAM_LABELED, STREAM_UNLABELED, STREAM_MIX = 0, 1, 2
 
 
 class TrainingStopped(RuntimeError):
-    """Training stopped early on request; ``last.pt`` holds the state to resume from."""
+    """Training stopped early; ``last.pt`` holds the state to resume from."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,9 @@ class RunSpec:
     val_split: Path
     out_dir: Path
     seed: int
+    unlabeled_split: Path | None = None
+    weights_dir: Path = Path("resources/weights")
+    config_dir: Path = Path("config")
 
     def fingerprint(self) -> str:
         """Hash of everything that determines the run, to refuse resuming a different one."""
@@ -68,56 +86,151 @@ class RunSpec:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when available, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return D.device_for(name)
 
 
-def _make_loaders(spec: RunSpec) -> tuple[SegmentationDataset, DataLoader, SeededSampler]:
-    recipe = spec.recipe
-    train_set = SegmentationDataset(spec.data_root, spec.labeled_split, recipe.dataset, "train",
-                                    recipe.augment)
-    val_set = SegmentationDataset(spec.data_root, spec.val_split, recipe.dataset, "val",
-                                  recipe.augment, resize_short=recipe.eval.resize_short_side)
-    if len(train_set) < recipe.train.batch_size:
+class StopFlag:
+    """Set by SIGTERM/SIGUSR1 or when ``SLURM_JOB_END_TIME`` is near."""
+
+    def __init__(self, margin_s: float) -> None:
+        self.signal: str | None = None
+        end = os.environ.get("SLURM_JOB_END_TIME")
+        self.deadline = float(end) - margin_s if end else None
+        self._previous = {}
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            # Outside the main thread signals cannot be caught; the time guard still works.
+            with contextlib.suppress(ValueError):
+                self._previous[sig] = signal.signal(sig, self._handle)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, _frame) -> None:
+        self.signal = signal.Signals(signum).name
+
+    def reason(self) -> str | None:
+        if self.signal:
+            return f"received {self.signal}"
+        if self.deadline is not None and time.time() >= self.deadline:
+            return "the SLURM time limit is near (SLURM_JOB_END_TIME)"
+        return None
+
+
+@dataclass
+class Plan:
+    """How the data streams and the global batch are laid out."""
+
+    datasets: list[SegmentationDataset]
+    streams: list[int]
+    stream_length: int
+    accumulation: int
+    iters_per_epoch: int
+    epochs: int
+
+    @property
+    def total_iters(self) -> int:
+        return self.epochs * self.iters_per_epoch
+
+
+def _make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
+    recipe, cfg = spec.recipe, spec.recipe.train
+    labeled = SegmentationDataset(spec.data_root, spec.labeled_split, recipe.dataset, "train",
+                                  recipe.augment)
+    if cfg.method == "unimatch":
+        if spec.unlabeled_split is None:
+            raise ValueError("method unimatch needs an unlabelled split file")
+        unlabeled = SegmentationDataset(spec.data_root, spec.unlabeled_split, recipe.dataset,
+                                        "train_u", recipe.augment)
+        datasets = [labeled, unlabeled, unlabeled]
+        streams = [STREAM_LABELED, STREAM_UNLABELED, STREAM_MIX]
+        length = len(unlabeled)  # an epoch is one pass over the unlabelled set
+    else:
+        datasets, streams, length = [labeled], [STREAM_LABELED], len(labeled)
+    per_step = cfg.batch_size * info.world
+    global_batch = cfg.global_batch_size or per_step
+    if global_batch % per_step:
         raise ValueError(
-            f"{spec.labeled_split}: {len(train_set)} labelled images are fewer than one batch "
-            f"(train.batch_size={recipe.train.batch_size}); lower the batch size"
+            f"train.global_batch_size={global_batch} is not a multiple of batch_size x "
+            f"processes = {cfg.batch_size} x {info.world}; change the number of processes"
         )
-    val_loader = DataLoader(val_set, batch_size=1, shuffle=False, collate_fn=collate_val,
-                            num_workers=recipe.train.num_workers, worker_init_fn=seed_worker)
-    sampler = SeededSampler(len(train_set), seed=spec.seed, stream=0, shuffle=True)
-    return train_set, val_loader, sampler
+    accumulation = global_batch // per_step
+    iters_per_epoch = math.ceil(length / info.world) // (cfg.batch_size * accumulation)
+    if iters_per_epoch < 1:
+        raise ValueError(
+            f"{spec.labeled_split}: {length} images are fewer than one global batch "
+            f"({global_batch}); lower train.batch_size or train.global_batch_size"
+        )
+    epochs = cfg.epochs if cfg.epochs is not None else math.ceil(cfg.iters / iters_per_epoch)
+    return Plan(datasets, streams, length, accumulation, iters_per_epoch, epochs)
 
 
-def _write_config_dump(spec: RunSpec) -> None:
+def _batches(plan: Plan, spec: RunSpec, info: D.DistInfo, epoch: int, start_iter: int
+             ) -> Iterator[tuple]:
+    """Zip the streams of one epoch, starting at iteration ``start_iter`` of the epoch."""
+    cfg = spec.recipe.train
+    loaders = []
+    for dataset, stream in zip(plan.datasets, plan.streams, strict=True):
+        sampler = SeededSampler(len(dataset), seed=spec.seed, stream=stream, shuffle=True,
+                                length=plan.stream_length, num_replicas=info.world,
+                                rank=info.rank)
+        sampler.set_epoch(epoch)
+        sampler.set_start(start_iter * cfg.batch_size * plan.accumulation)
+        loaders.append(DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
+                                  num_workers=cfg.num_workers, drop_last=True,
+                                  worker_init_fn=seed_worker, generator=torch.Generator(),
+                                  persistent_workers=False))
+    return zip(*loaders, strict=False)
+
+
+def _write_config_dump(spec: RunSpec, plan: Plan, info: D.DistInfo) -> None:
+    cfg = spec.recipe.train
     dump = {
         "recipe": spec.recipe.to_dict(),
         "run": {
             "seed": spec.seed,
             "labeled_split": str(spec.labeled_split),
+            "unlabeled_split": str(spec.unlabeled_split) if spec.unlabeled_split else None,
             "val_split": str(spec.val_split),
             "data_root": str(spec.data_root),
+        },
+        "batch": {
+            "processes": info.world,
+            "images_per_process": cfg.batch_size,
+            "accumulation_steps": plan.accumulation,
+            "global_batch_size": cfg.batch_size * info.world * plan.accumulation,
+            "iters_per_epoch": plan.iters_per_epoch,
+            "epochs": plan.epochs,
+            "total_iters": plan.total_iters,
         },
     }
     write_text_atomic(yaml.safe_dump(dump, sort_keys=True), spec.out_dir / "config.yaml")
 
 
-def _trim_log(path: Path, last_iter: int) -> None:
-    """Drop log rows past the resumed iteration (they will be written again)."""
-    if not path.exists():
-        return
-    with path.open() as handle:
-        rows = [r for r in csv.DictReader(handle) if int(r["iter"]) <= last_iter]
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
+def _open_log(path: Path, fields: list[str], last_iter: int) -> tuple:
+    """Open ``log.csv`` for appending, dropping rows past ``last_iter`` (a resumed run)."""
+    rows = []
+    if path.exists():
+        with path.open() as handle:
+            rows = [r for r in csv.DictReader(handle) if int(r["iter"]) <= last_iter]
+    handle = path.open("w", newline="")
+    writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    handle.flush()
+    return handle, writer
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 def train(spec: RunSpec, device: str = "auto", stop_after_steps: int | None = None,
-          progress: bool = True, log_every: int = 10) -> dict:
-    """Train the supervised baseline described by ``spec``; resume from ``last.pt`` if present.
+          progress: bool = True, log_every: int = 10, hooks: list[LossHook] | None = None,
+          time_margin_s: float = 300.0) -> dict:
+    """Train the method of ``spec.recipe``; resume from ``last.pt`` if present.
 
     Args:
         spec: recipe, data and output locations.
@@ -126,23 +239,38 @@ def train(spec: RunSpec, device: str = "auto", stop_after_steps: int | None = No
             call, raising :class:`TrainingStopped`; the next call resumes.
         progress: show tqdm bars.
         log_every: write a ``log.csv`` row every this many iterations.
+        hooks: extra loss terms for the UniMatch step (SemiVL's guidance).
+        time_margin_s: stop this long before ``SLURM_JOB_END_TIME``.
 
     Returns:
         The training summary (also written to ``train_summary.json``).
     """
-    recipe, out = spec.recipe, Path(spec.out_dir)
-    dev = resolve_device(device)
-    train_set, val_loader, sampler = _make_loaders(spec)  # fails before anything is written
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = recipe.train
-    iters_per_epoch = len(train_set) // cfg.batch_size
-    epochs = cfg.epochs if cfg.epochs is not None else math.ceil(cfg.iters / iters_per_epoch)
-    total_iters = epochs * iters_per_epoch
+    dev = D.device_for(device)
+    info = D.init_distributed(dev)
+    try:
+        return _train(spec, dev, info, stop_after_steps, progress, log_every, hooks,
+                      time_margin_s)
+    finally:
+        D.shutdown(info)
 
+
+def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps: int | None,
+           progress: bool, log_every: int, hooks: list[LossHook] | None,
+           time_margin_s: float) -> dict:
+    recipe, cfg, out = spec.recipe, spec.recipe.train, Path(spec.out_dir)
+    plan = _make_plan(spec, info)  # fails on bad data before anything is written
+    val_set = val_dataset(recipe, spec.data_root, spec.val_split)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    D.barrier(info)
+
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as upstream
     torch.manual_seed(spec.seed)
     model = build_model(recipe.model, recipe.dataset.num_classes).to(dev)
     optimizer = build_optimizer(model, recipe.optim)
-    criterion = nn.CrossEntropyLoss(ignore_index=recipe.dataset.ignore_index)
+    criterion = build_labeled_criterion(cfg.criterion, cfg.ohem_thresh, cfg.ohem_min_kept)
+    torch.manual_seed(spec.seed * 1000 + info.rank)  # per-process stream for dropout/FP
     state = {"iteration": 0, "history": [], "best_miou": None, "best_iter": None}
     last_path = out / "last.pt"
     if last_path.exists():
@@ -152,95 +280,137 @@ def train(spec: RunSpec, device: str = "auto", stop_after_steps: int | None = No
                 f"{last_path} was written by a different recipe, seed or split; move it away "
                 f"or use another output folder (it is left untouched)"
             )
+        if len(ckpt["torch_rng"]) != info.world:
+            raise RuntimeError(f"{last_path} was written by {len(ckpt['torch_rng'])} "
+                               f"process(es); resume it with the same number ({info.world})")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"])
+        torch.set_rng_state(ckpt["torch_rng"][info.rank])
         state = {k: ckpt[k] for k in state}
-        _trim_log(out / "log.csv", state["iteration"])
-    _write_config_dump(spec)
+    elif recipe.model.pretrained:
+        report = load_backbone_weights(model, recipe.model.pretrained, spec.weights_dir,
+                                       spec.config_dir)
+        if info.is_main:
+            write_json_atomic({"weights": recipe.model.pretrained, **report.to_dict()},
+                              out / "weights_report.json")
+        model.to(dev)
+    if info.enabled:
+        if dev.type == "cuda":
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda"
+                                        else None, broadcast_buffers=False)
+    if info.is_main:
+        _write_config_dump(spec, plan, info)
 
     def save_last() -> None:
-        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "torch_rng": torch.get_rng_state(), "fingerprint": spec.fingerprint(),
-                     **state}, last_path)
+        rng_states = D.gather_objects(torch.get_rng_state(), info)
+        if info.is_main:
+            save_atomic({"model": _unwrap(model).state_dict(),
+                         "optimizer": optimizer.state_dict(), "torch_rng": rng_states,
+                         "fingerprint": spec.fingerprint(), **state}, last_path)
+        D.barrier(info)
 
     def run_eval(iteration: int) -> None:
-        result = evaluate(model, val_loader, recipe.dataset, recipe.eval, dev, progress)
+        result = evaluate(_unwrap(model), val_set, recipe, dev, info, progress,
+                          cfg.num_workers)
         state["history"].append({"iter": iteration, "miou": result.miou})
         if state["best_miou"] is None or result.miou > state["best_miou"]:
             state["best_miou"], state["best_iter"] = result.miou, iteration
-            save_atomic(model.state_dict(), out / "best.pt")
+            if info.is_main:
+                save_atomic(_unwrap(model).state_dict(), out / "best.pt")
 
-    log_new = not (out / "log.csv").exists()
-    log_handle = (out / "log.csv").open("a", newline="")
-    log = csv.DictWriter(log_handle, fieldnames=LOG_FIELDS)
-    if log_new:
-        log.writeheader()
-    start_iter = state["iteration"]
+    fields = BASE_LOG_FIELDS + METHOD_LOG_FIELDS[cfg.method] + ["seconds"]
+    log_handle, log = (_open_log(out / "log.csv", fields, state["iteration"]) if info.is_main
+                       else (None, None))
+    stop = StopFlag(time_margin_s)
+    stop.install()
+    total = plan.total_iters
     steps_done = 0
     model.train()
-    bar = tqdm(total=total_iters, initial=start_iter, desc=f"train {recipe.method}",
-               unit="it", disable=not progress)
-    tic = time.perf_counter()
+    bar = tqdm(total=total, initial=state["iteration"], desc=f"train {recipe.method}",
+               unit="it", disable=not (progress and info.is_main))
+    tic = last_save = time.perf_counter()
     try:
-        for epoch in range(start_iter // iters_per_epoch, epochs):
-            sampler.set_epoch(epoch)
-            sampler.set_start((state["iteration"] - epoch * iters_per_epoch) * cfg.batch_size)
-            loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler,
-                                num_workers=cfg.num_workers, drop_last=True,
-                                worker_init_fn=seed_worker, generator=torch.Generator())
-            for image, mask in loader:
+        for epoch in range(state["iteration"] // plan.iters_per_epoch, plan.epochs):
+            start = state["iteration"] - epoch * plan.iters_per_epoch
+            batches = _batches(plan, spec, info, epoch, start)
+            for _ in range(start, plan.iters_per_epoch):
                 it = state["iteration"]
-                image, mask = image.to(dev), mask.to(dev)
-                loss = criterion(model(image), mask)
                 optimizer.zero_grad()
-                loss.backward()
+                logs: dict[str, float] = {}
+                loss_sum = 0.0
+                for micro in range(plan.accumulation):
+                    batch = next(batches)
+                    sync = micro == plan.accumulation - 1 or not info.enabled
+                    with contextlib.nullcontext() if sync else model.no_sync():
+                        if cfg.method == "unimatch":
+                            loss, logs = unimatch_step(model, batch, criterion, cfg, dev, it,
+                                                       total, hooks)
+                        else:
+                            image, mask = (t.to(dev) for t in batch[0])
+                            loss = criterion(model(image), mask)
+                        (loss / plan.accumulation).backward()
+                    loss_sum += loss.item() / plan.accumulation
                 optimizer.step()
-                lr = set_poly_lr(optimizer, recipe.optim, it, total_iters)
+                lr = set_poly_lr(optimizer, recipe.optim, it, total)
                 state["iteration"] = it + 1
                 steps_done += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
-                if (it + 1) % log_every == 0 or it + 1 == total_iters:
+                bar.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{lr:.2e}")
+                if log is not None and ((it + 1) % log_every == 0 or it + 1 == total):
                     log.writerow({"iter": it + 1, "epoch": epoch, "lr": lr,
-                                  "loss": round(loss.item(), 6),
+                                  "loss": round(loss_sum, 6), **{k: round(v, 6) for k, v in
+                                                                 logs.items()},
                                   "seconds": round(time.perf_counter() - tic, 3)})
                     log_handle.flush()
                 if cfg.eval_every_iters and (it + 1) % cfg.eval_every_iters == 0 \
-                        and it + 1 != total_iters:
+                        and it + 1 != total:
                     run_eval(it + 1)
-                if (it + 1) % cfg.checkpoint_every_iters == 0:
+                minutes = (time.perf_counter() - last_save) / 60
+                periodic = (it + 1) % cfg.checkpoint_every_iters == 0 or (
+                    minutes >= cfg.checkpoint_every_minutes)
+                if D.any_process(periodic, info, dev):
                     save_last()
-                if stop_after_steps is not None and steps_done >= stop_after_steps \
-                        and it + 1 != total_iters:
+                    last_save = time.perf_counter()
+                reason = stop.reason()
+                if reason is None and stop_after_steps is not None \
+                        and steps_done >= stop_after_steps:
+                    reason = f"stopped after {steps_done} steps as requested"
+                if D.any_process(reason is not None, info, dev) and it + 1 != total:
                     save_last()
                     raise TrainingStopped(
-                        f"stopped after {steps_done} steps at iteration {it + 1}/{total_iters}; "
-                        f"rerun the same command to resume from {last_path}"
+                        f"{reason or 'another process stopped'} at iteration {it + 1}/{total}; "
+                        f"run the same command again to resume from {last_path}"
                     )
             end = state["iteration"]
-            scheduled = epoch + 1 == epochs or (
+            scheduled = epoch + 1 == plan.epochs or (
                 cfg.eval_every_epochs and (epoch + 1) % cfg.eval_every_epochs == 0)
             if scheduled and (not state["history"] or state["history"][-1]["iter"] != end):
                 run_eval(end)
             save_last()
+            last_save = time.perf_counter()
     finally:
+        stop.restore()
         bar.close()
-        log_handle.close()
+        if log_handle is not None:
+            log_handle.close()
 
     summary = {
         "method": recipe.method,
         "dataset": recipe.dataset.name,
         "seed": spec.seed,
-        "num_labeled": len(train_set),
-        "total_iters": total_iters,
-        "epochs": epochs,
+        "num_labeled": len(plan.datasets[0]),
+        "total_iters": total,
+        "epochs": plan.epochs,
         "final_iter": state["iteration"],
         "final_miou": state["history"][-1]["miou"],
         "best_miou": state["best_miou"],
         "best_iter": state["best_iter"],
         "history": state["history"],
     }
-    write_json_atomic(summary, out / "train_summary.json")
-    save_atomic(model.state_dict(), out / "model.pt")
+    if info.is_main:
+        write_json_atomic(summary, out / "train_summary.json")
+        save_atomic(_unwrap(model).state_dict(), out / "model.pt")
+    D.barrier(info)
     return summary
+

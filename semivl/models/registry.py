@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from semivl.config import ConfigError, ModelConfig
@@ -38,6 +39,47 @@ def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
         return builder(num_classes=num_classes, **cfg.args)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model.args: {err}") from err
+
+
+def load_backbone_weights(model: nn.Module, name: str, weights_dir, config_dir):
+    """Load the pretrained weights ``name`` into ``model.backbone``; return the key report."""
+    from pathlib import Path
+
+    from semivl.weights import load_pretrained, load_sources
+
+    sources = load_sources(config_dir)
+    if name not in sources:
+        raise ConfigError(f"model.pretrained: expected one of {sorted(sources)}, got {name!r}")
+    source = sources[name]
+    return load_pretrained(model.backbone, Path(weights_dir) / source.file,
+                           source.drop_keys_containing)
+
+
+class TinyFCN(nn.Module):
+    """A few 3x3 convs without normalisation layers.
+
+    For numerical checks that batch norm would blur (e.g. that two data-parallel processes
+    make the same update as one process with their joint batch) and for quick smoke runs.
+    It has a ``backbone`` and a ``decoder`` like the real models.
+    """
+
+    def __init__(self, num_classes: int, width: int = 16) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),
+                                      nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+        self.decoder = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x, need_fp: bool = False, fp_rate: float = 0.5):
+        feats = self.backbone(x)
+        if need_fp:
+            feats = torch.cat((feats, nn.functional.dropout2d(feats, fp_rate, training=True)))
+            return self.decoder(feats).chunk(2)
+        return self.decoder(feats)
+
+
+@register_model("tiny_fcn")
+def _tiny_fcn(num_classes: int, width: int = 16) -> nn.Module:
+    return TinyFCN(num_classes, width)
 
 
 @register_model("deeplabv3plus")

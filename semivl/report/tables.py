@@ -8,6 +8,7 @@ import pandas as pd
 
 METHOD_LABELS = {
     "supervised": "Supervised (labelled only)",
+    "unimatch": "UniMatch",
 }
 
 

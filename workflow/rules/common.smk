@@ -6,6 +6,8 @@ configfile: "config/config.yaml"
 
 validate(config, "../schemas/config.schema.yaml")
 
+# The grid file the CLI reads too (the last --configfile given, else config/config.yaml).
+GRID_FILE = (workflow.overwrite_configfiles or ["config/config.yaml"])[-1]
 RESULTS = config["results_dir"]
 DATA = config["data_dir"]
 CONFIG_DIR = config["config_dir"]

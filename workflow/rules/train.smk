@@ -10,6 +10,7 @@ rule train:
         val=f"{DATA}/splits/{{dataset}}/val.txt",
         recipe=f"{CONFIG_DIR}/recipes/{{method}}/{{dataset}}.yaml",
         dataset_cfg=f"{CONFIG_DIR}/datasets/{{dataset}}.yaml",
+        weights="resources/weights",
     output:
         model=f"{RESULTS}/runs/{{dataset}}/{{split}}/{{method}}/seed{{seed}}/model.pt",
         summary=f"{RESULTS}/runs/{{dataset}}/{{split}}/{{method}}/seed{{seed}}/train_summary.json",
@@ -22,4 +23,5 @@ rule train:
         "semivl train --dataset {wildcards.dataset} --split {wildcards.split}"
         " --method {wildcards.method} --seed {wildcards.seed} --data-root {input.data}"
         " --splits-dir {DATA}/splits/{wildcards.dataset} --config-dir {CONFIG_DIR}"
-        " --threads {threads} --out $(dirname {output.model}) > {log} 2>&1"
+        " --weights-dir {input.weights} --threads {threads} --out $(dirname {output.model})"
+        " > {log} 2>&1"
