@@ -75,7 +75,7 @@ def test_snakefile_and_dvc_declare_the_same_outputs(tmp_path):
     smk, dvc = _snakemake_outputs(root, "config/demo.yaml"), _dvc_outputs(root)
     assert smk == dvc, f"only Snakemake: {smk - dvc}; only DVC: {dvc - smk}"
     assert "results/demo/tables.md" in smk and "data/toy" in smk
-    assert sum(p.endswith("metrics.json") for p in smk) == 16  # 4 splits x 2 seeds x 2
+    assert sum(p.endswith("metrics.json") for p in smk) == 12  # 3 splits x 2 seeds x 2
     assert "resources/weights" in smk
 
 

@@ -6,7 +6,7 @@ One run writes into its run folder (rank 0 only):
 * ``log.csv``: one row per logged iteration (losses, lr, seconds; not tracked by DVC);
 * ``last.pt``: the resume state (model, optimiser, iteration, RNG states, validation history),
   written atomically every ``checkpoint_every_iters`` iterations, every
-  ``checkpoint_every_minutes``, at the end of every epoch and when stopped. It is not a
+  ``checkpoint_every_minutes`` and when stopped. It is not a
   declared workflow output, so a failed job never deletes it; the next start resumes from it;
 * ``best.pt``: weights with the best validation mIoU seen during training;
 * ``model.pt``: the final weights (the declared output, written last);
@@ -387,8 +387,6 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
                 cfg.eval_every_epochs and (epoch + 1) % cfg.eval_every_epochs == 0)
             if scheduled and (not state["history"] or state["history"][-1]["iter"] != end):
                 run_eval(end)
-            save_last()
-            last_save = time.perf_counter()
     finally:
         stop.restore()
         bar.close()
