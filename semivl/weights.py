@@ -21,6 +21,7 @@ import torch
 import yaml
 from torch import nn
 
+from semivl.atomic import atomic_dir
 from semivl.config import ConfigError, build_config, read_yaml
 from semivl.download import DownloadError, download, sha256_of
 
@@ -118,23 +119,14 @@ def link_into(files: list[Path], out_dir: Path) -> Path:
     The folder is assembled next to its final place and renamed over it, so it is never seen
     half-built.
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         for path in files:
             target = tmp / path.name
             try:
                 os.link(path, target)
             except OSError:
                 shutil.copy2(path, target)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    return Path(out_dir)
 
 
 @dataclass

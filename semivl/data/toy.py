@@ -13,14 +13,14 @@ The output is a pure function of the seed (same seed, same bytes).
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
+
+from semivl.atomic import atomic_dir
 
 CLASS_NAMES = ("background", "disc", "square", "triangle", "ring")
 IGNORE_INDEX = 255
@@ -159,9 +159,7 @@ def generate_toy(out: Path, seed: int = 0, spec: ToySpec | None = None,
     out = Path(out)
     if out.exists() and not force:
         raise FileExistsError(f"{out} already exists; pass --force to regenerate it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         (tmp / "JPEGImages").mkdir()
         (tmp / "SegmentationClass").mkdir()
         (tmp / "ImageSets" / "Segmentation").mkdir(parents=True)
@@ -175,10 +173,4 @@ def generate_toy(out: Path, seed: int = 0, spec: ToySpec | None = None,
         sets = tmp / "ImageSets" / "Segmentation"
         (sets / "train.txt").write_text("".join(f"{s}\n" for s in ids[: spec.num_train]))
         (sets / "val.txt").write_text("".join(f"{s}\n" for s in ids[spec.num_train:]))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
