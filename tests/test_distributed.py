@@ -4,6 +4,7 @@ the doubled batch."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,6 @@ def test_two_processes_equal_one_with_doubled_batch(full_label_root, config_dir,
 
     two_config = tmp_path / "two_config"
     two_config.mkdir()
-    import shutil
-
     shutil.copytree(config_dir, two_config, dirs_exist_ok=True)
     tiny_fcn_recipe(two_config, "batch_size: 2")
     torchrun = Path(sys.executable).parent / "torchrun"

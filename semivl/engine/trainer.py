@@ -286,6 +286,8 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"][info.rank])
+        if dev.type == "cuda" and ckpt.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(ckpt["cuda_rng"][info.rank], dev)
         state = {k: ckpt[k] for k in state}
     elif recipe.model.pretrained:
         report = load_backbone_weights(model, recipe.model.pretrained, spec.weights_dir,
@@ -303,11 +305,15 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         _write_config_dump(spec, plan, info)
 
     def save_last() -> None:
+        # Dropout in feature perturbation draws from the device's generator: keep both.
         rng_states = D.gather_objects(torch.get_rng_state(), info)
+        cuda_states = (D.gather_objects(torch.cuda.get_rng_state(dev), info)
+                       if dev.type == "cuda" else None)
         if info.is_main:
             save_atomic({"model": _unwrap(model).state_dict(),
                          "optimizer": optimizer.state_dict(), "torch_rng": rng_states,
-                         "fingerprint": spec.fingerprint(), **state}, last_path)
+                         "cuda_rng": cuda_states, "fingerprint": spec.fingerprint(), **state},
+                        last_path)
         D.barrier(info)
 
     def run_eval(iteration: int) -> None:
