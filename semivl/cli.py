@@ -93,8 +93,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     import json
 
     from semivl.engine.checkpoint import write_json_atomic
+    from semivl.engine.distributed import device_for
     from semivl.engine.evaluate import evaluate_weights
-    from semivl.engine.trainer import resolve_device
 
     spec = _run_spec(args, args.run_dir)
     weights = args.weights or args.run_dir / "model.pt"
@@ -105,7 +105,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"{summary_path}: missing; run `semivl train` first")
     summary = json.loads(summary_path.read_text())
     result = evaluate_weights(spec.recipe, spec.data_root, spec.val_split, weights,
-                              resolve_device(args.device), progress=not args.no_progress)
+                              device_for(args.device), progress=not args.no_progress)
     metrics = {
         "dataset": args.dataset,
         "split": args.split,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 import yaml
 from torch import nn
 
-from semivl.atomic import atomic_dir
+from semivl.atomic import atomic_dir, write_text_atomic
 from semivl.config import ConfigError, build_config, read_yaml
 from semivl.download import DownloadError, download, sha256_of
 
@@ -70,10 +69,7 @@ def pin(config_dir: Path, name: str, sha256: str) -> None:
     path = _lock_path(config_dir)
     header = ("# sha256 of pretrained files, pinned on first use (none are published).\n"
               "# Commit this file; a later download that differs is refused.\n")
-    fd, tmp = tempfile.mkstemp(prefix=".weights.lock.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(header + yaml.safe_dump(dict(sorted(lock.items()))))
-    os.replace(tmp, path)
+    write_text_atomic(header + yaml.safe_dump(dict(sorted(lock.items()))), path)
 
 
 def fetch(name: str, config_dir: Path, cache_dir: Path, progress: bool = True,

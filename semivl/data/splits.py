@@ -7,10 +7,10 @@ and writers must not concatenate files blindly.
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
+
+from semivl.atomic import write_text_atomic
 
 Pair = tuple[str, str]
 
@@ -41,16 +41,7 @@ def read_split_file(path: Path) -> list[Pair]:
 
 def write_lines_atomic(path: Path, lines: list[str]) -> None:
     """Write ``lines`` (newline-terminated) to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write("".join(f"{line}\n" for line in lines))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic("".join(f"{line}\n" for line in lines), path)
 
 
 def write_split_file(path: Path, pairs: list[Pair]) -> None:

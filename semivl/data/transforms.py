@@ -117,21 +117,15 @@ def color_jitter(img: Image.Image, rng: np.random.Generator, brightness: float =
     """torchvision ``ColorJitter``: the four adjustments in random order, random factors."""
     from torchvision.transforms import functional as TF
 
-    factors = {
-        0: float(rng.uniform(max(0.0, 1 - brightness), 1 + brightness)),
-        1: float(rng.uniform(max(0.0, 1 - contrast), 1 + contrast)),
-        2: float(rng.uniform(max(0.0, 1 - saturation), 1 + saturation)),
-        3: float(rng.uniform(-hue, hue)),
-    }
+    adjustments = [
+        (TF.adjust_brightness, float(rng.uniform(max(0.0, 1 - brightness), 1 + brightness))),
+        (TF.adjust_contrast, float(rng.uniform(max(0.0, 1 - contrast), 1 + contrast))),
+        (TF.adjust_saturation, float(rng.uniform(max(0.0, 1 - saturation), 1 + saturation))),
+        (TF.adjust_hue, float(rng.uniform(-hue, hue))),
+    ]
     for op in rng.permutation(4):
-        if op == 0:
-            img = TF.adjust_brightness(img, factors[0])
-        elif op == 1:
-            img = TF.adjust_contrast(img, factors[1])
-        elif op == 2:
-            img = TF.adjust_saturation(img, factors[2])
-        else:
-            img = TF.adjust_hue(img, factors[3])
+        adjust, factor = adjustments[op]
+        img = adjust(img, factor)
     return img
 
 

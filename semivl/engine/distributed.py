@@ -43,13 +43,11 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(rank=rank, world=world, local_rank=local_rank)
 
 
-def device_for(name: str, info_local_rank: int | None = None) -> torch.device:
+def device_for(name: str) -> torch.device:
     """``auto`` picks this process's GPU (``LOCAL_RANK``) when CUDA is available, else CPU."""
     if name == "auto":
         if torch.cuda.is_available():
-            local = info_local_rank
-            if local is None:
-                local = int(os.environ.get("LOCAL_RANK", "0"))
+            local = int(os.environ.get("LOCAL_RANK", "0"))
             torch.cuda.set_device(local)
             return torch.device("cuda", local)
         return torch.device("cpu")

@@ -84,11 +84,6 @@ class RunSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available, else the CPU."""
-    return D.device_for(name)
-
-
 class StopFlag:
     """Set by SIGTERM/SIGUSR1 or when ``SLURM_JOB_END_TIME`` is near."""
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from semivl.atomic import atomic_write
 from semivl.grid import Grid
 
 COLUMNS = ["dataset", "split", "num_labeled", "method", "seed", "miou", "miou_best",
@@ -46,8 +47,5 @@ def collect_metrics(paths: list[Path]) -> pd.DataFrame:
 
 def write_metrics_csv(frame: pd.DataFrame, out: Path) -> None:
     """Write the table with fixed float formatting (byte-stable across reruns)."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    frame.to_csv(tmp, index=False, float_format="%.4f", lineterminator="\n")
-    tmp.replace(out)
+    atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.4f",
+                                               lineterminator="\n"))

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from semivl.atomic import atomic_write  # noqa: E402
 from semivl.report.tables import METHOD_LABELS, summarise  # noqa: E402
 
 
@@ -39,9 +40,9 @@ def plot_miou_vs_labels(frame: pd.DataFrame, out: Path, metric: str = "miou") ->
         ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp, dpi=120, metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=120,
+                                                  metadata={"Software": None}))
+    finally:
+        plt.close(fig)
     return out
