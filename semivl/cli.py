@@ -22,6 +22,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
                    help="folder holding datasets/ and recipes/ (default: ./config)")
     p.add_argument("--weights-dir", type=Path, default=Path("resources/weights"),
                    help="folder of pretrained backbone files (default: resources/weights)")
+    p.add_argument("--clip-dir", type=Path, default=Path("resources/clip"),
+                   help="folder of fetched CLIP weights (default: resources/clip)")
+    p.add_argument("--text-dir", type=Path, default=Path("resources/text"),
+                   help="folder of class text embeddings (default: resources/text)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -76,7 +80,8 @@ def _run_spec(args: argparse.Namespace, out_dir: Path):
                    labeled_split=args.splits_dir / args.split / "labeled.txt",
                    unlabeled_split=args.splits_dir / args.split / "unlabeled.txt",
                    val_split=args.splits_dir / "val.txt", out_dir=out_dir, seed=args.seed,
-                   weights_dir=args.weights_dir, config_dir=args.config_dir)
+                   weights_dir=args.weights_dir, config_dir=args.config_dir,
+                   clip_dir=args.clip_dir, text_dir=args.text_dir)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -105,7 +110,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"{summary_path}: missing; run `semivl train` first")
     summary = json.loads(summary_path.read_text())
     result = evaluate_weights(spec.recipe, spec.data_root, spec.val_split, weights,
-                              device_for(args.device), progress=not args.no_progress)
+                              device_for(args.device), progress=not args.no_progress,
+                              context=spec.model_context())
     metrics = {
         "dataset": args.dataset,
         "split": args.split,
@@ -118,10 +124,84 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         "miou_best": summary["best_miou"],
         "best_iter": summary["best_iter"],
         "final_iter": summary["final_iter"],
+        "class_definitions": _definitions_used(spec.recipe, args.config_dir),
     }
     out = args.out or args.run_dir / "metrics.json"
     write_json_atomic(metrics, out)
     print(f"mIoU {result.miou:.2f} on {result.num_images} images -> {out}")
+
+
+def _definitions_used(recipe, config_dir: Path) -> str | None:
+    """Whose class definitions a run used ("upstream" or "project"); None if it used none."""
+    from semivl.models.text import load_class_texts
+
+    variants = [recipe.model.args.get("decoder_text", "names") if recipe.model.name == "semivl"
+                else "names"]
+    if recipe.guidance is not None:
+        variants.append(recipe.guidance.text)
+    if all(v == "names" for v in variants):
+        return None
+    return load_class_texts(recipe.dataset, config_dir).definitions_source
+
+
+def _grid_clip_needs(grid_file: Path, config_dir: Path) -> dict[str, set[str]]:
+    """CLIP model name -> datasets, over the grid's SemiVL recipes."""
+    from semivl.config import load_recipe
+    from semivl.grid import load_grid
+
+    grid = load_grid(grid_file)
+    needs: dict[str, set[str]] = {}
+    for cell in grid.grid.splits:
+        for method in grid.grid.methods:
+            recipe = load_recipe(method, cell.dataset, config_dir)
+            if recipe.model.name == "semivl":
+                needs.setdefault(recipe.model.args["clip"], set()).add(cell.dataset)
+    return needs
+
+
+def cmd_clip_fetch(args: argparse.Namespace) -> None:
+    from semivl.models.clip_source import fetch_clip
+
+    if bool(args.grid) == bool(args.name):
+        raise ValueError("give either --grid or one or more --name, not both")
+    names = sorted(args.name or _grid_clip_needs(args.grid, args.config_dir))
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        out = args.out_dir / f"{name}.pt"
+        if fetch_clip(name, args.config_dir, out, args.cache_dir, force=args.force):
+            print(f"wrote {out}")
+        else:
+            print(f"{out}: up to date with config/clip.yaml (--force fetches again)")
+    if not names:
+        print("no CLIP model needed by this grid")
+
+
+def cmd_text(args: argparse.Namespace) -> None:
+    from semivl.config import load_dataset_config
+    from semivl.models.clip_source import load_clip
+    from semivl.models.text import text_file, write_text_embeddings
+
+    if args.grid:
+        if args.dataset or args.clip:
+            raise ValueError("give either --grid or --dataset with --clip, not both")
+        jobs = sorted((clip, dataset) for clip, datasets in
+                      _grid_clip_needs(args.grid, args.config_dir).items()
+                      for dataset in datasets)
+    elif args.dataset and args.clip:
+        jobs = [(args.clip, args.dataset)]
+    else:
+        raise ValueError("give --grid, or --dataset and --clip")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    clips = {}
+    for clip_name, dataset in jobs:
+        if clip_name not in clips:
+            clips[clip_name] = load_clip(clip_name, args.config_dir, args.clip_dir)
+        out = text_file(args.out_dir, clip_name, dataset)
+        write_text_embeddings(clips[clip_name], load_dataset_config(dataset, args.config_dir),
+                              args.config_dir, out, clip_name)
+        print(f"wrote {out}")
+    if not jobs:
+        print("no text embeddings needed by this grid")
 
 
 def cmd_weights_fetch(args: argparse.Namespace) -> None:
@@ -150,9 +230,13 @@ def cmd_model_summary(args: argparse.Namespace) -> None:
 
     from semivl.config import load_recipe
     from semivl.models import build_model
+    from semivl.models.semivl_model import ModelContext
 
     recipe = load_recipe(args.method, args.dataset, args.config_dir)
-    model = build_model(recipe.model, recipe.dataset.num_classes)
+    # Architecture only: random weights and placeholder texts, no files or downloads.
+    context = ModelContext(dataset=recipe.dataset, crop_size=recipe.augment.crop_size,
+                           config_dir=args.config_dir, random_init=True)
+    model = build_model(recipe.model, recipe.dataset.num_classes, context)
 
     def count(params) -> dict[str, int]:
         params = list(params)
@@ -163,6 +247,13 @@ def cmd_model_summary(args: argparse.Namespace) -> None:
                "pretrained": recipe.model.pretrained, **count(model.parameters()),
                "by_module": {name: count(child.parameters())
                              for name, child in model.named_children()}}
+    if recipe.guidance is not None:
+        from semivl.engine.guidance import build_guidance
+
+        guidance = build_guidance(recipe, model, context)
+        summary["guidance_teacher"] = {**count(guidance.parameters()),
+                                       "note": "frozen copy of the original CLIP, not trained "
+                                               "or saved"}
     print(json.dumps(summary, indent=2))
 
 
@@ -259,6 +350,31 @@ def build_parser() -> argparse.ArgumentParser:
                        help="folder the training jobs read")
     fetch.add_argument("--no-progress", action="store_true")
     fetch.set_defaults(func=cmd_weights_fetch)
+
+    clip = sub.add_parser("clip", help="CLIP weights for SemiVL (config/clip.yaml)")
+    clip_sub = clip.add_subparsers(dest="clip_command", required=True, metavar="<cmd>")
+    clip_fetch = clip_sub.add_parser(
+        "fetch", help="resolve CLIP weights once (needs internet for a pretrained tag) and "
+                      "write <out-dir>/<name>.pt, which training reads offline")
+    clip_fetch.add_argument("--name", action="append", help="CLIP name (config/clip.yaml)")
+    clip_fetch.add_argument("--grid", type=Path, help="fetch every CLIP the grid's recipes need")
+    clip_fetch.add_argument("--config-dir", type=Path, default=Path("config"))
+    clip_fetch.add_argument("--cache-dir", type=Path, default=Path("resources/cache/open_clip"),
+                            help="download cache of open_clip / Hugging Face (kept)")
+    clip_fetch.add_argument("--out-dir", type=Path, default=Path("resources/clip"))
+    clip_fetch.add_argument("--force", action="store_true", help="fetch files already present")
+    clip_fetch.set_defaults(func=cmd_clip_fetch)
+
+    text = sub.add_parser("text", help="encode class names and definitions with CLIP's text "
+                                       "tower (config/classes/<dataset>.yaml)")
+    text.add_argument("--dataset", help="dataset name")
+    text.add_argument("--clip", help="CLIP name (config/clip.yaml)")
+    text.add_argument("--grid", type=Path, help="every (CLIP, dataset) the grid needs")
+    text.add_argument("--config-dir", type=Path, default=Path("config"))
+    text.add_argument("--clip-dir", type=Path, default=Path("resources/clip"))
+    text.add_argument("--out-dir", type=Path, default=Path("resources/text"),
+                      help="writes <out-dir>/<clip>/<dataset>.pt")
+    text.set_defaults(func=cmd_text)
 
     summary = sub.add_parser("model-summary",
                              help="parameter counts of a recipe's model (JSON), no downloads")

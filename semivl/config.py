@@ -126,7 +126,9 @@ class OptimConfig:
 class TrainConfig:
     """Schedule and loop settings of one method."""
 
-    method: Literal["supervised", "unimatch"]
+    # The training algorithm; a recipe folder is named after it, or after it plus "_<variant>"
+    # for ablations (config/recipes/semivl_no_definitions/ trains with method semivl).
+    method: Literal["supervised", "unimatch", "semivl"]
     batch_size: int  # images per process and stream in one forward pass
     # Images per stream in one optimiser step over all processes (upstream: 4 GPUs x 2 = 8).
     # When fewer processes run, gradients are accumulated over micro-batches to keep it.
@@ -184,6 +186,34 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class GuidanceConfig:
+    """SemiVL's dense CLIP guidance (spec semivl.md 3): labels from a frozen copy of the
+    original CLIP, ``softmax(temperature x cosine)`` upsampled to the crop before the softmax,
+    kept where confident; cross-entropy on both strong views and the perturbed prediction."""
+
+    # Which class texts the teacher compares against (class definitions = concept_max).
+    text: Literal["names", "concept_max", "concept_avg"] = "concept_max"
+    # The weight decays linearly from lambda_start to lambda_end over all iterations.
+    lambda_start: float = 0.1
+    lambda_end: float = 0.0
+    conf_thresh: float = 0.9
+    temperature: float = 100.0
+    # mean_all: CE summed over pixels / all pixels of the batch (upstream); mean_valid: / the
+    # pixels that have a guidance label.
+    reduce: Literal["mean_all", "mean_valid"] = "mean_all"
+    # The teacher's position table is sized for this crop (upstream: 512 on every dataset)
+    # and interpolated on the fly to other token grids.
+    teacher_image_size: int = 512
+
+    def check(self, path: str) -> None:
+        _require(0 <= self.conf_thresh <= 1, f"{path}.conf_thresh", "in [0, 1]",
+                 self.conf_thresh)
+        _require(self.temperature > 0, f"{path}.temperature", "> 0", self.temperature)
+        _require(self.teacher_image_size > 0, f"{path}.teacher_image_size", "> 0",
+                 self.teacher_image_size)
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """Validation protocol (spec section 5)."""
 
@@ -225,6 +255,7 @@ class Recipe:
     optim: OptimConfig
     train: TrainConfig
     eval: EvalConfig
+    guidance: GuidanceConfig | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, for config dumps next to each run."""
@@ -373,7 +404,7 @@ def load_recipe(method: str, dataset: str, config_dir: Path = CONFIG_DIR) -> Rec
                        (config_dir / "recipes").glob("*/*.yaml"))
         raise ConfigError(f"no recipe for method {method!r} on {dataset!r} at {path}; "
                           f"known recipes: {known}")
-    data = read_yaml(path)
+    data = _read_recipe(path)
     sections = {
         "model": ModelConfig,
         "augment": AugmentConfig,
@@ -381,22 +412,57 @@ def load_recipe(method: str, dataset: str, config_dir: Path = CONFIG_DIR) -> Rec
         "train": TrainConfig,
         "eval": EvalConfig,
     }
-    unknown = sorted(set(data) - set(sections))
+    optional = {"guidance": GuidanceConfig}
+    unknown = sorted(set(data) - set(sections) - set(optional))
     try:
         if unknown:
-            raise ConfigError(
-                f"{unknown[0]}: unknown key; expected one of {', '.join(sorted(sections))}"
-            )
+            raise ConfigError(f"{unknown[0]}: unknown key; expected one of "
+                              f"{', '.join(sorted({**sections, **optional}))}")
         built = {}
         for key, cls in sections.items():
             if key not in data:
                 raise ConfigError(f"{key}: required key is missing")
             built[key] = build_config(cls, data[key], key)
+        if data.get("guidance") is not None:
+            built["guidance"] = build_config(GuidanceConfig, data["guidance"], "guidance")
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
-    if built["train"].method != method:
+    algorithm = built["train"].method
+    if method != algorithm and not method.startswith(f"{algorithm}_"):
         raise ConfigError(
-            f"{path}: train.method: expected {method!r} (the recipe folder), "
-            f"got {built['train'].method!r}"
+            f"{path}: train.method: expected {method!r} (the recipe folder), or a folder named "
+            f"'{algorithm}_<variant>' for a variant of {algorithm!r}; got {algorithm!r}"
         )
+    if "guidance" in built and algorithm != "semivl":
+        raise ConfigError(f"{path}: guidance: only method semivl uses dense CLIP guidance; "
+                          f"remove the section or set train.method: semivl")
     return Recipe(method=method, dataset=dataset_cfg, **built)
+
+
+def _merge(base: dict, override: dict) -> dict:
+    """Recursive dict merge; ``override`` wins, lists and scalars are replaced whole."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a recipe; a top-level ``base: <file>`` (relative to the recipe) is read first and
+    the recipe's own keys are merged over it (an ablation states only what it changes)."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: base: recipes include each other in a loop")
+    data = read_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base: expected a recipe file path, got {base!r}")
+    base_path = path.parent / base
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: base: {base_path} does not exist")
+    return _merge(_read_recipe(base_path, (*seen, path)), data)

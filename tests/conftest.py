@@ -77,11 +77,45 @@ TINY_UNIMATCH = TINY_RECIPE.replace("method: supervised", "method: unimatch").re
     "iters: 12", "iters: 8").replace("checkpoint_every_iters: 4", "checkpoint_every_iters: 3")
 
 
+TINY_SEMIVL = """
+model:
+  name: semivl
+  args:
+    clip: tiny_clip_random
+    out_blocks: [1, 0]
+    channels: 16
+    text_channels: 16
+    num_heads: 2
+    pool_size: 2
+    aspp_dilations: [1, 2, 3]
+    skip_channels: [8, 4]
+    up_channels: [16, 8]
+augment: {crop_size: 32, resize: unimatch}
+optim:
+  name: adamw
+  lr: 0.002
+  weight_decay: 0.01
+  custom_keys: {backbone: {lr_mult: 0.1}, head: {lr_mult: 1.0}, norm: {decay_mult: 0.0}}
+train:
+  method: semivl
+  batch_size: 2
+  iters: 6
+  num_workers: 0
+  eval_every_iters: 3
+  eval_every_epochs: null
+  checkpoint_every_iters: 2
+guidance: {text: concept_max, teacher_image_size: 32}
+eval: {mode: sliding_logits, crop_size: 32, stride: 26}
+"""
+
+
 @pytest.fixture()
 def config_dir(tmp_path) -> Path:
-    """A copy of config/ whose toy recipes are tiny (12 and 8 iterations)."""
+    """A copy of config/ whose toy recipes are tiny (12, 8 and 6 iterations; the SemiVL
+    ablations inherit the tiny SemiVL recipe)."""
     out = tmp_path / "config"
     shutil.copytree(REPO / "config", out)
     (out / "recipes" / "supervised" / "toy.yaml").write_text(TINY_RECIPE)
     (out / "recipes" / "unimatch" / "toy.yaml").write_text(TINY_UNIMATCH)
+    (out / "recipes" / "semivl" / "toy.yaml").write_text(TINY_SEMIVL)
     return out

@@ -3,11 +3,12 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from semivl.cli import EXIT_ERROR, build_parser, main
 
-STEPS = ["data", "splits", "weights", "train", "evaluate", "model-summary", "aggregate",
-         "table", "plot"]
+STEPS = ["data", "splits", "weights", "clip", "text", "train", "evaluate", "model-summary",
+         "aggregate", "table", "plot"]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -75,3 +76,59 @@ def test_weights_fetch_for_a_grid_without_pretrained_models(tmp_path, repo, caps
                  "--out-dir", str(out)]) == 0
     assert out.is_dir() and not any(out.iterdir())
     assert "no pretrained weights needed" in capsys.readouterr().out
+
+
+def test_semivl_chain_by_hand(toy_root, config_dir, tmp_path, capsys):
+    """clip fetch -> text -> train -> evaluate for SemiVL and an ablation, all offline."""
+    clip_dir, text_dir = tmp_path / "clip", tmp_path / "text"
+    assert main(["clip", "fetch", "--name", "tiny_clip_random", "--config-dir",
+                 str(config_dir), "--out-dir", str(clip_dir)]) == 0
+    assert (clip_dir / "tiny_clip_random.pt").is_file()
+    assert main(["clip", "fetch", "--name", "tiny_clip_random", "--config-dir",
+                 str(config_dir), "--out-dir", str(clip_dir)]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert main(["text", "--dataset", "toy", "--clip", "tiny_clip_random", "--config-dir",
+                 str(config_dir), "--clip-dir", str(clip_dir), "--out-dir", str(text_dir)]) == 0
+    splits = toy_root.parent / "splits"
+    for method, definitions in (("semivl", "project"), ("semivl_no_definitions", None)):
+        run = tmp_path / "runs" / method
+        common = ["--dataset", "toy", "--split", "6", "--method", method, "--seed", "0",
+                  "--data-root", str(toy_root), "--splits-dir", str(splits),
+                  "--config-dir", str(config_dir), "--clip-dir", str(clip_dir),
+                  "--text-dir", str(text_dir), "--no-progress"]
+        assert main(["train", *common, "--out", str(run)]) == 0
+        assert main(["evaluate", *common, "--run-dir", str(run)]) == 0
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["class_definitions"] == definitions and 0 <= metrics["miou"] <= 100
+        header = (run / "log.csv").read_text().splitlines()[0]
+        assert "loss_guid" in header and "guid_weight" in header
+        state = torch.load(run / "model.pt", weights_only=True)
+        assert not any(k.startswith("teacher") for k in state)  # the teacher is never saved
+
+
+def test_semivl_missing_files_name_the_command(toy_root, config_dir, tmp_path, capsys):
+    splits = toy_root.parent / "splits"
+    common = ["--dataset", "toy", "--split", "6", "--method", "semivl", "--seed", "0",
+              "--data-root", str(toy_root), "--splits-dir", str(splits),
+              "--config-dir", str(config_dir), "--clip-dir", str(tmp_path / "clip"),
+              "--text-dir", str(tmp_path / "text"), "--no-progress"]
+    assert main(["train", *common, "--out", str(tmp_path / "run")]) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "CLIP weights 'tiny_clip_random' are missing" in err
+    assert "semivl clip fetch --name tiny_clip_random" in err
+    assert main(["clip", "fetch", "--name", "tiny_clip_random", "--config-dir",
+                 str(config_dir), "--out-dir", str(tmp_path / "clip")]) == 0
+    assert main(["train", *common, "--out", str(tmp_path / "run")]) == EXIT_ERROR
+    assert "semivl text --dataset toy --clip tiny_clip_random" in capsys.readouterr().err
+
+
+def test_model_summary_reports_the_frozen_teacher(repo, capsys):
+    assert main(["model-summary", "--dataset", "pascal", "--method", "semivl",
+                 "--config-dir", str(repo / "config")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["by_module"]) == {"backbone", "decode_head"}
+    # ViT-B/16 at crop 512: attention projections of 12 blocks + a 1025 x 768 position table.
+    assert summary["by_module"]["backbone"]["trainable"] == 12 * (2304 * 769 + 768 * 769) + \
+        1025 * 768
+    assert summary["guidance_teacher"]["trainable"] == 0
+    assert summary["guidance_teacher"]["total"] == pytest.approx(86.8e6, rel=0.01)

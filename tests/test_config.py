@@ -94,3 +94,57 @@ def test_bad_grid_rejected_by_schema_and_loader(repo, tmp_path, edit, message):
     if message != "fixmatch":  # method names are checked against recipes at run time
         with pytest.raises(ConfigError, match=message):
             load_grid(path)
+
+
+def test_semivl_recipes_follow_the_spec_table(repo):
+    """Per-dataset learning rates, multipliers, schedules and texts (spec semivl.md 4.4)."""
+    expect = {  # lr, backbone mult, epochs, iters, crop, decoder text, guidance text
+        "pascal": (1e-4, 0.01, 80, None, 512, "names", "concept_max"),
+        "coco": (4e-4, 0.001, 10, None, 512, "names", "concept_max"),
+        "ade20k": (4e-4, 0.001, 40, None, 512, "names", "concept_max"),
+        "cityscapes": (5e-5, 0.1, None, 83760, 801, "concept_avg", "concept_max"),
+    }
+    for dataset, (lr, bb, epochs, iters, crop, dec, guid) in expect.items():
+        r = load_recipe("semivl", dataset, repo / "config")
+        keys = r.optim.custom_keys
+        assert (r.optim.lr, keys["backbone"].lr_mult, r.train.epochs, r.train.iters) == (
+            lr, bb, epochs, iters), dataset
+        assert keys["head"].lr_mult == 10.0 and r.optim.name == "adamw"
+        assert (r.augment.crop_size, r.model.args["decoder_text"], r.guidance.text) == (
+            crop, dec, guid), dataset
+        assert r.train.batch_size * 8 // r.train.global_batch_size in (1, 2)
+        assert r.model.args["clip"] == "clip_vit_b16_openai"
+        plain = load_recipe("semivl_no_definitions", dataset, repo / "config")
+        assert (plain.model.args["decoder_text"], plain.guidance.text) == ("names", "names")
+        full = load_recipe("semivl_no_spatial_ft", dataset, repo / "config")
+        assert full.model.args["finetune"] == "full"
+        assert full.optim.custom_keys["backbone"].lr_mult == pytest.approx(bb / 10)
+        assert full.optim.lr == lr and full.guidance == r.guidance
+    city = load_recipe("semivl", "cityscapes", repo / "config")
+    assert city.model.args["conv_encoder"] and city.model.args["renorm_clip_input"]
+    assert city.model.pretrained == "resnet101_v1c" and city.train.conf_mode == "pixelavg"
+
+
+def test_recipe_base_and_method_folder_rules(config_dir):
+    folder = config_dir / "recipes" / "semivl_try"
+    folder.mkdir()
+    (folder / "toy.yaml").write_text("base: ../semivl/toy.yaml\ntrain: {iters: 4}\n")
+    recipe = load_recipe("semivl_try", "toy", config_dir)
+    assert recipe.train.iters == 4 and recipe.train.method == "semivl"
+    assert recipe.model.args["clip"] == "tiny_clip_random"  # merged from the base
+    (folder / "toy.yaml").write_text("base: toy.yaml\n")
+    with pytest.raises(ConfigError, match="loop"):
+        load_recipe("semivl_try", "toy", config_dir)
+    (folder / "toy.yaml").write_text("base: ../semivl/nope.yaml\n")
+    with pytest.raises(ConfigError, match="nope.yaml does not exist"):
+        load_recipe("semivl_try", "toy", config_dir)
+    other = config_dir / "recipes" / "mixup"
+    other.mkdir()
+    (other / "toy.yaml").write_text("base: ../semivl/toy.yaml\n")
+    with pytest.raises(ConfigError, match="'semivl_<variant>'"):
+        load_recipe("mixup", "toy", config_dir)
+    variant = config_dir / "recipes" / "unimatch_guided"
+    variant.mkdir()
+    (variant / "toy.yaml").write_text("base: ../unimatch/toy.yaml\nguidance: {text: names}\n")
+    with pytest.raises(ConfigError, match="guidance: only method semivl"):
+        load_recipe("unimatch_guided", "toy", config_dir)

@@ -89,6 +89,38 @@ def test_unimatch_resume_is_exact(toy_root, config_dir, tmp_path):
     assert 0 <= float(row["mask_ratio"]) <= 1 and float(row["loss_fp"]) >= 0
 
 
+def test_semivl_resume_is_exact(toy_root, config_dir, tmp_path):
+    from semivl.cli import main
+
+    clip_dir, text_dir = tmp_path / "clip", tmp_path / "text"
+    assert main(["clip", "fetch", "--name", "tiny_clip_random", "--config-dir",
+                 str(config_dir), "--out-dir", str(clip_dir)]) == 0
+    assert main(["text", "--dataset", "toy", "--clip", "tiny_clip_random", "--config-dir",
+                 str(config_dir), "--clip-dir", str(clip_dir), "--out-dir", str(text_dir)]) == 0
+
+    def spec(out):
+        splits = toy_root.parent / "splits"
+        return RunSpec(recipe=load_recipe("semivl", "toy", config_dir), data_root=toy_root,
+                       labeled_split=splits / "6" / "labeled.txt",
+                       unlabeled_split=splits / "6" / "unlabeled.txt",
+                       val_split=splits / "val.txt", out_dir=out, seed=0,
+                       config_dir=config_dir, clip_dir=clip_dir, text_dir=text_dir)
+
+    straight = train(spec(tmp_path / "a"), progress=False, log_every=1)
+    with pytest.raises(TrainingStopped):
+        train(spec(tmp_path / "b"), stop_after_steps=4, progress=False, log_every=1)
+    resumed = train(spec(tmp_path / "b"), progress=False, log_every=1)
+    a, b = _weights(tmp_path / "a" / "model.pt"), _weights(tmp_path / "b" / "model.pt")
+    assert a.keys() == b.keys() and "text_embeddings" in a
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert resumed["history"] == straight["history"]
+    with (tmp_path / "a" / "log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    weights = [float(r["guid_weight"]) for r in rows]
+    assert weights[0] == pytest.approx(0.1) and weights == sorted(weights, reverse=True)
+
+
 def test_slurm_time_limit_stops_and_resumes(toy_root, config_dir, tmp_path, monkeypatch):
     import time
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, TINY_RECIPE, TINY_UNIMATCH
+from conftest import REPO, TINY_RECIPE, TINY_SEMIVL, TINY_UNIMATCH
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
-# The reduced grid the end-to-end runs use: two splits, two seeds, 12 iterations a run.
+# The reduced grid the end-to-end runs use: two splits, two seeds, a few iterations a run.
 SMALL_GRID = {
     "results_dir": "results/demo",
     "data_dir": "data",
@@ -22,7 +22,7 @@ SMALL_GRID = {
     "grid": {
         "datasets": ["toy"],
         "splits": [{"dataset": "toy", "split": "6"}, {"dataset": "toy", "split": "12"}],
-        "methods": ["supervised", "unimatch"],
+        "methods": ["supervised", "unimatch", "semivl"],
         "seeds": [0, 1],
     },
 }
@@ -52,6 +52,8 @@ def _checkout(tmp: Path, grid: dict | None = None, tiny: bool = False) -> Path:
         # The full toy set has about 230 unlabelled images: a batch of 16 keeps an epoch short.
         (root / "config" / "recipes" / "unimatch" / "toy.yaml").write_text(
             TINY_UNIMATCH.replace("batch_size: 2", "batch_size: 16"))
+        (root / "config" / "recipes" / "semivl" / "toy.yaml").write_text(
+            TINY_SEMIVL.replace("batch_size: 2", "batch_size: 16"))
     _run(["git", "init", "-q"], root)
     return root
 
@@ -75,8 +77,8 @@ def test_snakefile_and_dvc_declare_the_same_outputs(tmp_path):
     smk, dvc = _snakemake_outputs(root, "config/demo.yaml"), _dvc_outputs(root)
     assert smk == dvc, f"only Snakemake: {smk - dvc}; only DVC: {dvc - smk}"
     assert "results/demo/tables.md" in smk and "data/toy" in smk
-    assert sum(p.endswith("metrics.json") for p in smk) == 12  # 3 splits x 2 seeds x 2
-    assert "resources/weights" in smk
+    assert sum(p.endswith("metrics.json") for p in smk) == 20  # 2 splits x 2 seeds x 5
+    assert {"resources/weights", "resources/clip", "resources/text"} <= smk
 
 
 def test_snakemake_rejects_a_bad_config(tmp_path):
@@ -101,10 +103,11 @@ def test_missing_real_dataset_named_at_parse_time(tmp_path):
 def _check_tables(root: Path) -> str:
     text = (root / "results" / "demo" / "tables.md").read_text()
     assert "| method | 6 | 12 |" in text
-    for method in ("| Supervised", "| UniMatch"):
+    for method in ("| Supervised", "| UniMatch", "| SemiVL †"):
         row = next(line for line in text.splitlines() if line.startswith(method))
         cells = [c.strip() for c in row.strip("|").split("|")[1:]]
         assert len(cells) == 2 and all(c.endswith("(2)") and "±" in c for c in cells)
+    assert "† Class definitions written by this project (`config/classes/toy.yaml`)" in text
     png = root / "results" / "demo" / "figures" / "miou_vs_labels.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
     return text
@@ -119,6 +122,8 @@ def test_snakemake_end_to_end(tmp_path):
     run = root / "results/demo/runs/toy/12/supervised/seed1"
     for name in ("model.pt", "metrics.json", "train_summary.json", "log.csv", "config.yaml"):
         assert (run / name).is_file(), name
+    assert (root / "resources/clip/tiny_clip_random.pt").is_file()
+    assert (root / "resources/text/tiny_clip_random/toy.pt").is_file()
     again = _run([str(BIN / "snakemake"), "all", "--cores", "2", "--configfile",
                   "config/demo.yaml"], root)
     assert "Nothing to be done" in again

@@ -71,13 +71,16 @@ def evaluate(model: nn.Module, dataset: SegmentationDataset, recipe: Recipe,
 
 
 def evaluate_weights(recipe: Recipe, data_root: Path, val_split: Path, weights: Path,
-                     device: torch.device, progress: bool = True) -> EvalResult:
-    """Build the recipe's model, load ``weights`` (a state_dict file) and evaluate it."""
+                     device: torch.device, progress: bool = True, context=None) -> EvalResult:
+    """Build the recipe's model, load ``weights`` (a state_dict file) and evaluate it.
+
+    ``context`` (a ``ModelContext``) is needed by models built from files (SemiVL).
+    """
     from semivl.engine.checkpoint import load_checkpoint
     from semivl.models import build_model
 
     dataset = val_dataset(recipe, data_root, val_split)
-    model = build_model(recipe.model, recipe.dataset.num_classes)
+    model = build_model(recipe.model, recipe.dataset.num_classes, context)
     model.load_state_dict(load_checkpoint(weights))
     return evaluate(model.to(device), dataset, recipe, device, progress=progress,
                     num_workers=recipe.train.num_workers)

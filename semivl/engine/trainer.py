@@ -55,7 +55,10 @@ from semivl.engine.unimatch import LossHook, unimatch_step
 from semivl.models import build_model, load_backbone_weights
 
 BASE_LOG_FIELDS = ["iter", "epoch", "lr", "loss"]
-METHOD_LOG_FIELDS = {"supervised": [], "unimatch": ["loss_x", "loss_s", "loss_fp", "mask_ratio"]}
+_UNIMATCH_FIELDS = ["loss_x", "loss_s", "loss_fp", "mask_ratio"]
+METHOD_LOG_FIELDS = {"supervised": [], "unimatch": _UNIMATCH_FIELDS,
+                     "semivl": _UNIMATCH_FIELDS + ["loss_guid", "guid_weight", "guid_ratio"]}
+SEMI_SUPERVISED = ("unimatch", "semivl")  # methods trained with the UniMatch step
 STREAM_LABELED, STREAM_UNLABELED, STREAM_MIX = 0, 1, 2
 
 
@@ -76,6 +79,16 @@ class RunSpec:
     unlabeled_split: Path | None = None
     weights_dir: Path = Path("resources/weights")
     config_dir: Path = Path("config")
+    clip_dir: Path = Path("resources/clip")
+    text_dir: Path = Path("resources/text")
+
+    def model_context(self):
+        """What model builders read beyond the recipe (CLIP weights, text embeddings)."""
+        from semivl.models.semivl_model import ModelContext
+
+        return ModelContext(dataset=self.recipe.dataset, crop_size=self.recipe.augment.crop_size,
+                            config_dir=Path(self.config_dir), clip_dir=Path(self.clip_dir),
+                            text_dir=Path(self.text_dir))
 
     def fingerprint(self) -> str:
         """Hash of everything that determines the run, to refuse resuming a different one."""
@@ -134,9 +147,9 @@ def _make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
     recipe, cfg = spec.recipe, spec.recipe.train
     labeled = SegmentationDataset(spec.data_root, spec.labeled_split, recipe.dataset, "train",
                                   recipe.augment)
-    if cfg.method == "unimatch":
+    if cfg.method in SEMI_SUPERVISED:
         if spec.unlabeled_split is None:
-            raise ValueError("method unimatch needs an unlabelled split file")
+            raise ValueError(f"method {cfg.method} needs an unlabelled split file")
         unlabeled = SegmentationDataset(spec.data_root, spec.unlabeled_split, recipe.dataset,
                                         "train_u", recipe.augment)
         datasets = [labeled, unlabeled, unlabeled]
@@ -262,8 +275,14 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as upstream
     torch.manual_seed(spec.seed)
-    model = build_model(recipe.model, recipe.dataset.num_classes).to(dev)
+    context = spec.model_context()
+    model = build_model(recipe.model, recipe.dataset.num_classes, context).to(dev)
     optimizer = build_optimizer(model, recipe.optim)
+    step_hooks = list(hooks or [])
+    if recipe.guidance is not None:
+        from semivl.engine.guidance import build_guidance
+
+        step_hooks.append(build_guidance(recipe, model, context).to(dev))
     criterion = build_labeled_criterion(cfg.criterion, cfg.ohem_thresh, cfg.ohem_min_kept)
     torch.manual_seed(spec.seed * 1000 + info.rank)  # per-process stream for dropout/FP
     state = {"iteration": 0, "history": [], "best_miou": None, "best_iter": None}
@@ -344,9 +363,9 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
                     batch = next(batches)
                     sync = micro == plan.accumulation - 1 or not info.enabled
                     with contextlib.nullcontext() if sync else model.no_sync():
-                        if cfg.method == "unimatch":
+                        if cfg.method in SEMI_SUPERVISED:
                             loss, logs = unimatch_step(model, batch, criterion, cfg, dev, it,
-                                                       total, hooks)
+                                                       total, step_hooks)
                         else:
                             image, mask = (t.to(dev) for t in batch[0])
                             loss = criterion(model(image), mask)

@@ -25,24 +25,37 @@ def register_model(name: str) -> Callable:
     return wrap
 
 
-def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    """Build the registered model ``cfg.name`` with ``cfg.args``; bad args name the key."""
+RESERVED_ARGS = ("num_classes", "context")  # passed by build_model, not by recipes
+
+
+def build_model(cfg: ModelConfig, num_classes: int, context=None) -> nn.Module:
+    """Build the registered model ``cfg.name`` with ``cfg.args``; bad args name the key.
+
+    ``context`` (a :class:`~semivl.models.semivl_model.ModelContext`) is passed to builders
+    that take one: models whose construction reads files (CLIP weights, text embeddings).
+    """
     if cfg.name not in MODELS:
         raise ConfigError(f"model.name: expected one of {sorted(MODELS)}, got {cfg.name!r}")
     builder = MODELS[cfg.name]
     params = inspect.signature(builder).parameters
     for key in cfg.args:
-        if key not in params or key == "num_classes":
-            allowed = sorted(p for p in params if p != "num_classes")
+        if key not in params or key in RESERVED_ARGS:
+            allowed = sorted(p for p in params if p not in RESERVED_ARGS)
             raise ConfigError(f"model.args.{key}: unknown argument; expected one of {allowed}")
+    kwargs = dict(cfg.args)
+    if "context" in params:
+        if context is None:
+            raise ValueError(f"model {cfg.name!r} needs a ModelContext (dataset, crop, files)")
+        kwargs["context"] = context
     try:
-        return builder(num_classes=num_classes, **cfg.args)
+        return builder(num_classes=num_classes, **kwargs)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"model.args: {err}") from err
 
 
 def load_backbone_weights(model: nn.Module, name: str, weights_dir, config_dir):
-    """Load the pretrained weights ``name`` into ``model.backbone``; return the key report."""
+    """Load the pretrained weights ``name`` into ``model.backbone`` (or the module named by
+    the model's ``pretrained_module``); return the key report."""
     from pathlib import Path
 
     from semivl.weights import load_pretrained, load_sources
@@ -51,7 +64,11 @@ def load_backbone_weights(model: nn.Module, name: str, weights_dir, config_dir):
     if name not in sources:
         raise ConfigError(f"model.pretrained: expected one of {sorted(sources)}, got {name!r}")
     source = sources[name]
-    return load_pretrained(model.backbone, Path(weights_dir) / source.file,
+    target = getattr(model, getattr(model, "pretrained_module", "backbone"))
+    if target is None:
+        raise ConfigError(f"model.pretrained: {name!r} is set but the model has no "
+                          f"{model.pretrained_module} to load it into")
+    return load_pretrained(target, Path(weights_dir) / source.file,
                            source.drop_keys_containing)
 
 
@@ -90,3 +107,12 @@ def _deeplabv3plus(num_classes: int, backbone: str = "resnet101",
 
     return DeepLabV3Plus(num_classes, backbone=backbone, dilations=tuple(dilations),
                          aspp_channels=aspp_channels, low_level_channels=low_level_channels)
+
+
+def _register_semivl() -> None:
+    from semivl.models.semivl_model import build_semivl
+
+    register_model("semivl")(build_semivl)
+
+
+_register_semivl()

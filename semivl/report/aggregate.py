@@ -12,6 +12,8 @@ from semivl.grid import Grid
 
 COLUMNS = ["dataset", "split", "num_labeled", "method", "seed", "miou", "miou_best",
            "best_iter", "final_iter"]
+# Keys older metrics files may lack (empty in the CSV then).
+OPTIONAL_COLUMNS = ["class_definitions"]
 
 
 def grid_metrics_files(grid: Grid) -> list[Path]:
@@ -33,14 +35,15 @@ def collect_metrics(paths: list[Path]) -> pd.DataFrame:
         absent = [key for key in COLUMNS if key not in data]
         if absent:
             raise ValueError(f"{path}: missing key(s) {absent}; rerun `semivl evaluate`")
-        rows.append({key: data[key] for key in COLUMNS})
+        rows.append({key: data[key] for key in COLUMNS}
+                    | {key: data.get(key) for key in OPTIONAL_COLUMNS})
     if missing:
         head = ", ".join(missing[:5])
         raise FileNotFoundError(
             f"{len(missing)} run(s) of the grid have no metrics.json yet: {head}"
             f"{' ...' if len(missing) > 5 else ''}; run `semivl evaluate` for them first"
         )
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS + OPTIONAL_COLUMNS)
     return frame.sort_values(["dataset", "num_labeled", "split", "method", "seed"],
                              ignore_index=True)
 

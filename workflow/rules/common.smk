@@ -1,5 +1,10 @@
 # Config loading, validation and path helpers shared by all rules.
+from functools import lru_cache
+from pathlib import Path
+
 from snakemake.utils import validate
+
+from semivl.config import load_recipe
 
 configfile: "config/config.yaml"
 
@@ -44,3 +49,15 @@ def all_runs(filename):
         for m in METHODS
         for k in SEEDS
     ]
+
+
+@lru_cache(maxsize=None)
+def _model_name(method, dataset):
+    return load_recipe(method, dataset, Path(CONFIG_DIR)).model.name
+
+
+def model_files(wildcards):
+    """CLIP weights and class text embeddings, for methods whose model is built from them."""
+    if _model_name(wildcards.method, wildcards.dataset) == "semivl":
+        return {"clip": "resources/clip", "text": "resources/text"}
+    return {}

@@ -3,6 +3,7 @@
 
 rule evaluate:
     input:
+        unpack(model_files),
         model=f"{RESULTS}/runs/{{dataset}}/{{split}}/{{method}}/seed{{seed}}/model.pt",
         summary=f"{RESULTS}/runs/{{dataset}}/{{split}}/{{method}}/seed{{seed}}/train_summary.json",
         val=f"{DATA}/splits/{{dataset}}/val.txt",
@@ -17,4 +18,5 @@ rule evaluate:
         "semivl evaluate --dataset {wildcards.dataset} --split {wildcards.split}"
         " --method {wildcards.method} --seed {wildcards.seed} --data-root {DATA}/{wildcards.dataset}"
         " --splits-dir {DATA}/splits/{wildcards.dataset} --config-dir {CONFIG_DIR}"
+        " --clip-dir resources/clip --text-dir resources/text"
         " --threads {threads} --run-dir $(dirname {output}) > {log} 2>&1"

@@ -4,6 +4,7 @@
 
 rule train:
     input:
+        unpack(model_files),
         data=f"{DATA}/{{dataset}}",
         labeled=f"{DATA}/splits/{{dataset}}/{{split}}/labeled.txt",
         unlabeled=f"{DATA}/splits/{{dataset}}/{{split}}/unlabeled.txt",
@@ -23,5 +24,6 @@ rule train:
         "semivl train --dataset {wildcards.dataset} --split {wildcards.split}"
         " --method {wildcards.method} --seed {wildcards.seed} --data-root {input.data}"
         " --splits-dir {DATA}/splits/{wildcards.dataset} --config-dir {CONFIG_DIR}"
+        " --clip-dir resources/clip --text-dir resources/text"
         " --weights-dir {input.weights} --threads {threads} --out $(dirname {output.model})"
         " > {log} 2>&1"

@@ -22,3 +22,45 @@ rule weights:
     shell:
         "semivl weights fetch --grid {params.grid} --config-dir {CONFIG_DIR}"
         " --out-dir {output} --no-progress > {log} 2>&1"
+
+
+# SemiVL's CLIP (config/clip.yaml): resolved once on the login node (a pretrained tag needs the
+# Hugging Face hub; its download cache resources/cache/open_clip/ is kept), written as plain
+# state_dicts that training reads offline.
+localrules:
+    clip_weights,
+    text_embeddings,
+
+
+rule clip_weights:
+    input:
+        sources=f"{CONFIG_DIR}/clip.yaml",
+    output:
+        directory("resources/clip"),
+    params:
+        grid=GRID_FILE,
+    log:
+        f"{RESULTS}/logs/weights/clip.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/weights/clip.tsv"
+    shell:
+        "semivl clip fetch --grid {params.grid} --config-dir {CONFIG_DIR}"
+        " --out-dir {output} > {log} 2>&1"
+
+
+# Class names and definitions (config/classes/) encoded once per CLIP and dataset.
+rule text_embeddings:
+    input:
+        clip="resources/clip",
+        classes=expand(f"{CONFIG_DIR}/classes/{{dataset}}.yaml", dataset=GRID["datasets"]),
+    output:
+        directory("resources/text"),
+    params:
+        grid=GRID_FILE,
+    log:
+        f"{RESULTS}/logs/weights/text.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/weights/text.tsv"
+    shell:
+        "semivl text --grid {params.grid} --config-dir {CONFIG_DIR} --clip-dir {input.clip}"
+        " --out-dir {output} > {log} 2>&1"

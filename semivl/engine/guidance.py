@@ -1,0 +1,105 @@
+"""SemiVL's dense CLIP guidance (spec semivl.md 3; trap 6), as a UniMatch loss hook.
+
+A frozen, eval-mode copy of the *original* CLIP (not the fine-tuned backbone) labels the weak
+unlabelled views: cosine similarity of its dense embedding with the guidance texts, max over a
+class's concepts, bilinear upsampling to the crop, ``softmax(100 x sim)``, argmax, and 255 where
+the confidence is below 0.9 or the crop was padded. The labels are CutMixed with the same boxes
+as the self-training pseudo-labels; cross-entropy on both strong views and the perturbed
+prediction, weighted 0.25 / 0.25 / 0.5, summed over pixels and divided by all pixels, times a
+weight decaying linearly from 0.1 to 0; it is added to the UniMatch loss without the halving.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from semivl.config import GuidanceConfig, Recipe
+from semivl.engine.losses import IGNORE
+from semivl.engine.unimatch import UniMatchContext, paste
+from semivl.models.clip_vit import MaskClipViT
+from semivl.models.text import max_over_concepts
+
+
+def guidance_weight(cfg: GuidanceConfig, iteration: int, total_iters: int) -> float:
+    """Linear interpolation from ``lambda_start`` (iteration 0) to ``lambda_end`` (the end)."""
+    t = iteration / total_iters
+    return cfg.lambda_start * (1 - t) + cfg.lambda_end * t
+
+
+class DenseClipGuidance(nn.Module):
+    """The frozen teacher and its texts; call it as a :data:`~semivl.engine.unimatch.LossHook`.
+
+    Not part of the segmentation model: it is never trained or saved, and it is rebuilt from
+    the original CLIP weights whenever training starts or resumes.
+    """
+
+    def __init__(self, teacher: MaskClipViT, text: torch.Tensor,
+                 concept_class: torch.Tensor | None, num_classes: int,
+                 cfg: GuidanceConfig) -> None:
+        super().__init__()
+        self.teacher = teacher.eval()
+        for param in self.teacher.parameters():
+            param.requires_grad = False
+        self.register_buffer("text", text.float(), persistent=False)
+        self.register_buffer("concept_class", concept_class, persistent=False)
+        self.num_classes = num_classes
+        self.cfg = cfg
+
+    def train(self, mode: bool = True) -> DenseClipGuidance:  # noqa: ARG002 - always eval
+        return super().train(False)
+
+    @torch.no_grad()
+    def labels(self, images: torch.Tensor, ignore_mask: torch.Tensor) -> torch.Tensor:
+        """Guidance labels [B, H, W] (255 = no label) for ImageNet-normalised images."""
+        dense = self.teacher(images).dense
+        sim = torch.einsum("bdhw,nd->bnhw", dense, self.text)
+        sim = max_over_concepts(sim, self.concept_class, self.num_classes)
+        sim = F.interpolate(sim, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        conf, label = (self.cfg.temperature * sim).softmax(dim=1).max(dim=1)
+        label[conf < self.cfg.conf_thresh] = IGNORE
+        label[ignore_mask == IGNORE] = IGNORE
+        return label
+
+    def _reduce(self, pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        ce = F.cross_entropy(pred, label, ignore_index=IGNORE, reduction="none")
+        if self.cfg.reduce == "mean_all":
+            return ce.sum() / ce.numel()
+        return ce.sum() / (label != IGNORE).sum().clamp(min=1)
+
+    def forward(self, ctx: UniMatchContext) -> tuple[torch.Tensor, dict[str, float]]:
+        both = self.labels(torch.cat((ctx.img_u_w, ctx.img_u_w_mix)),
+                           torch.cat((ctx.ignore_mask, ctx.ignore_mask_mix)))
+        label, label_mix = both.chunk(2)
+        label1 = paste(label, label_mix, ctx.box1)
+        label2 = paste(label, label_mix, ctx.box2)
+        loss_s1 = self._reduce(ctx.pred_u_s1, label1)
+        loss_s2 = self._reduce(ctx.pred_u_s2, label2)
+        loss_fp = self._reduce(ctx.pred_u_w_fp, label)
+        combined = 0.25 * loss_s1 + 0.25 * loss_s2 + 0.5 * loss_fp
+        weight = guidance_weight(self.cfg, ctx.iteration, ctx.total_iters)
+        valid = ctx.ignore_mask != IGNORE
+        ratio = ((label != IGNORE) & valid).sum().item() / max(valid.sum().item(), 1)
+        return weight * combined, {"loss_guid": combined.item(), "guid_weight": weight,
+                                   "guid_ratio": ratio}
+
+
+def build_guidance(recipe: Recipe, model: nn.Module, context) -> DenseClipGuidance | None:
+    """The guidance of a SemiVL recipe (``None`` without a ``guidance`` section).
+
+    The teacher is a fresh copy of the recipe's CLIP with the backbone's numerics (GELU, LN
+    eps, input renormalisation), its position table sized for ``teacher_image_size``.
+    """
+    from semivl.models.semivl_model import class_texts_for, clip_visual
+
+    cfg = recipe.guidance
+    if cfg is None:
+        return None
+    clip_name = recipe.model.args["clip"]
+    backbone: MaskClipViT = model.backbone
+    teacher = MaskClipViT(clip_visual(clip_name, context), cfg.teacher_image_size, (),
+                          dense=True, exact_gelu=backbone.exact_gelu, ln_eps=backbone.ln_eps,
+                          renorm_clip_input=backbone.renorm_clip_input)
+    text, concept_class = class_texts_for(clip_name, context, cfg.text, teacher.embed_dim)
+    return DenseClipGuidance(teacher, text, concept_class, recipe.dataset.num_classes, cfg)

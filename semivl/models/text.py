@@ -1,0 +1,154 @@
+"""Class texts and their CLIP text embeddings (spec semivl.md 2.5).
+
+``config/classes/<dataset>.yaml`` holds, as data, the prompt template, the name the text
+encoder reads for each class, and the class definitions: a list of concept names per class.
+``semivl text`` encodes them once with the CLIP text tower and stores, in float16 like
+upstream's ``.npy`` files, in ``resources/text/<clip>/<dataset>.pt``:
+
+* ``names`` [C, D]: one L2-normalised embedding per class name;
+* ``concepts`` [M, D] and ``concept_class`` [M]: one per concept and the class it belongs to
+  (the concept-max variant takes the max similarity over a class's concepts);
+* ``concept_avg`` [C, D]: per class, the mean of the *un-normalised* concept embeddings,
+  normalised afterwards.
+
+A model asks for a variant with :func:`select_text`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+from semivl.atomic import atomic_write
+from semivl.config import ConfigError, DatasetConfig, build_config, read_yaml
+
+TEXT_DIR = Path("resources/text")
+TextVariant = Literal["names", "concept_max", "concept_avg"]
+
+
+@dataclass(frozen=True)
+class ClassTexts:
+    """``config/classes/<dataset>.yaml``."""
+
+    template: str
+    names: list[str]
+    definitions: dict[str, list[str]]
+    # upstream: the definitions are SemiVL's; project: written for this benchmark.
+    definitions_source: Literal["upstream", "project"]
+    note: str = ""
+
+    def check(self, path: str) -> None:
+        if "{}" not in self.template:
+            raise ConfigError(f"{path}.template: expected a '{{}}' placeholder, got "
+                              f"{self.template!r}")
+        for cls, concepts in self.definitions.items():
+            if not concepts:
+                raise ConfigError(f"{path}.definitions.{cls}: expected at least one concept")
+
+
+def load_class_texts(dataset: DatasetConfig, config_dir: Path) -> ClassTexts:
+    """Load and check the class texts of ``dataset`` against its class list."""
+    path = Path(config_dir) / "classes" / f"{dataset.name}.yaml"
+    try:
+        texts = build_config(ClassTexts, read_yaml(path), "classes")
+        if len(texts.names) != dataset.num_classes:
+            raise ConfigError(f"classes.names: expected {dataset.num_classes} names (one per "
+                              f"class), got {len(texts.names)}")
+        if list(texts.definitions) != list(dataset.class_names):
+            missing = [c for c in dataset.class_names if c not in texts.definitions]
+            extra = [c for c in texts.definitions if c not in dataset.class_names]
+            raise ConfigError(
+                f"classes.definitions: expected one entry per class of "
+                f"config/datasets/{dataset.name}.yaml, in its order; missing {missing}, "
+                f"unknown {extra}")
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    return texts
+
+
+@torch.no_grad()
+def encode_texts(clip: nn.Module, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+    """Un-normalised CLIP text embeddings [len(texts), D] (fp32)."""
+    import open_clip
+
+    out = []
+    for start in range(0, len(texts), batch_size):
+        tokens = open_clip.tokenize(texts[start:start + batch_size],
+                                    context_length=clip.context_length)
+        out.append(clip.encode_text(tokens).float())
+    return torch.cat(out)
+
+
+def class_text_embeddings(clip: nn.Module, texts: ClassTexts) -> dict[str, torch.Tensor]:
+    """All variants (float16) for one dataset; see the module docstring."""
+    prompt = texts.template.format
+    names = encode_texts(clip, [prompt(n) for n in texts.names])
+    concepts, owner = [], []
+    for index, concept_list in enumerate(texts.definitions.values()):
+        concepts.extend(concept_list)
+        owner.extend([index] * len(concept_list))
+    raw = encode_texts(clip, [prompt(c) for c in concepts])
+    owner_t = torch.tensor(owner, dtype=torch.int64)
+    avg = torch.zeros(len(texts.names), raw.shape[1]).index_add_(0, owner_t, raw)
+    avg = avg / torch.bincount(owner_t, minlength=len(texts.names)).clamp(min=1)[:, None]
+    normalize = torch.nn.functional.normalize
+    return {
+        "names": normalize(names, dim=-1).half(),
+        "concepts": normalize(raw, dim=-1).half(),
+        "concept_class": owner_t,
+        "concept_avg": normalize(avg, dim=-1).half(),
+    }
+
+
+def write_text_embeddings(clip: nn.Module, dataset: DatasetConfig, config_dir: Path,
+                          out: Path, clip_name: str) -> Path:
+    """Encode the class texts of ``dataset`` and save them to ``out`` (atomically)."""
+    texts = load_class_texts(dataset, config_dir)
+    state = {**class_text_embeddings(clip, texts), "clip": clip_name,
+             "dataset": dataset.name, "definitions_source": texts.definitions_source}
+    atomic_write(out, lambda tmp: torch.save(state, tmp))
+    return Path(out)
+
+
+def text_file(text_dir: Path, clip_name: str, dataset: str) -> Path:
+    return Path(text_dir) / clip_name / f"{dataset}.pt"
+
+
+def load_text_embeddings(text_dir: Path, clip_name: str, dataset: str) -> dict:
+    """Read ``<text_dir>/<clip>/<dataset>.pt`` with an error naming the command that makes it."""
+    path = text_file(text_dir, clip_name, dataset)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: text embeddings are missing; compute them with `semivl text --dataset "
+            f"{dataset} --clip {clip_name} --out-dir {text_dir}`")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated or foreign files raise various pickle errors
+        raise ValueError(f"{path}: unreadable ({type(err).__name__}); compute it again with "
+                         f"`semivl text --dataset {dataset} --clip {clip_name}`") from None
+
+
+def select_text(embeddings: dict, variant: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The embeddings of a variant and, for ``concept_max``, each row's class index."""
+    if variant == "names":
+        return embeddings["names"], None
+    if variant == "concept_avg":
+        return embeddings["concept_avg"], None
+    if variant == "concept_max":
+        return embeddings["concepts"], embeddings["concept_class"]
+    raise ValueError(f"text variant: expected names, concept_max or concept_avg, got "
+                     f"{variant!r}")
+
+
+def max_over_concepts(scores: torch.Tensor, concept_class: torch.Tensor | None,
+                      num_classes: int) -> torch.Tensor:
+    """Per class, the max of its concepts' scores along dim 1 ([B, M, ...] -> [B, C, ...])."""
+    if concept_class is None:
+        return scores
+    index = concept_class.to(scores.device).view(1, -1, *([1] * (scores.dim() - 2)))
+    out = scores.new_full((scores.shape[0], num_classes, *scores.shape[2:]), float("-inf"))
+    return out.scatter_reduce(1, index.expand_as(scores), scores, reduce="amax")
