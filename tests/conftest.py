@@ -105,7 +105,7 @@ train:
   eval_every_epochs: null
   checkpoint_every_iters: 2
 guidance: {text: concept_max, teacher_image_size: 32}
-eval: {mode: sliding_logits, crop_size: 32, stride: 26}
+eval: {mode: sliding_logits, crop_size: 48, stride: 40}
 """
 
 

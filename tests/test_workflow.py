@@ -53,7 +53,8 @@ def _checkout(tmp: Path, grid: dict | None = None, tiny: bool = False) -> Path:
         (root / "config" / "recipes" / "unimatch" / "toy.yaml").write_text(
             TINY_UNIMATCH.replace("batch_size: 2", "batch_size: 16"))
         (root / "config" / "recipes" / "semivl" / "toy.yaml").write_text(
-            TINY_SEMIVL.replace("batch_size: 2", "batch_size: 16"))
+            TINY_SEMIVL.replace("batch_size: 2", "batch_size: 16").replace(
+                "eval_every_iters: 3", "eval_every_iters: 7"))
     _run(["git", "init", "-q"], root)
     return root
 
