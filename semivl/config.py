@@ -380,6 +380,16 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def load_named_configs(path: Path, cls: type) -> dict[str, Any]:
+    """A YAML mapping of name -> ``cls`` entries (``config/weights.yaml``, ``config/clip.yaml``),
+    each validated; errors name the file and the entry."""
+    data = read_yaml(path)
+    try:
+        return {name: build_config(cls, value, name) for name, value in data.items()}
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
 def load_dataset_config(name: str, config_dir: Path = CONFIG_DIR) -> DatasetConfig:
     """Load ``config/datasets/<name>.yaml``."""
     path = config_dir / "datasets" / f"{name}.yaml"

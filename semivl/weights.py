@@ -21,7 +21,7 @@ import yaml
 from torch import nn
 
 from semivl.atomic import atomic_dir, write_text_atomic
-from semivl.config import ConfigError, build_config, read_yaml
+from semivl.config import ConfigError, load_named_configs
 from semivl.download import DownloadError, download, sha256_of
 
 
@@ -39,12 +39,7 @@ class WeightSource:
 
 def load_sources(config_dir: Path) -> dict[str, WeightSource]:
     """Read ``config/weights.yaml``."""
-    path = Path(config_dir) / "weights.yaml"
-    data = read_yaml(path)
-    try:
-        return {name: build_config(WeightSource, value, name) for name, value in data.items()}
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+    return load_named_configs(Path(config_dir) / "weights.yaml", WeightSource)
 
 
 def _lock_path(config_dir: Path) -> Path:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from semivl.atomic import atomic_write, write_text_atomic
-from semivl.config import ConfigError, build_config, read_yaml
+from semivl.config import ConfigError, load_named_configs
 
 CLIP_DIR = Path("resources/clip")
 
@@ -51,12 +51,7 @@ class ClipSource:
 
 def load_clip_sources(config_dir: Path) -> dict[str, ClipSource]:
     """Read ``config/clip.yaml``."""
-    path = Path(config_dir) / "clip.yaml"
-    data = read_yaml(path)
-    try:
-        return {name: build_config(ClipSource, value, name) for name, value in data.items()}
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+    return load_named_configs(Path(config_dir) / "clip.yaml", ClipSource)
 
 
 def clip_source(name: str, config_dir: Path) -> ClipSource:
