@@ -422,8 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingStopped as stop:
         print(f"semivl: {stop}", file=sys.stderr)
         return EXIT_STOPPED
-    except (ConfigError, DataError, SplitFileError, DownloadError, FileNotFoundError,
-            FileExistsError, RuntimeError, ValueError) as err:
+    except (ConfigError, DataError, SplitFileError, DownloadError, OSError, RuntimeError,
+            ValueError) as err:
         print(f"semivl {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR
     return 0

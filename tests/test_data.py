@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -137,3 +139,18 @@ def test_sampler_resume_and_sharding():
     one = list(SeededSampler(10, seed=3, length=14))
     merged = [x for pair in zip(*shards, strict=True) for x in pair]
     assert [(i, s[3]) for i, s in merged] == [(i, s[3]) for i, s in one]
+
+
+def test_failed_atomic_write_keeps_the_old_file_and_names_it(tmp_path):
+    from semivl.atomic import atomic_write
+
+    target = tmp_path / "model.pt"
+    target.write_text("old")
+
+    def fail(tmp):
+        Path(tmp).write_text("half")
+        raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos")
+
+    with pytest.raises(OSError, match="could not write .*model.pt.*GB free.*unchanged"):
+        atomic_write(target, fail)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["model.pt"]
