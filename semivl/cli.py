@@ -100,6 +100,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from semivl.engine.checkpoint import write_json_atomic
     from semivl.engine.distributed import device_for
     from semivl.engine.evaluate import evaluate_weights
+    from semivl.models.text import definitions_used
 
     spec = _run_spec(args, args.run_dir)
     weights = args.weights or args.run_dir / "model.pt"
@@ -124,24 +125,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         "miou_best": summary["best_miou"],
         "best_iter": summary["best_iter"],
         "final_iter": summary["final_iter"],
-        "class_definitions": _definitions_used(spec.recipe, args.config_dir),
+        "class_definitions": definitions_used(spec.recipe, args.config_dir),
     }
     out = args.out or args.run_dir / "metrics.json"
     write_json_atomic(metrics, out)
     print(f"mIoU {result.miou:.2f} on {result.num_images} images -> {out}")
-
-
-def _definitions_used(recipe, config_dir: Path) -> str | None:
-    """Whose class definitions a run used ("upstream" or "project"); None if it used none."""
-    from semivl.models.text import load_class_texts
-
-    variants = [recipe.model.args.get("decoder_text", "names") if recipe.model.name == "semivl"
-                else "names"]
-    if recipe.guidance is not None:
-        variants.append(recipe.guidance.text)
-    if all(v == "names" for v in variants):
-        return None
-    return load_class_texts(recipe.dataset, config_dir).definitions_source
 
 
 def _grid_clip_needs(grid_file: Path, config_dir: Path) -> dict[str, set[str]]:

@@ -152,3 +152,15 @@ def max_over_concepts(scores: torch.Tensor, concept_class: torch.Tensor | None,
     index = concept_class.to(scores.device).view(1, -1, *([1] * (scores.dim() - 2)))
     out = scores.new_full((scores.shape[0], num_classes, *scores.shape[2:]), float("-inf"))
     return out.scatter_reduce(1, index.expand_as(scores), scores, reduce="amax")
+
+
+def definitions_used(recipe, config_dir: Path) -> str | None:
+    """Whose class definitions a recipe's run uses: ``"upstream"`` or ``"project"`` (from
+    ``config/classes/<dataset>.yaml``), or ``None`` when it reads only plain class names."""
+    variants = [recipe.model.args.get("decoder_text", "names")
+                if recipe.model.name == "semivl" else "names"]
+    if recipe.guidance is not None:
+        variants.append(recipe.guidance.text)
+    if all(v == "names" for v in variants):
+        return None
+    return load_class_texts(recipe.dataset, config_dir).definitions_source
