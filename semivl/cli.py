@@ -132,18 +132,23 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"mIoU {result.miou:.2f} on {result.num_images} images -> {out}")
 
 
-def _grid_clip_needs(grid_file: Path, config_dir: Path) -> dict[str, set[str]]:
-    """CLIP model name -> datasets, over the grid's SemiVL recipes."""
+def _grid_recipes(grid_file: Path, config_dir: Path):
+    """Every recipe the grid runs (once per split cell and method)."""
     from semivl.config import load_recipe
     from semivl.grid import load_grid
 
     grid = load_grid(grid_file)
-    needs: dict[str, set[str]] = {}
     for cell in grid.grid.splits:
         for method in grid.grid.methods:
-            recipe = load_recipe(method, cell.dataset, config_dir)
-            if recipe.model.name == "semivl":
-                needs.setdefault(recipe.model.args["clip"], set()).add(cell.dataset)
+            yield load_recipe(method, cell.dataset, config_dir)
+
+
+def _grid_clip_needs(grid_file: Path, config_dir: Path) -> dict[str, set[str]]:
+    """CLIP model name -> datasets, over the grid's SemiVL recipes."""
+    needs: dict[str, set[str]] = {}
+    for recipe in _grid_recipes(grid_file, config_dir):
+        if recipe.model.name == "semivl":
+            needs.setdefault(recipe.model.args["clip"], set()).add(recipe.dataset.name)
     return needs
 
 
@@ -193,20 +198,14 @@ def cmd_text(args: argparse.Namespace) -> None:
 
 
 def cmd_weights_fetch(args: argparse.Namespace) -> None:
-    from semivl.config import load_recipe
-    from semivl.grid import load_grid
     from semivl.weights import fetch, link_into
 
     if bool(args.grid) == bool(args.name):
         raise ValueError("give either --grid or one or more --name, not both")
     names = set(args.name or [])
     if args.grid:
-        grid = load_grid(args.grid)
-        for cell in grid.grid.splits:
-            for method in grid.grid.methods:
-                pretrained = load_recipe(method, cell.dataset, args.config_dir).model.pretrained
-                if pretrained:
-                    names.add(pretrained)
+        names |= {r.model.pretrained for r in _grid_recipes(args.grid, args.config_dir)
+                  if r.model.pretrained}
     files = [fetch(name, args.config_dir, args.cache_dir, progress=not args.no_progress)
              for name in sorted(names)]
     link_into(files, args.out_dir)

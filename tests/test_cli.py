@@ -132,3 +132,16 @@ def test_model_summary_reports_the_frozen_teacher(repo, capsys):
         1025 * 768
     assert summary["guidance_teacher"]["trainable"] == 0
     assert summary["guidance_teacher"]["total"] == pytest.approx(86.8e6, rel=0.01)
+
+
+def test_clip_and_text_for_a_grid(tmp_path, repo, capsys):
+    grid, config = str(repo / "config" / "demo.yaml"), str(repo / "config")
+    assert main(["clip", "fetch", "--grid", grid, "--config-dir", config,
+                 "--out-dir", str(tmp_path / "clip")]) == 0
+    assert sorted(p.name for p in (tmp_path / "clip").iterdir()) == [
+        "tiny_clip_random.json", "tiny_clip_random.pt"]
+    assert main(["text", "--grid", grid, "--config-dir", config, "--clip-dir",
+                 str(tmp_path / "clip"), "--out-dir", str(tmp_path / "text")]) == 0
+    emb = torch.load(tmp_path / "text" / "tiny_clip_random" / "toy.pt", weights_only=True)
+    assert emb["names"].shape == (5, 64) and emb["concepts"].shape == (14, 64)
+    assert emb["definitions_source"] == "project"
