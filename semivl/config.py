@@ -36,8 +36,49 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class ArchiveSource:
+    """One published file a dataset is prepared from (``archives:`` of a dataset config)."""
+
+    file: str
+    # Mirrors tried in order. For a Cityscapes package: the site's base URL.
+    urls: list[str]
+    # The publisher's md5, where one is published; otherwise the sha256 of the first download
+    # is pinned in config/data.lock.yaml.
+    md5: str | None = None
+    size: int | None = None  # bytes: progress total and the free-disk check
+    cityscapes_package: int | None = None  # packageID on cityscapes-dataset.com (login needed)
+    licence: str = ""
+
+    def check(self, path: str) -> None:
+        _require(bool(self.urls), f"{path}.urls", "at least one URL", self.urls)
+        _require("/" not in self.file, f"{path}.file", "a file name without '/'", self.file)
+        if self.md5 is not None:
+            _require(len(self.md5) == 32, f"{path}.md5", "32 hex digits", self.md5)
+
+
+@dataclass(frozen=True)
+class OfficialSplits:
+    """Upstream split lists at a pinned commit (``semivl splits --source official``)."""
+
+    repo: str  # owner/name on GitHub
+    commit: str  # 40 hex digits
+    folder: str  # e.g. splits/pascal
+    url: str = "https://raw.githubusercontent.com/{repo}/{commit}/{folder}/{file}"
+    # sha256 per file ("92/labeled.txt", "val.txt"); files not listed are pinned on first
+    # download in config/data.lock.yaml.
+    sha256: dict[str, str] = field(default_factory=dict)
+
+    def check(self, path: str) -> None:
+        _require(len(self.commit) == 40, f"{path}.commit", "a full 40-hex commit", self.commit)
+
+    def file_url(self, file: str) -> str:
+        return self.url.format(repo=self.repo, commit=self.commit, folder=self.folder,
+                               file=file)
+
+
+@dataclass(frozen=True)
 class DatasetConfig:
-    """Facts about a dataset: classes, on-disk layout and its labelled splits."""
+    """Facts about a dataset: classes, on-disk layout, its labelled splits and its sources."""
 
     name: str
     layout: Literal["voc", "coco", "ade20k", "cityscapes"]
@@ -47,6 +88,17 @@ class DatasetConfig:
     reduce_zero_label: bool = False
     # Labelled split names -> number of labelled images (the table's column headers).
     splits: dict[str, int] = field(default_factory=dict)
+    # Published files the dataset is prepared from (semivl data prepare), keyed by role.
+    archives: dict[str, ArchiveSource] = field(default_factory=dict)
+    # COCO only: "preprocessed" = UniMatch's 81-class masks (as the papers used); "instances"
+    # = regenerated from the instance annotations with pycocotools (not byte-identical).
+    masks_from: Literal["preprocessed", "instances"] = "preprocessed"
+    # Where `semivl splits` takes the split lists from by default.
+    split_source: Literal["official", "generated"] = "generated"
+    official_splits: OfficialSplits | None = None
+    # Image/mask pairs each part must hold once prepared ("train", "val"); checked by
+    # `semivl data check` and used to verify official unlabelled/val list lengths.
+    expected_counts: dict[str, int] = field(default_factory=dict)
 
     def check(self, path: str) -> None:
         _require(self.num_classes >= 2, f"{path}.num_classes", ">= 2", self.num_classes)
@@ -59,6 +111,15 @@ class DatasetConfig:
         _require(self.ignore_index == 255, f"{path}.ignore_index", 255, self.ignore_index)
         for name, count in self.splits.items():
             _require(count > 0, f"{path}.splits.{name}", "a positive image count", count)
+        if self.split_source == "official":
+            _require(self.official_splits is not None, f"{path}.official_splits",
+                     "a repo/commit/folder mapping (split_source is 'official')", None)
+        _require(self.masks_from == "preprocessed" or self.layout == "coco",
+                 f"{path}.masks_from", "'preprocessed' (only COCO masks can be regenerated)",
+                 self.masks_from)
+        for part in self.expected_counts:
+            _require(part in ("train", "val"), f"{path}.expected_counts.{part}",
+                     "'train' or 'val'", part)
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
-from semivl.atomic import atomic_dir, write_text_atomic
+from semivl import lockfile
+from semivl.atomic import atomic_dir
 from semivl.config import ConfigError, load_named_configs
 from semivl.download import DownloadError, download, sha256_of
 
@@ -48,23 +48,12 @@ def _lock_path(config_dir: Path) -> Path:
 
 def read_lock(config_dir: Path) -> dict[str, str]:
     """Pinned sha256 per weights name (empty if nothing is pinned yet)."""
-    path = _lock_path(config_dir)
-    if not path.exists():
-        return {}
-    data = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of name: sha256")
-    return {str(k): str(v) for k, v in data.items()}
+    return lockfile.read_lock(_lock_path(config_dir))
 
 
 def pin(config_dir: Path, name: str, sha256: str) -> None:
-    """Record ``name``'s sha256 in the lock file (atomically)."""
-    lock = read_lock(config_dir)
-    lock[name] = sha256
-    path = _lock_path(config_dir)
-    header = ("# sha256 of pretrained files, pinned on first use (none are published).\n"
-              "# Commit this file; a later download that differs is refused.\n")
-    write_text_atomic(header + yaml.safe_dump(dict(sorted(lock.items()))), path)
+    """Record ``name``'s sha256 in ``config/weights.lock.yaml``."""
+    lockfile.pin(_lock_path(config_dir), name, sha256, "pretrained files")
 
 
 def fetch(name: str, config_dir: Path, cache_dir: Path, progress: bool = True,

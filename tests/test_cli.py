@@ -32,7 +32,7 @@ def test_missing_data_root_exit_code_and_hint(tmp_path, repo, capsys):
                  "--out", str(tmp_path / "run")])
     assert code == EXIT_ERROR
     err = capsys.readouterr().err
-    assert "does not exist" in err and "semivl data toy --out" in err
+    assert "does not exist" in err and "semivl data prepare toy --out" in err
     assert not (tmp_path / "run").exists()
 
 

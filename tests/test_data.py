@@ -7,11 +7,11 @@ from PIL import Image
 
 from semivl.config import AugmentConfig, load_dataset_config
 from semivl.data.dataset import DataError, SegmentationDataset, read_mask, require_data_root
+from semivl.data.make_splits import nested_split
 from semivl.data.sampling import SeededSampler
 from semivl.data.splits import (
     SplitFileError,
     check_pairs_exist,
-    nested_labeled_split,
     read_split_file,
 )
 from semivl.data.transforms import (
@@ -50,18 +50,26 @@ def test_missing_files_reported_with_count_and_names(tmp_path):
 
 
 def test_nested_splits_are_prefixes():
-    ids = [f"id{i:03d}" for i in range(50)]
-    small, rest_small = nested_labeled_split(ids, 5, seed=0)
-    large, rest_large = nested_labeled_split(list(reversed(ids)), 20, seed=0)
+    ids = [(f"id{i:03d}.jpg", f"id{i:03d}.png") for i in range(50)]
+    small, rest_small = nested_split(ids, ids, 5, seed=0)
+    large, rest_large = nested_split(list(reversed(ids)), ids, 20, seed=0)
     assert large[:5] == small
     assert sorted(small + rest_small) == sorted(ids) and not set(small) & set(rest_small)
     assert len(rest_large) == 30
     with pytest.raises(SplitFileError):
-        nested_labeled_split(ids, 50, seed=0)
+        nested_split(ids, ids, 50, seed=0)
+
+
+def test_nested_splits_draw_from_the_pool_and_append_the_rest():
+    train = [(f"t{i:02d}.jpg", f"t{i:02d}.png") for i in range(12)]
+    labeled, unlabeled = nested_split(train[:6], train, 3, seed=1)
+    assert set(labeled) <= set(train[:6])
+    assert unlabeled[3:] == train[6:]  # outside the pool, sorted, after the pool's rest
+    assert sorted(labeled + unlabeled) == train
 
 
 def test_missing_data_root_says_how_to_create(tmp_path):
-    with pytest.raises(DataError, match=r"semivl data toy --out .*nowhere"):
+    with pytest.raises(DataError, match=r"semivl data prepare toy --out .*nowhere"):
         require_data_root(tmp_path / "nowhere", "toy")
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semivl.data.toy import CLASS_NAMES, ToySpec, generate_toy
+from semivl.data.prepare.toy import CLASS_NAMES, ToySpec, generate_toy
 
 SMALL = ToySpec(num_train=8, num_val=4)
 

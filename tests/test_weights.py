@@ -5,67 +5,16 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from http_fixture import FileServer
 
 from baselines.unimatch.resnet import DeepStemResNet
 from semivl.download import DownloadError, download
 from semivl.weights import fetch, link_into, load_pretrained, read_lock
-
-
-class FileServer:
-    """Serves ``files`` on 127.0.0.1; honours Range; can cut the first transfer short."""
-
-    def __init__(self, files: dict[str, bytes], cut_first_after: int | None = None) -> None:
-        self.files = files
-        self.cut = cut_first_after
-        self.requests: list[dict] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def do_GET(self):  # noqa: N802 - http.server API
-                server.requests.append({"path": self.path, "range": self.headers.get("Range")})
-                body = server.files.get(self.path.lstrip("/"))
-                if body is None:
-                    self.send_error(404)
-                    return
-                start = 0
-                if self.headers.get("Range"):
-                    start = int(self.headers["Range"].removeprefix("bytes=").split("-")[0])
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                payload = body[start:]
-                if server.cut is not None:
-                    payload, server.cut = payload[: server.cut], None
-                    self.wfile.write(payload)
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(payload)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> FileServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def _checkpoint_bytes() -> bytes:
@@ -104,11 +53,15 @@ def test_fetch_pins_then_verifies(tmp_path, repo):
 def test_checksum_mismatch_is_refused(tmp_path, repo):
     with FileServer({"resnet50.pth": _checkpoint_bytes()}) as server:
         config = _config_dir(tmp_path, server.url, repo)
-        (config / "weights.lock.yaml").write_text("resnet50: " + "0" * 64 + "\n")
-        with pytest.raises(DownloadError, match="sha256 mismatch"):
+        (config / "weights.lock.yaml").write_text("resnet50: '" + "0" * 64 + "'\n")
+        with pytest.raises(DownloadError, match="sha256 mismatch") as err:
             fetch("resnet50", config, tmp_path / "cache", progress=False, retries=1)
     assert not (tmp_path / "cache" / "resnet50.pth").exists()
     assert not (tmp_path / "cache" / "resnet50.pth.part").exists()
+    aside = tmp_path / "cache" / "resnet50.pth.checksum-mismatch"
+    assert aside.exists() and str(aside) in str(err.value)
+    assert "0" * 64 in str(err.value) and hashlib.sha256(aside.read_bytes()).hexdigest() in str(
+        err.value)
 
 
 def test_interrupted_transfer_resumes(tmp_path):

@@ -93,12 +93,29 @@ def test_snakemake_rejects_a_bad_config(tmp_path):
     assert "zero" in proc.stderr + proc.stdout and "seeds" in proc.stderr + proc.stdout
 
 
-def test_missing_real_dataset_named_at_parse_time(tmp_path):
+def test_data_target_downloads_on_the_login_node_and_skips_what_exists(tmp_path):
     root = _checkout(tmp_path)
-    proc = subprocess.run([str(BIN / "snakemake"), "-n"], cwd=root, env=ENV,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0
-    assert "dataset directory data/pascal does not exist" in proc.stdout + proc.stderr
+    plan = _run([str(BIN / "snakemake"), "-n", "data", "--quiet", "rules"], root)
+    jobs = _run([str(BIN / "snakemake"), "-n", "data"], root)
+    for rule in ("fetch_archive", "prepare_data", "split_files", "val_split"):
+        assert rule in plan
+    for archive in ("VOCtrainval_11-May-2012.tar", "ground_truth_voc.zip"):
+        assert f"resources/archives/pascal/{archive}" in jobs
+    code = ("from pathlib import Path\n"
+            "from snakemake.api import SnakemakeApi\n"
+            "from snakemake.settings.types import ConfigSettings, OutputSettings, "
+            "ResourceSettings\n"
+            "with SnakemakeApi(OutputSettings(quiet=True)) as api:\n"
+            "    wf = api.workflow(snakefile=Path('Snakefile'), resource_settings="
+            "ResourceSettings(), config_settings=ConfigSettings())\n"
+            "    print(' '.join(sorted(wf._workflow._localrules)))\n")
+    local = set(_run([sys.executable, "-c", code], root).split())
+    assert {"fetch_archive", "split_files", "val_split"} <= local  # need the internet
+    assert "prepare_data" not in local  # extraction and checking may run on a compute node
+    # A dataset folder that already exists is used as it is: nothing is downloaded.
+    (root / "data" / "pascal").mkdir(parents=True)
+    again = _run([str(BIN / "snakemake"), "-n", "data"], root)
+    assert "rule fetch_archive:" not in again and "rule prepare_data:" not in again
 
 
 def _check_tables(root: Path) -> str:

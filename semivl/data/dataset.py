@@ -31,12 +31,9 @@ def require_data_root(root: Path, dataset: str) -> Path:
     """Fail with the path and the command that creates it if the dataset root is missing."""
     root = Path(root)
     if not root.is_dir():
-        if dataset == "toy":
-            hint = f"semivl data toy --out {root}"
-        else:
-            hint = (f"place the prepared {dataset} dataset there (layout: see "
-                    f"docs/datasets.md) or point --data-root at it")
-        raise DataError(f"dataset directory {root} does not exist; create it with: {hint}")
+        raise DataError(f"dataset directory {root} does not exist; create it with: semivl "
+                        f"data prepare {dataset} --out {root} (or point --data-root at a "
+                        f"prepared copy; layout: docs/datasets.md)")
     return root
 
 

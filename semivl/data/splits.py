@@ -7,7 +7,6 @@ and writers must not concatenate files blindly.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 from semivl.atomic import write_text_atomic
@@ -60,22 +59,6 @@ def read_id_list(path: Path) -> list[str]:
     if not path.is_file():
         raise SplitFileError(f"{path}: id list not found")
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
-
-def nested_labeled_split(ids: list[str], num_labeled: int, seed: int) -> tuple[list, list]:
-    """Labelled/unlabelled partition as in SemiVL's ``gen_ade_splits.py``.
-
-    The ids are sorted and shuffled with ``random.Random(seed)``; the first ``num_labeled``
-    are labelled and the rest unlabelled. Splits of different sizes drawn with the same seed
-    are therefore nested prefixes of one shuffled list.
-    """
-    if not 0 < num_labeled < len(ids):
-        raise SplitFileError(
-            f"num_labeled must be in [1, {len(ids) - 1}] for {len(ids)} images, got {num_labeled}"
-        )
-    shuffled = sorted(ids)
-    random.Random(seed).shuffle(shuffled)
-    return shuffled[:num_labeled], shuffled[num_labeled:]
 
 
 def check_pairs_exist(root: Path, pairs: list[Pair], split_path: Path, *,

@@ -4,7 +4,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from semivl.config import load_recipe
+from semivl.config import load_dataset_config, load_recipe
+from semivl.data.prepare import archive_files
 
 configfile: "config/config.yaml"
 
@@ -20,17 +21,6 @@ GRID = config["grid"]
 SPLITS = [(cell["dataset"], str(cell["split"])) for cell in GRID["splits"]]
 METHODS = GRID["methods"]
 SEEDS = GRID["seeds"]
-# Datasets that the workflow can create itself; the others must already be prepared on disk.
-GENERATED_DATASETS = {"toy"}
-
-for _dataset in GRID["datasets"]:
-    if _dataset not in GENERATED_DATASETS and not os.path.isdir(f"{DATA}/{_dataset}"):
-        raise WorkflowError(
-            f"dataset directory {DATA}/{_dataset} does not exist. Automatic download of "
-            f"{_dataset} is not available yet: place the prepared dataset there (layout in "
-            f"docs/datasets.md), or remove it from grid.datasets in your config."
-        )
-
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_]+",
     split=r"[A-Za-z0-9_]+",

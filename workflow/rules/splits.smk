@@ -1,9 +1,16 @@
-# Labelled/unlabelled split files in the upstream format, and the val list.
+# Labelled/unlabelled split files in the upstream format, and the val list. Official lists
+# are downloaded from GitHub at a pinned commit, so these run on the login node.
+
+
+localrules:
+    split_files,
+    val_split,
 
 
 rule split_files:
     input:
         data=f"{DATA}/{{dataset}}",
+        dataset_cfg=f"{CONFIG_DIR}/datasets/{{dataset}}.yaml",
     output:
         labeled=f"{DATA}/splits/{{dataset}}/{{split}}/labeled.txt",
         unlabeled=f"{DATA}/splits/{{dataset}}/{{split}}/unlabeled.txt",
@@ -12,7 +19,7 @@ rule split_files:
     benchmark:
         f"{RESULTS}/benchmarks/splits/{{dataset}}_{{split}}.tsv"
     shell:
-        "semivl splits --dataset {wildcards.dataset} --data-root {input.data}"
+        "semivl splits {wildcards.dataset} --data-root {input.data}"
         " --out-dir {DATA}/splits/{wildcards.dataset} --split {wildcards.split}"
         " --config-dir {CONFIG_DIR} > {log} 2>&1"
 
@@ -20,6 +27,7 @@ rule split_files:
 rule val_split:
     input:
         data=f"{DATA}/{{dataset}}",
+        dataset_cfg=f"{CONFIG_DIR}/datasets/{{dataset}}.yaml",
     output:
         f"{DATA}/splits/{{dataset}}/val.txt",
     log:
@@ -27,6 +35,6 @@ rule val_split:
     benchmark:
         f"{RESULTS}/benchmarks/splits/{{dataset}}_val.tsv"
     shell:
-        "semivl splits --dataset {wildcards.dataset} --data-root {input.data}"
+        "semivl splits {wildcards.dataset} --data-root {input.data}"
         " --out-dir {DATA}/splits/{wildcards.dataset} --val --config-dir {CONFIG_DIR}"
         " > {log} 2>&1"

@@ -146,6 +146,27 @@ def make_sample(rng: np.random.Generator, spec: ToySpec) -> tuple[Image.Image, I
     return image, mask
 
 
+def write_toy(out: Path, seed: int = 0, spec: ToySpec | None = None,
+              progress: bool = True) -> None:
+    """Write the toy dataset into the existing, empty folder ``out`` (VOC layout)."""
+    spec = spec or ToySpec()
+    out = Path(out)
+    (out / "JPEGImages").mkdir()
+    (out / "SegmentationClass").mkdir()
+    (out / "ImageSets" / "Segmentation").mkdir(parents=True)
+    total = spec.num_train + spec.num_val
+    ids = [f"toy_{i:05d}" for i in range(total)]
+    for i, sample_id in enumerate(tqdm(ids, desc="toy dataset", unit="img",
+                                       disable=not progress)):
+        rng = np.random.default_rng([seed, i])
+        image, mask = make_sample(rng, spec)
+        image.save(out / "JPEGImages" / f"{sample_id}.jpg", quality=spec.jpeg_quality)
+        mask.save(out / "SegmentationClass" / f"{sample_id}.png", optimize=False)
+    sets = out / "ImageSets" / "Segmentation"
+    (sets / "train.txt").write_text("".join(f"{s}\n" for s in ids[: spec.num_train]))
+    (sets / "val.txt").write_text("".join(f"{s}\n" for s in ids[spec.num_train:]))
+
+
 def generate_toy(out: Path, seed: int = 0, spec: ToySpec | None = None,
                  force: bool = False) -> Path:
     """Write the toy dataset to ``out`` in the VOC layout.
@@ -155,22 +176,20 @@ def generate_toy(out: Path, seed: int = 0, spec: ToySpec | None = None,
     temporary sibling folder and renamed into place, so an interrupted run leaves nothing
     that looks complete.
     """
-    spec = spec or ToySpec()
     out = Path(out)
     if out.exists() and not force:
         raise FileExistsError(f"{out} already exists; pass --force to regenerate it")
     with atomic_dir(out) as tmp:
-        (tmp / "JPEGImages").mkdir()
-        (tmp / "SegmentationClass").mkdir()
-        (tmp / "ImageSets" / "Segmentation").mkdir(parents=True)
-        total = spec.num_train + spec.num_val
-        ids = [f"toy_{i:05d}" for i in range(total)]
-        for i, sample_id in enumerate(tqdm(ids, desc="toy dataset", unit="img")):
-            rng = np.random.default_rng([seed, i])
-            image, mask = make_sample(rng, spec)
-            image.save(tmp / "JPEGImages" / f"{sample_id}.jpg", quality=spec.jpeg_quality)
-            mask.save(tmp / "SegmentationClass" / f"{sample_id}.png", optimize=False)
-        sets = tmp / "ImageSets" / "Segmentation"
-        (sets / "train.txt").write_text("".join(f"{s}\n" for s in ids[: spec.num_train]))
-        (sets / "val.txt").write_text("".join(f"{s}\n" for s in ids[spec.num_train:]))
+        write_toy(tmp, seed, spec)
     return out
+
+
+# `semivl data prepare toy`: the toy dataset has no archives; it is generated (seed 0).
+
+
+def required_archives(cfg) -> list[str]:
+    return []
+
+
+def build(cfg, archives: dict[str, Path], out: Path, progress: bool = True) -> None:
+    write_toy(out, seed=0, progress=progress)

@@ -1,0 +1,34 @@
+"""Checksum lock files: sha256 values pinned on first download and verified ever after.
+
+Used where no checksum is published (UniMatch's backbone weights, SemiVL's preprocessed
+ground-truth zips, upstream split lists too large to pin by hand). Commit the lock files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from semivl.atomic import write_text_atomic
+from semivl.config import ConfigError
+
+
+def read_lock(path: Path) -> dict[str, str]:
+    """Pinned sha256 per key (empty if the lock file does not exist yet)."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of name: sha256")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def pin(path: Path, key: str, sha256: str, what: str) -> None:
+    """Record ``key``'s sha256 in the lock file ``path`` (atomically); ``what`` heads the file."""
+    lock = read_lock(path)
+    lock[key] = sha256
+    header = (f"# sha256 of {what}, pinned on first download (none is published).\n"
+              "# Commit this file; a later download that differs is refused.\n")
+    write_text_atomic(header + yaml.safe_dump(dict(sorted(lock.items()))), path)
