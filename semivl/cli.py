@@ -108,11 +108,31 @@ def _run_spec(args: argparse.Namespace, out_dir: Path):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from semivl.engine.trainer import train
+    import os
+    import time
+
+    from semivl.engine.trainer import TrainingStopped, train
+    from semivl.provenance import gpus_in_use, record_attempt, write_provenance
 
     spec = _run_spec(args, args.out)
-    summary = train(spec, device=args.device, stop_after_steps=args.stop_after_steps,
-                    progress=not args.no_progress)
+    main_process = os.environ.get("RANK", "0") == "0"
+    tic, outcome = time.monotonic(), "error"
+    try:
+        summary = train(spec, device=args.device, stop_after_steps=args.stop_after_steps,
+                        progress=not args.no_progress)
+        outcome = "finished"
+    except TrainingStopped:
+        outcome = "stopped"
+        raise
+    finally:
+        if main_process:
+            record_attempt(Path(args.out), outcome=outcome, wall_s=time.monotonic() - tic,
+                           gpus=gpus_in_use())
+    if main_process:
+        recipe = args.config_dir / "recipes" / args.method / f"{args.dataset}.yaml"
+        write_provenance(Path(args.out), seed=args.seed, configs=[
+            recipe, args.config_dir / "datasets" / f"{args.dataset}.yaml", spec.labeled_split,
+            spec.unlabeled_split, spec.val_split, Path(spec.data_root) / "prepared.json"])
     print(f"trained {args.method} on {args.dataset}/{args.split} seed {args.seed}: "
           f"final mIoU {summary['final_miou']:.2f}, best {summary['best_miou']:.2f}")
 
@@ -149,10 +169,25 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         "best_iter": summary["best_iter"],
         "final_iter": summary["final_iter"],
         "class_definitions": definitions_used(spec.recipe, args.config_dir),
+        # The commit that trained the model (provenance.json of the run), for tables.md.
+        "code_commit": _training_commit(args.run_dir),
     }
     out = args.out or args.run_dir / "metrics.json"
     write_json_atomic(metrics, out)
     print(f"mIoU {result.miou:.2f} on {result.num_images} images -> {out}")
+
+
+def _training_commit(run_dir: Path) -> str | None:
+    """``<commit>`` or ``<commit>+dirty`` from the run's provenance.json (None if unknown)."""
+    import json
+
+    path = Path(run_dir) / "provenance.json"
+    if not path.is_file():
+        return None
+    code = json.loads(path.read_text()).get("code") or {}
+    if not code.get("commit"):
+        return None
+    return code["commit"][:12] + ("+dirty" if code.get("dirty") else "")
 
 
 def _grid_recipes(grid_file: Path, config_dir: Path):
@@ -269,12 +304,14 @@ def cmd_model_summary(args: argparse.Namespace) -> None:
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from semivl.grid import load_grid
-    from semivl.report.aggregate import collect_metrics, grid_metrics_files, write_metrics_csv
+    from semivl.report.aggregate import collect_grid, collect_metrics, write_metrics_csv
 
     if bool(args.grid) == bool(args.metrics):
         raise ValueError("give either --grid or a list of metrics.json files, not both")
-    paths = grid_metrics_files(load_grid(args.grid)) if args.grid else args.metrics
-    frame = collect_metrics(paths)
+    if args.allow_incomplete and not args.grid:
+        raise ValueError("--allow-incomplete needs --grid (it reports the grid's missing runs)")
+    frame = (collect_grid(load_grid(args.grid), allow_incomplete=args.allow_incomplete)
+             if args.grid else collect_metrics(args.metrics))
     write_metrics_csv(frame, args.out)
     print(f"wrote {len(frame)} runs to {args.out}")
 
@@ -433,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     aggregate.add_argument("metrics", type=Path, nargs="*",
                            help="metrics.json files to collect (instead of --grid)")
     aggregate.add_argument("--out", type=Path, required=True, help="CSV to write")
+    aggregate.add_argument("--allow-incomplete", action="store_true",
+                           help="with --grid: list runs without metrics as failed or not run "
+                                "instead of stopping (what the workflow does after a failure)")
     aggregate.set_defaults(func=cmd_aggregate)
 
     table = sub.add_parser("table", help="write tables.md from the metrics CSV")

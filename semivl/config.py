@@ -306,6 +306,27 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ResourcesConfig:
+    """What one training job asks the cluster for (``resources:`` of a recipe).
+
+    ``gpus`` is upstream's GPU count; a cluster may lower it (``cluster.max_gpus_per_job`` in
+    the grid) and the engine keeps ``train.global_batch_size`` by gradient accumulation.
+    Later attempts of a job (after a time limit) get ``attempt x hours``.
+    """
+
+    gpus: int = 1
+    cpus_per_gpu: int = 4
+    mem_mb: int = 32000
+    hours: float = 24.0
+
+    def check(self, path: str) -> None:
+        _require(self.gpus >= 1, f"{path}.gpus", ">= 1", self.gpus)
+        _require(self.cpus_per_gpu >= 1, f"{path}.cpus_per_gpu", ">= 1", self.cpus_per_gpu)
+        _require(self.mem_mb >= 100, f"{path}.mem_mb", ">= 100", self.mem_mb)
+        _require(self.hours > 0, f"{path}.hours", "> 0", self.hours)
+
+
+@dataclass(frozen=True)
 class Recipe:
     """Everything one (method, dataset) cell needs to train and evaluate."""
 
@@ -317,6 +338,7 @@ class Recipe:
     train: TrainConfig
     eval: EvalConfig
     guidance: GuidanceConfig | None = None
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, for config dumps next to each run."""
@@ -483,7 +505,7 @@ def load_recipe(method: str, dataset: str, config_dir: Path = CONFIG_DIR) -> Rec
         "train": TrainConfig,
         "eval": EvalConfig,
     }
-    optional = {"guidance": GuidanceConfig}
+    optional = {"guidance": GuidanceConfig, "resources": ResourcesConfig}
     unknown = sorted(set(data) - set(sections) - set(optional))
     try:
         if unknown:
@@ -496,6 +518,8 @@ def load_recipe(method: str, dataset: str, config_dir: Path = CONFIG_DIR) -> Rec
             built[key] = build_config(cls, data[key], key)
         if data.get("guidance") is not None:
             built["guidance"] = build_config(GuidanceConfig, data["guidance"], "guidance")
+        if data.get("resources") is not None:
+            built["resources"] = build_config(ResourcesConfig, data["resources"], "resources")
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
     algorithm = built["train"].method

@@ -6,7 +6,7 @@ gives the library and the CLI the same view of it, with errors that name the key
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from semivl.config import ConfigError, build_config, read_yaml
@@ -50,6 +50,8 @@ class Grid:
     grid: GridAxes
     data_dir: str = "data"
     config_dir: str = "config"
+    # How training jobs use the machines ({max_gpus_per_job: N}); read by the workflow.
+    cluster: dict[str, int | None] = field(default_factory=dict)
 
     def run_dir(self, dataset: str, split: str, method: str, seed: int) -> Path:
         """``<results_dir>/runs/<dataset>/<split>/<method>/seed<seed>``."""

@@ -28,6 +28,7 @@ train:
   eval_every_epochs: null
   checkpoint_every_iters: 4
 eval: {mode: sliding_softmax, crop_size: 48}
+resources: {gpus: 1, cpus_per_gpu: 1, mem_mb: 2000, hours: 0.5}
 """
 
 
@@ -108,6 +109,7 @@ train:
   checkpoint_every_iters: 2
 guidance: {text: concept_max, teacher_image_size: 32}
 eval: {mode: sliding_logits, crop_size: 48, stride: 40}
+resources: {gpus: 1, cpus_per_gpu: 1, mem_mb: 2000, hours: 0.5}
 """
 
 

@@ -41,7 +41,7 @@ def _checkout(tmp: Path, grid: dict | None = None, tiny: bool = False) -> Path:
     root.mkdir()
     for name in ("Snakefile", "dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy2(REPO / name, root / name)
-    for name in ("workflow", "config", "semivl", "baselines", ".dvc"):
+    for name in ("workflow", "config", "semivl", "baselines", ".dvc", "slurm"):
         shutil.copytree(REPO / name, root / name,
                         ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
     if grid is not None:
@@ -157,3 +157,39 @@ def test_dvc_repro_end_to_end(tmp_path):
     assert "up to date" in status
     metrics = _run([str(BIN / "dvc"), "metrics", "show"], root)
     assert "results/demo/runs/toy/6/supervised/seed0/metrics.json" in metrics
+    # The plots page works offline: the vega libraries are inlined, nothing loads from a CDN.
+    _run([str(BIN / "dvc"), "plots", "show", "-o", "plots_page"], root)
+    page = (root / "plots_page" / "index.html").read_text()
+    assert "cdn.jsdelivr" not in page and "vegaEmbed" in page and "miou" in page
+    # An experiment that changes one recipe's hyperparameter reruns only that method's cells.
+    _run(["git", "add", "-A"], root)
+    _run(["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "run"],
+         root)
+    exp = _run([str(BIN / "dvc"), "exp", "run", "-S",
+                "config/recipes/supervised/toy.yaml:optim.lr=0.001"], root, timeout=900)
+    ran = {line.split("'")[1] for line in exp.splitlines() if line.startswith("Running stage")}
+    assert {s for s in ran if s.startswith("train@")} == {
+        f"train@cell{c}-supervised-{k}" for c in (0, 1) for k in (0, 1)}
+    assert {"aggregate", "table", "plot"} <= ran
+
+
+@pytest.mark.slow
+def test_failed_cell_keeps_going_and_is_reported(tmp_path):
+    import torch
+
+    grid = {**SMALL_GRID, "grid": {**SMALL_GRID["grid"], "splits": [
+        {"dataset": "toy", "split": "6"}], "methods": ["supervised", "unimatch"], "seeds": [0]}}
+    root = _checkout(tmp_path, grid=grid, tiny=True)
+    run = root / "results/demo/runs/toy/6/unimatch/seed0"
+    run.mkdir(parents=True)
+    torch.save({"fingerprint": "another recipe"}, run / "last.pt")  # the trainer refuses it
+    proc = subprocess.run([str(BIN / "snakemake"), "all", "--cores", "2", "--keep-going",
+                           "--configfile", "config/demo.yaml"], cwd=root, env=ENV,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert (root / "results/demo/runs/toy/6/supervised/seed0/metrics.json").is_file()
+    tables = (root / "results/demo/tables.md").read_text()
+    assert "| UniMatch | 1 failed |" in tables
+    assert "- toy 6 UniMatch seed 0: failed (training error (1 attempts))" in tables
+    supervised = next(line for line in tables.splitlines() if line.startswith("| Supervised"))
+    assert "(1)" in supervised

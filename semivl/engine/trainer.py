@@ -8,6 +8,7 @@ One run writes into its run folder (rank 0 only):
   written atomically every ``checkpoint_every_iters`` iterations, every
   ``checkpoint_every_minutes`` and when stopped. It is not a
   declared workflow output, so a failed job never deletes it; the next start resumes from it;
+  it is removed once the run has finished and written ``model.pt``;
 * ``best.pt``: weights with the best validation mIoU seen during training;
 * ``model.pt``: the final weights (the declared output, written last);
 * ``train_summary.json``: validation history, best and final mIoU (byte-stable).
@@ -92,7 +93,9 @@ class RunSpec:
 
     def fingerprint(self) -> str:
         """Hash of everything that determines the run, to refuse resuming a different one."""
-        blob = json.dumps({"recipe": self.recipe.to_dict(), "seed": self.seed,
+        recipe = self.recipe.to_dict()
+        recipe.pop("resources")  # what the job asked the cluster for does not change the run
+        blob = json.dumps({"recipe": recipe, "seed": self.seed,
                            "labeled": self.labeled_split.name}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -303,6 +306,8 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         if dev.type == "cuda" and ckpt.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(ckpt["cuda_rng"][info.rank], dev)
         state = {k: ckpt[k] for k in state}
+        if info.is_main:
+            print(f"resuming from {last_path} at iteration {state['iteration']}", flush=True)
     elif recipe.model.pretrained:
         report = load_backbone_weights(model, recipe.model.pretrained, spec.weights_dir,
                                        spec.config_dir)
@@ -429,6 +434,10 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
     if info.is_main:
         write_json_atomic(summary, out / "train_summary.json")
         save_atomic(_unwrap(model).state_dict(), out / "model.pt")
+        # The run is complete: its resume state is spent. Without it, a rerun after a recipe
+        # change (dvc exp run -S, a Snakemake params change) starts afresh instead of being
+        # refused as "written by a different recipe".
+        last_path.unlink(missing_ok=True)
     D.barrier(info)
     return summary
 

@@ -25,16 +25,21 @@ def _uses_project_definitions(part: pd.DataFrame, method: str) -> bool:
     return bool((part.loc[part["method"] == method, "class_definitions"] == "project").any())
 
 
-def format_cell(values: pd.Series) -> str:
-    """``mean ± std (n)`` of mIoU over seeds; the std is the sample std (n - 1)."""
+def format_cell(values: pd.Series, status: pd.Series | None = None) -> str:
+    """``mean ± std (n)`` of mIoU over seeds; the std is the sample std (n - 1). Runs that
+    failed or did not run are counted after the numbers, or replace them when no run has any."""
+    missing = ""
+    if status is not None:
+        failed, not_run = int((status == "failed").sum()), int((status == "not run").sum())
+        missing = "; ".join(part for part in (f"{failed} failed" if failed else "",
+                                              f"{not_run} not run" if not_run else "") if part)
     n = int(values.count())
     if n == 0:
-        return "–"
+        return missing or "–"
     mean = values.mean()
-    if n == 1:
-        return f"{mean:.1f} (1)"
-    std = values.std(ddof=1)
-    return f"{mean:.1f} ± {std:.1f} ({n})" if not math.isnan(std) else f"{mean:.1f} ({n})"
+    std = values.std(ddof=1) if n > 1 else math.nan
+    cell = f"{mean:.1f} ± {std:.1f}" if not math.isnan(std) else f"{mean:.1f}"
+    return f"{cell} ({n}{'; ' + missing if missing else ''})"
 
 
 def summarise(frame: pd.DataFrame, metric: str = "miou") -> pd.DataFrame:
@@ -64,8 +69,8 @@ def render_tables(frame: pd.DataFrame, title: str = "Results") -> str:
                                  key=lambda m: (order.index(m) if m in order else len(order), m)):
                 cells = []
                 for split in splits["split"]:
-                    values = part[(part["method"] == method) & (part["split"] == split)][metric]
-                    cells.append(format_cell(values))
+                    rows = part[(part["method"] == method) & (part["split"] == split)]
+                    cells.append(format_cell(rows[metric], rows.get("status")))
                 name = METHOD_LABELS.get(method, method)
                 if _uses_project_definitions(part, method):
                     name, marked = name + " " + PROJECT_DEFINITIONS_MARK, True
@@ -73,4 +78,39 @@ def render_tables(frame: pd.DataFrame, title: str = "Results") -> str:
             lines.append("")
             if marked:
                 lines += [PROJECT_DEFINITIONS_NOTE.format(dataset=dataset), ""]
+    lines += missing_runs(frame)
+    lines += provenance_notes(frame)
     return "\n".join(lines)
+
+
+def missing_runs(frame: pd.DataFrame) -> list[str]:
+    """A list of the runs without results and why (failed or not run)."""
+    if "status" not in frame:
+        return []
+    missing = frame[frame["status"].fillna("ok") != "ok"]
+    if missing.empty:
+        return []
+    lines = ["## Runs without results", ""]
+    for row in missing.itertuples():
+        reason = row.reason if isinstance(row.reason, str) and row.reason else ""
+        lines.append(f"- {row.dataset} {row.split} {METHOD_LABELS.get(row.method, row.method)}"
+                     f" seed {row.seed}: {row.status}{f' ({reason})' if reason else ''}")
+    return lines + ["", "Rerun the workflow to retry them; each failed run's log is in "
+                    "`<results>/logs/train/`.", ""]
+
+
+def provenance_notes(frame: pd.DataFrame) -> list[str]:
+    """Footnotes: which code and configs produced the numbers."""
+    commits = (frame["code_commit"].dropna().astype(str).value_counts().sort_index()
+               if "code_commit" in frame else pd.Series(dtype=int))
+    if commits.empty:
+        code = "Code: commit not recorded (runs trained outside a git checkout)."
+    else:
+        code = "Code: " + ", ".join(f"commit `{c}` ({n} run{'s' if n > 1 else ''})"
+                                    for c, n in commits.items()) + "."
+    return ["## Provenance", "",
+            f"- {code} Each run's `provenance.json` holds the commit, package versions, "
+            "hardware, wall time and GPU-hours; its `config.yaml` holds the resolved recipe.",
+            "- Configs: `config/recipes/<method>/<dataset>.yaml` and "
+            "`config/datasets/<dataset>.yaml` of that commit; the grid is the config file the "
+            "workflow ran with.", ""]

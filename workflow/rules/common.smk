@@ -51,3 +51,36 @@ def model_files(wildcards):
     if _model_name(wildcards.method, wildcards.dataset) == "semivl":
         return {"clip": "resources/clip", "text": "resources/text"}
     return {}
+
+
+@lru_cache(maxsize=None)
+def _resources(method, dataset):
+    return load_recipe(method, dataset, Path(CONFIG_DIR)).resources
+
+
+def train_gpus(wildcards):
+    """The recipe's GPU count, capped by cluster.max_gpus_per_job."""
+    gpus = _resources(wildcards.method, wildcards.dataset).gpus
+    cap = config.get("cluster", {}).get("max_gpus_per_job")
+    return min(gpus, cap) if cap else gpus
+
+
+def train_cpus(wildcards):
+    return train_gpus(wildcards) * _resources(wildcards.method, wildcards.dataset).cpus_per_gpu
+
+
+def train_runtime(wildcards, attempt):
+    """Minutes: the recipe's hours for the first attempt, attempt x that for retries."""
+    return int(60 * _resources(wildcards.method, wildcards.dataset).hours * attempt)
+
+
+def train_mem_mb(wildcards):
+    return _resources(wildcards.method, wildcards.dataset).mem_mb
+
+
+def launcher(wildcards):
+    """torchrun with one process per GPU for multi-GPU jobs; a plain process otherwise."""
+    gpus = train_gpus(wildcards)
+    if gpus == 1:
+        return "semivl"
+    return f"torchrun --standalone --nproc_per_node={gpus} -m semivl.cli"

@@ -42,9 +42,9 @@ rule prepare_data:
         f"{RESULTS}/logs/data/prepare_{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/data/prepare_{{dataset}}.tsv"
-    threads: 4
+    threads: 2
     resources:
-        mem_mb=16000,
+        mem_mb=8000,
         runtime=360,
     shell:
         "semivl data prepare {wildcards.dataset} --out {output}"

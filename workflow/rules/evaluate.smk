@@ -14,6 +14,10 @@ rule evaluate:
     benchmark:
         f"{RESULTS}/benchmarks/evaluate/{{dataset}}_{{split}}_{{method}}_seed{{seed}}.tsv"
     threads: 1
+    resources:
+        gpu=1,
+        mem_mb=train_mem_mb,
+        runtime=lambda wc, attempt: 120 * attempt,
     shell:
         "semivl evaluate --dataset {wildcards.dataset} --split {wildcards.split}"
         " --method {wildcards.method} --seed {wildcards.seed} --data-root {DATA}/{wildcards.dataset}"

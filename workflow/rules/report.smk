@@ -38,3 +38,14 @@ rule plot:
         f"{RESULTS}/benchmarks/report/plot.tsv"
     shell:
         "semivl plot --metrics {input} --out {output} > {log} 2>&1"
+
+
+# After a failure (keep-going lets the other cells finish), still write tables.md: cells whose
+# runs failed or never ran say so instead of silently missing.
+onerror:
+    shell(
+        f"mkdir -p {RESULTS}/logs/report && semivl aggregate --grid {GRID_FILE} --allow-incomplete"
+        f" --out {RESULTS}/metrics.csv"
+        f" && semivl table --metrics {RESULTS}/metrics.csv --out {RESULTS}/tables.md"
+        f" > {RESULTS}/logs/report/onerror.log 2>&1 || true"
+    )

@@ -1,5 +1,7 @@
 # Training: one job per (dataset, split, method, seed). Resumable: last.pt in the run folder is
 # not a declared output, so a failed or preempted job keeps it and the rerun continues from it.
+# On SLURM each job asks for the recipe's GPUs (resources: in config/recipes/), one
+# torchrun process per GPU, and attempt x the recipe's hours (retries come after a timeout).
 
 
 rule train:
@@ -19,11 +21,19 @@ rule train:
         f"{RESULTS}/logs/train/{{dataset}}_{{split}}_{{method}}_seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{dataset}}_{{split}}_{{method}}_seed{{seed}}.tsv"
-    threads: 1
+    params:
+        launch=launcher,
+        threads_per_process=lambda wc: _resources(wc.method, wc.dataset).cpus_per_gpu,
+    threads: train_cpus
+    resources:
+        gpu=train_gpus,
+        cpus_per_gpu=lambda wc: _resources(wc.method, wc.dataset).cpus_per_gpu,
+        mem_mb=train_mem_mb,
+        runtime=train_runtime,
     shell:
-        "semivl train --dataset {wildcards.dataset} --split {wildcards.split}"
+        "{params.launch} train --dataset {wildcards.dataset} --split {wildcards.split}"
         " --method {wildcards.method} --seed {wildcards.seed} --data-root {input.data}"
         " --splits-dir {DATA}/splits/{wildcards.dataset} --config-dir {CONFIG_DIR}"
         " --clip-dir resources/clip --text-dir resources/text"
-        " --weights-dir {input.weights} --threads {threads} --out $(dirname {output.model})"
+        " --weights-dir {input.weights} --threads {params.threads_per_process} --out $(dirname {output.model})"
         " > {log} 2>&1"

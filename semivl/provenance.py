@@ -1,0 +1,116 @@
+"""Where a run came from: code version, environment, attempts, wall time and GPU-hours.
+
+Each training attempt (first start, or a resume after a time limit or preemption) appends one
+line to ``attempts.jsonl`` in the run folder; a finished run also gets ``provenance.json``.
+Both hold timings and host names, so neither is a declared workflow output: the tracked files
+(``model.pt``, ``train_summary.json``, ``metrics.json``) stay byte-stable across reruns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from semivl.atomic import write_text_atomic
+
+PACKAGES = ("semivl", "torch", "torchvision", "open_clip_torch", "timm", "numpy", "pillow",
+            "snakemake", "dvc")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def code_version(repo: Path = REPO) -> dict:
+    """The git commit of the code and whether the tree had uncommitted changes."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                                text=True, check=True, timeout=30).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                cwd=repo, capture_output=True, text=True, check=True,
+                                timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(status.strip())}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict:
+    """Python, package versions, host, CPU and GPU models."""
+    import torch
+
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    gpus = ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            if torch.cuda.is_available() else [])
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "host": socket.gethostname(), "cpu": _cpu_model(), "cpus": os.cpu_count(),
+            "gpus": gpus, "cuda": torch.version.cuda, "packages": versions,
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+
+
+def gpus_in_use() -> int:
+    """GPUs this run occupies: one per process when CUDA is available, else 0."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def record_attempt(run_dir: Path, *, outcome: str, wall_s: float, gpus: int) -> None:
+    """Append one attempt to ``<run_dir>/attempts.jsonl`` (nothing if training never created
+    the run folder: bad input loses and leaves nothing)."""
+    if not Path(run_dir).is_dir():
+        return
+    line = {"outcome": outcome, "wall_s": round(wall_s, 1), "gpus": gpus,
+            "gpu_hours": round(wall_s * gpus / 3600, 4), "host": socket.gethostname(),
+            "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+    with (Path(run_dir) / "attempts.jsonl").open("a") as handle:
+        handle.write(json.dumps(line, sort_keys=True) + "\n")
+
+
+def read_attempts(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "attempts.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _sha256(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def write_provenance(run_dir: Path, *, seed: int, configs: list[Path]) -> dict:
+    """Write ``<run_dir>/provenance.json``: code, inputs (recipe, dataset config, split lists
+    and the dataset's ``prepared.json``, each with its sha256), seed, environment, attempts,
+    total wall time and GPU-hours."""
+    attempts = read_attempts(run_dir)
+    record = {
+        "code": code_version(),
+        "inputs": {str(p): _sha256(Path(p)) for p in configs if p is not None},
+        "seed": seed,
+        "environment": environment(),
+        "attempts": len(attempts),
+        "wall_hours": round(sum(a["wall_s"] for a in attempts) / 3600, 4),
+        "gpu_hours": round(sum(a["gpu_hours"] for a in attempts), 4),
+    }
+    write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n",
+                      Path(run_dir) / "provenance.json")
+    return record
