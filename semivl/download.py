@@ -27,6 +27,10 @@ class DownloadError(RuntimeError):
     """A file could not be fetched or failed its checksum."""
 
 
+class PermanentDownloadError(DownloadError):
+    """A failure that retrying cannot fix (access denied, not enough disk)."""
+
+
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
     """Hex digest of a file (``sha256`` or ``md5``)."""
     digest = hashlib.new(algorithm)
@@ -49,7 +53,7 @@ def require_free_space(folder: Path, needed: int, what: str) -> None:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     if free < needed + DISK_MARGIN:
-        raise DownloadError(
+        raise PermanentDownloadError(
             f"{what} needs {needed / 1e9:.1f} GB (+1 GB margin) in {folder}, but its disk has "
             f"{free / 1e9:.1f} GB free; free some space or point the folder elsewhere"
         )
@@ -65,7 +69,7 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool,
         if response.status_code == 416:  # the part file is already complete
             return
         if response.status_code in (401, 403):
-            raise DownloadError(f"{url}: HTTP {response.status_code} (access denied)")
+            raise PermanentDownloadError(f"{url}: HTTP {response.status_code} (access denied)")
         if response.status_code not in (200, 206):
             raise DownloadError(f"{url}: HTTP {response.status_code}")
         if response.status_code == 200 and offset:
@@ -116,10 +120,10 @@ def download(urls: list[str], dest: Path, sha256: str | None = None, *,
             try:
                 _fetch_once(url, part, timeout, progress, session, size)
                 break
+            except PermanentDownloadError:
+                raise
             except (requests.RequestException, DownloadError) as err:
                 errors.append(f"{url} (attempt {attempt}): {err}")
-                if "access denied" in str(err) or "GB free" in str(err):
-                    raise DownloadError(str(err)) from None
                 if attempt < retries:
                     time.sleep(backoff_s * attempt)
         else:

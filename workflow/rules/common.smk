@@ -65,8 +65,13 @@ def train_gpus(wildcards):
     return min(gpus, cap) if cap else gpus
 
 
+def train_cpus_per_gpu(wildcards):
+    """CPUs per GPU of the recipe: also each training process's torch threads."""
+    return _resources(wildcards.method, wildcards.dataset).cpus_per_gpu
+
+
 def train_cpus(wildcards):
-    return train_gpus(wildcards) * _resources(wildcards.method, wildcards.dataset).cpus_per_gpu
+    return train_gpus(wildcards) * train_cpus_per_gpu(wildcards)
 
 
 def train_runtime(wildcards, attempt):

@@ -23,11 +23,11 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{dataset}}_{{split}}_{{method}}_seed{{seed}}.tsv"
     params:
         launch=launcher,
-        threads_per_process=lambda wc: _resources(wc.method, wc.dataset).cpus_per_gpu,
+        threads_per_process=train_cpus_per_gpu,
     threads: train_cpus
     resources:
         gpu=train_gpus,
-        cpus_per_gpu=lambda wc: _resources(wc.method, wc.dataset).cpus_per_gpu,
+        cpus_per_gpu=train_cpus_per_gpu,
         mem_mb=train_mem_mb,
         runtime=train_runtime,
     shell:
@@ -35,5 +35,6 @@ rule train:
         " --method {wildcards.method} --seed {wildcards.seed} --data-root {input.data}"
         " --splits-dir {DATA}/splits/{wildcards.dataset} --config-dir {CONFIG_DIR}"
         " --clip-dir resources/clip --text-dir resources/text"
-        " --weights-dir {input.weights} --threads {params.threads_per_process} --out $(dirname {output.model})"
+        " --weights-dir {input.weights} --threads {params.threads_per_process}"
+        " --out $(dirname {output.model})"
         " > {log} 2>&1"
