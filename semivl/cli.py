@@ -144,6 +144,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from semivl.engine.distributed import device_for
     from semivl.engine.evaluate import evaluate_weights
     from semivl.models.text import definitions_used
+    from semivl.provenance import training_commit
 
     spec = _run_spec(args, args.run_dir)
     weights = args.weights or args.run_dir / "model.pt"
@@ -170,24 +171,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         "final_iter": summary["final_iter"],
         "class_definitions": definitions_used(spec.recipe, args.config_dir),
         # The commit that trained the model (provenance.json of the run), for tables.md.
-        "code_commit": _training_commit(args.run_dir),
+        "code_commit": training_commit(args.run_dir),
     }
     out = args.out or args.run_dir / "metrics.json"
     write_json_atomic(metrics, out)
     print(f"mIoU {result.miou:.2f} on {result.num_images} images -> {out}")
-
-
-def _training_commit(run_dir: Path) -> str | None:
-    """``<commit>`` or ``<commit>+dirty`` from the run's provenance.json (None if unknown)."""
-    import json
-
-    path = Path(run_dir) / "provenance.json"
-    if not path.is_file():
-        return None
-    code = json.loads(path.read_text()).get("code") or {}
-    if not code.get("commit"):
-        return None
-    return code["commit"][:12] + ("+dirty" if code.get("dirty") else "")
 
 
 def _grid_recipes(grid_file: Path, config_dir: Path):

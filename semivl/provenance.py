@@ -8,7 +8,6 @@ Both hold timings and host names, so neither is a declared workflow output: the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -18,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from semivl.atomic import write_text_atomic
+from semivl.download import sha256_of
 
 PACKAGES = ("semivl", "torch", "torchvision", "open_clip_torch", "timm", "numpy", "pillow",
             "snakemake", "dvc")
@@ -93,10 +93,6 @@ def read_attempts(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _sha256(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
-
-
 def write_provenance(run_dir: Path, *, seed: int, configs: list[Path]) -> dict:
     """Write ``<run_dir>/provenance.json``: code, inputs (recipe, dataset config, split lists
     and the dataset's ``prepared.json``, each with its sha256), seed, environment, attempts,
@@ -104,7 +100,8 @@ def write_provenance(run_dir: Path, *, seed: int, configs: list[Path]) -> dict:
     attempts = read_attempts(run_dir)
     record = {
         "code": code_version(),
-        "inputs": {str(p): _sha256(Path(p)) for p in configs if p is not None},
+        "inputs": {str(p): sha256_of(p) if Path(p).is_file() else None
+                   for p in configs if p is not None},
         "seed": seed,
         "environment": environment(),
         "attempts": len(attempts),
@@ -114,3 +111,14 @@ def write_provenance(run_dir: Path, *, seed: int, configs: list[Path]) -> dict:
     write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n",
                       Path(run_dir) / "provenance.json")
     return record
+
+
+def training_commit(run_dir: Path) -> str | None:
+    """``<commit>`` or ``<commit>+dirty`` from the run's provenance.json (None if unknown)."""
+    path = Path(run_dir) / "provenance.json"
+    if not path.is_file():
+        return None
+    code = json.loads(path.read_text()).get("code") or {}
+    if not code.get("commit"):
+        return None
+    return code["commit"][:12] + ("+dirty" if code.get("dirty") else "")

@@ -42,20 +42,19 @@ def all_runs(filename):
 
 
 @lru_cache(maxsize=None)
-def _model_name(method, dataset):
-    return load_recipe(method, dataset, Path(CONFIG_DIR)).model.name
+def _recipe(method, dataset):
+    return load_recipe(method, dataset, Path(CONFIG_DIR))
 
 
 def model_files(wildcards):
     """CLIP weights and class text embeddings, for methods whose model is built from them."""
-    if _model_name(wildcards.method, wildcards.dataset) == "semivl":
+    if _recipe(wildcards.method, wildcards.dataset).model.name == "semivl":
         return {"clip": "resources/clip", "text": "resources/text"}
     return {}
 
 
-@lru_cache(maxsize=None)
 def _resources(method, dataset):
-    return load_recipe(method, dataset, Path(CONFIG_DIR)).resources
+    return _recipe(method, dataset).resources
 
 
 def train_gpus(wildcards):
