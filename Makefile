@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/snakemake all --cores $(CORES) --configfile config/demo.yaml
-	@echo "Demo done: results/demo/tables.md and results/demo/figures/miou_vs_labels.png"
+	$(BIN)/snakemake --configfile config/demo.yaml --report results/demo/report.html
+	@echo "Demo done: results/demo/tables.md, results/demo/figures/ and results/demo/report.html"
 
 test: $(STAMP)
 	$(BIN)/pytest

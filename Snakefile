@@ -8,8 +8,10 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+report: "workflow/report/workflow.rst"
+
+
 rule all:
     input:
-        tables=f"{RESULTS}/tables.md",
-        figure=f"{RESULTS}/figures/miou_vs_labels.png",
+        report_outputs(),
     default_target: True

@@ -292,39 +292,130 @@ def cmd_model_summary(args: argparse.Namespace) -> None:
 
 def cmd_aggregate(args: argparse.Namespace) -> None:
     from semivl.grid import load_grid
-    from semivl.report.aggregate import collect_grid, collect_metrics, write_metrics_csv
+    from semivl.report.aggregate import (
+        collect_curves,
+        collect_grid,
+        collect_metrics,
+        collect_per_class,
+        grid_metrics_files,
+        write_long_csv,
+        write_metrics_csv,
+    )
 
     if bool(args.grid) == bool(args.metrics):
         raise ValueError("give either --grid or a list of metrics.json files, not both")
     if args.allow_incomplete and not args.grid:
         raise ValueError("--allow-incomplete needs --grid (it reports the grid's missing runs)")
-    frame = (collect_grid(load_grid(args.grid), allow_incomplete=args.allow_incomplete)
-             if args.grid else collect_metrics(args.metrics))
+    grid = load_grid(args.grid) if args.grid else None
+    frame = (collect_grid(grid, allow_incomplete=args.allow_incomplete)
+             if grid else collect_metrics(args.metrics))
+    paths = grid_metrics_files(grid) if grid else args.metrics
     write_metrics_csv(frame, args.out)
+    if args.per_class:
+        write_long_csv(collect_per_class(paths), args.per_class)
+    if args.curves:
+        write_long_csv(collect_curves(paths), args.curves)
     print(f"wrote {len(frame)} runs to {args.out}")
 
 
-def _read_metrics(path: Path):
+def _read_csv(path: Path, hint: str = "run `semivl aggregate` first"):
     import pandas as pd
 
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; run `semivl aggregate` first")
+        raise FileNotFoundError(f"{path}: not found; {hint}")
     return pd.read_csv(path, dtype={"split": str})
 
 
+def _releases(datasets, config_dir: Path) -> dict[str, str]:
+    from semivl.config import load_dataset_config
+
+    return {d: load_dataset_config(d, config_dir).release for d in sorted(set(datasets))}
+
+
 def cmd_table(args: argparse.Namespace) -> None:
+    from semivl.download import sha256_of
     from semivl.engine.checkpoint import write_text_atomic
+    from semivl.report.published import load_published
     from semivl.report.tables import render_tables
 
-    write_text_atomic(render_tables(_read_metrics(args.metrics), args.title) + "\n", args.out)
+    frame = _read_csv(args.metrics)
+    published = load_published(args.published) if args.published else None
+    grid_note = (f"`{args.grid}` (sha256 `{sha256_of(args.grid)[:12]}`)" if args.grid else None)
+    text = render_tables(frame, args.title, published=published,
+                         releases=_releases(frame["dataset"].dropna(), args.config_dir),
+                         grid_note=grid_note)
+    write_text_atomic(text + "\n", args.out)
     print(f"wrote {args.out}")
 
 
-def cmd_plot(args: argparse.Namespace) -> None:
+def cmd_plot_overview(args: argparse.Namespace) -> None:
     from semivl.report.figures import plot_miou_vs_labels
+    from semivl.report.published import load_published
 
-    plot_miou_vs_labels(_read_metrics(args.metrics), args.out)
-    print(f"wrote {args.out}")
+    published = load_published(args.published) if args.published else None
+    for out in plot_miou_vs_labels(_read_csv(args.metrics), args.out_dir / "miou_vs_labels",
+                                   published):
+        print(f"wrote {out}")
+
+
+def cmd_plot_dataset(args: argparse.Namespace) -> None:
+    from semivl.config import load_dataset_config
+    from semivl.report.figures import plot_ablation, plot_per_class, plot_training_curves
+    from semivl.report.qualitative import plot_qualitative
+
+    cfg = load_dataset_config(args.dataset, args.config_dir)
+    out = args.out_dir
+    written = plot_ablation(_read_csv(args.metrics), args.dataset, out / "ablation")
+    written += plot_per_class(_read_csv(args.per_class), args.dataset, out / "per_class_iou",
+                              cfg.class_names)
+    written += plot_training_curves(_read_csv(args.curves), args.dataset,
+                                    out / "training_curves")
+    if args.predictions:
+        if not args.val:
+            raise ValueError("--predictions needs --val (the val.txt the images come from)")
+        methods = None
+        if args.grid:
+            from semivl.grid import load_grid
+
+            methods = load_grid(args.grid).grid.methods
+        written += plot_qualitative(cfg, args.data_root or Path("data") / args.dataset,
+                                    args.val, args.predictions, out / "qualitative", methods)
+    for path in written:
+        print(f"wrote {path}")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from semivl.data.splits import read_split_file
+    from semivl.engine.distributed import device_for
+    from semivl.engine.predict import find_images, predict_masks
+
+    run_dir, images = args.run_dir, args.images
+    if args.grid:
+        from semivl.grid import load_grid
+
+        if not (args.dataset and args.method):
+            raise ValueError("--grid needs --dataset and --method (it picks the run the "
+                             "qualitative grid shows)")
+        grid = load_grid(args.grid)
+        split, seed = grid.qualitative_run(args.dataset)
+        run_dir = grid.run_dir(args.dataset, split, args.method, seed)
+        args.val = args.val or Path(grid.data_dir) / "splits" / args.dataset / "val.txt"
+        args.data_root = args.data_root or Path(grid.data_dir) / args.dataset
+        args.limit = args.limit or grid.report.qualitative_images
+    if run_dir is None:
+        raise ValueError("give --run-dir (or --grid with --dataset and --method)")
+    if args.val:
+        if not args.data_root:
+            raise ValueError("--val needs --data-root (split files name images relative to it)")
+        images = [args.data_root / image for image, _ in read_split_file(args.val)]
+    if not images:
+        raise ValueError("give images or folders to predict, or --val with --data-root")
+    images = find_images(images)[: args.limit] if args.limit else find_images(images)
+    masks = predict_masks(run_dir, images, args.out, weights=args.weights,
+                          config_dir=args.config_dir, clip_dir=args.clip_dir,
+                          text_dir=args.text_dir, device=device_for(args.device),
+                          progress=not args.no_progress)
+    print(f"wrote {len(masks)} masks and overlays of {run_dir} to {args.out}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -458,6 +549,10 @@ def build_parser() -> argparse.ArgumentParser:
     aggregate.add_argument("metrics", type=Path, nargs="*",
                            help="metrics.json files to collect (instead of --grid)")
     aggregate.add_argument("--out", type=Path, required=True, help="CSV to write")
+    aggregate.add_argument("--per-class", type=Path, default=None,
+                           help="also write per-class IoU (long CSV) here")
+    aggregate.add_argument("--curves", type=Path, default=None,
+                           help="also write the training curves (long CSV) here")
     aggregate.add_argument("--allow-incomplete", action="store_true",
                            help="with --grid: list runs without metrics as failed or not run "
                                 "instead of stopping (what the workflow does after a failure)")
@@ -467,12 +562,60 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--metrics", type=Path, required=True)
     table.add_argument("--out", type=Path, required=True)
     table.add_argument("--title", default="Results")
+    table.add_argument("--published", type=Path, default=None,
+                       help="published results CSV (config/published_results.csv) for the "
+                       "'published' rows and deltas")
+    table.add_argument("--grid", type=Path, default=None,
+                       help="the grid file, named (with its checksum) in the footnotes")
+    table.add_argument("--config-dir", type=Path, default=Path("config"))
     table.set_defaults(func=cmd_table)
 
-    plot = sub.add_parser("plot", help="plot mIoU against labelled images")
-    plot.add_argument("--metrics", type=Path, required=True)
-    plot.add_argument("--out", type=Path, required=True)
-    plot.set_defaults(func=cmd_plot)
+    plot = sub.add_parser("plot", help="figures (PNG and SVG)")
+    plot_sub = plot.add_subparsers(dest="plot_command", required=True, metavar="<kind>")
+    overview = plot_sub.add_parser("overview", help="mIoU against labelled images, all datasets")
+    overview.add_argument("--metrics", type=Path, required=True)
+    overview.add_argument("--published", type=Path, default=None,
+                          help="published results CSV, drawn as hollow markers")
+    overview.add_argument("--out-dir", type=Path, required=True)
+    overview.set_defaults(func=cmd_plot_overview)
+    per_dataset = plot_sub.add_parser(
+        "dataset", help="one dataset's ablation bars, per-class IoU heatmap, training curves "
+        "and (with --predictions) qualitative grid")
+    per_dataset.add_argument("--dataset", required=True)
+    per_dataset.add_argument("--metrics", type=Path, required=True)
+    per_dataset.add_argument("--per-class", type=Path, required=True)
+    per_dataset.add_argument("--curves", type=Path, required=True)
+    per_dataset.add_argument("--predictions", type=Path, default=None,
+                             help="folder of <method>/masks/ written by `semivl predict`")
+    per_dataset.add_argument("--val", type=Path, help="val.txt (with --predictions)")
+    per_dataset.add_argument("--data-root", type=Path, help="default: data/<dataset>")
+    per_dataset.add_argument("--grid", type=Path,
+                             help="grid file: the qualitative grid shows its methods only")
+    per_dataset.add_argument("--config-dir", type=Path, default=Path("config"))
+    per_dataset.add_argument("--out-dir", type=Path, required=True)
+    per_dataset.set_defaults(func=cmd_plot_dataset)
+
+    pred = sub.add_parser("predict", help="run a trained model on images: coloured masks and "
+                          "overlays")
+    pred.add_argument("images", type=Path, nargs="*", help="images or folders of images")
+    pred.add_argument("--run-dir", type=Path, help="run folder (config.yaml and model.pt)")
+    pred.add_argument("--weights", type=Path, help="weights (default: <run-dir>/model.pt)")
+    pred.add_argument("--val", type=Path, help="predict the images of this split file instead")
+    pred.add_argument("--data-root", type=Path, help="folder the split file's names are in")
+    pred.add_argument("--limit", type=int, help="only the first N images")
+    pred.add_argument("--grid", type=Path, help="pick the run and images the report's "
+                      "qualitative grid shows (with --dataset and --method)")
+    pred.add_argument("--dataset")
+    pred.add_argument("--method")
+    pred.add_argument("--out", type=Path, required=True,
+                      help="output folder (masks/ and overlays/; replaced as a whole)")
+    pred.add_argument("--config-dir", type=Path, default=Path("config"))
+    pred.add_argument("--clip-dir", type=Path, default=Path("resources/clip"))
+    pred.add_argument("--text-dir", type=Path, default=Path("resources/text"))
+    pred.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    pred.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    pred.add_argument("--no-progress", action="store_true")
+    pred.set_defaults(func=cmd_predict)
     return parser
 
 

@@ -99,6 +99,8 @@ class DatasetConfig:
     # Image/mask pairs each part must hold once prepared ("train", "val"); checked by
     # `semivl data check` and used to verify official unlabelled/val list lengths.
     expected_counts: dict[str, int] = field(default_factory=dict)
+    # Which release of the data, with its date (the footnote of tables.md).
+    release: str = ""
 
     def check(self, path: str) -> None:
         _require(self.num_classes >= 2, f"{path}.num_classes", ">= 2", self.num_classes)

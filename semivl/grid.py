@@ -43,6 +43,19 @@ class GridAxes:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """What the report shows beyond the metrics."""
+
+    # Val images in the qualitative grid (the first ones of val.txt).
+    qualitative_images: int = 4
+
+    def check(self, path: str) -> None:
+        if not 1 <= self.qualitative_images <= 32:
+            raise ConfigError(f"{path}.qualitative_images: expected 1 to 32, got "
+                              f"{self.qualitative_images}")
+
+
+@dataclass(frozen=True)
 class Grid:
     """The whole experiment grid file."""
 
@@ -52,10 +65,22 @@ class Grid:
     config_dir: str = "config"
     # How training jobs use the machines ({max_gpus_per_job: N}); read by the workflow.
     cluster: dict[str, int | None] = field(default_factory=dict)
+    report: ReportSettings = field(default_factory=ReportSettings)
 
     def run_dir(self, dataset: str, split: str, method: str, seed: int) -> Path:
         """``<results_dir>/runs/<dataset>/<split>/<method>/seed<seed>``."""
         return Path(self.results_dir) / "runs" / dataset / split / method / f"seed{seed}"
+
+    def qualitative_run(self, dataset: str) -> tuple[str, int]:
+        """(split, seed) whose models the qualitative grid shows: the dataset's split with the
+        fewest labels in the grid (where methods differ most) and the first seed."""
+        from semivl.config import load_dataset_config
+
+        counts = load_dataset_config(dataset, Path(self.config_dir)).splits
+        splits = [c.split for c in self.grid.splits if c.dataset == dataset]
+        if not splits:
+            raise ConfigError(f"grid.splits: no split of dataset {dataset!r}")
+        return min(splits, key=lambda s: (counts.get(s, 0), s)), self.grid.seeds[0]
 
     def runs(self) -> list[tuple[str, str, str, int]]:
         """Every (dataset, split, method, seed) cell, in a fixed sorted order."""

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from semivl.data.prepare.toy import voc_palette
+from semivl.data.palette import voc_palette
 
 REPO = Path(__file__).resolve().parent.parent
 COMMIT = "0" * 39 + "1"

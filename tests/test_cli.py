@@ -2,13 +2,14 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from semivl.cli import EXIT_ERROR, build_parser, main
 
 STEPS = ["data", "splits", "weights", "clip", "text", "train", "evaluate", "model-summary",
-         "aggregate", "table", "plot"]
+         "aggregate", "table", "plot", "predict"]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -53,6 +54,35 @@ def test_full_chain_by_hand(toy_root, config_dir, tmp_path, capsys):
     assert "| Supervised (labelled only) |" in (tmp_path / "t.md").read_text()
     assert main(["aggregate", "--out", str(csv_path), str(tmp_path / "none.json")]) == EXIT_ERROR
     assert "no metrics.json" in capsys.readouterr().err
+    _check_predict(run, toy_root, tmp_path / "predictions", capsys)
+
+
+def _check_predict(run, toy_root, out, capsys):
+    """`semivl predict` writes one palette mask (the image's size) and overlay per image."""
+    from PIL import Image
+
+    from semivl.data.palette import voc_palette
+
+    images = sorted((toy_root / "JPEGImages").glob("*.jpg"))[:3]
+    assert main(["predict", "--run-dir", str(run), "--out", str(out), "--no-progress",
+                 *map(str, images)]) == 0
+    masks = sorted((out / "masks").glob("*.png"))
+    assert [m.stem for m in masks] == [i.stem for i in images]
+    assert sorted(p.stem for p in (out / "overlays").glob("*.png")) == [i.stem for i in images]
+    for mask, image in zip(masks, images, strict=True):
+        loaded = Image.open(mask)
+        assert loaded.mode == "P" and loaded.size == Image.open(image).size
+        assert loaded.getpalette()[:15] == voc_palette()[:15]
+        assert set(np.unique(np.asarray(loaded))) <= set(range(5))
+        assert Image.open(out / "overlays" / mask.name).size == loaded.size
+    # A folder predicts every image in it; a missing input fails and leaves the output alone.
+    assert main(["predict", "--run-dir", str(run), "--out", str(out), "--no-progress",
+                 "--limit", "2", str(toy_root / "JPEGImages")]) == 0
+    assert len(list((out / "masks").glob("*.png"))) == 2
+    assert main(["predict", "--run-dir", str(run), "--out", str(out), "--no-progress",
+                 str(toy_root / "nope.jpg")]) == EXIT_ERROR
+    assert "nope.jpg: no such image" in capsys.readouterr().err
+    assert len(list((out / "masks").glob("*.png"))) == 2
 
 
 @pytest.mark.parametrize(("dataset", "method", "backbone_millions"),
@@ -104,6 +134,12 @@ def test_semivl_chain_by_hand(toy_root, config_dir, tmp_path, capsys):
         assert "loss_guid" in header and "guid_weight" in header
         state = torch.load(run / "model.pt", weights_only=True)
         assert not any(k.startswith("teacher") for k in state)  # the teacher is never saved
+        out = tmp_path / "predictions" / method
+        assert main(["predict", "--run-dir", str(run), "--val", str(splits / "val.txt"),
+                     "--data-root", str(toy_root), "--limit", "2", "--config-dir",
+                     str(config_dir), "--clip-dir", str(clip_dir), "--text-dir", str(text_dir),
+                     "--no-progress", "--out", str(out)]) == 0
+        assert len(list((out / "masks").glob("*.png"))) == 2
 
 
 def test_semivl_missing_files_name_the_command(toy_root, config_dir, tmp_path, capsys):

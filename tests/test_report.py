@@ -1,78 +1,250 @@
+"""Aggregation, tables.md (golden file), figures (byte-stable) over fabricated run folders."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from PIL import Image
 
-from semivl.report.figures import plot_miou_vs_labels
-from semivl.report.tables import format_cell, render_tables
+from semivl.report.aggregate import collect_curves, collect_grid, collect_per_class
+from semivl.report.figures import (
+    plot_ablation,
+    plot_miou_vs_labels,
+    plot_per_class,
+    plot_training_curves,
+)
+from semivl.report.published import load_published
+from semivl.report.qualitative import plot_qualitative
+from semivl.report.tables import format_cell, format_delta, render_tables
 
-
-def _frame():
-    rows = []
-    for split, n, base in (("6", 6, 40.0), ("24", 24, 50.0)):
-        for seed, delta in enumerate((-1.0, 1.0)):
-            rows.append({"dataset": "toy", "split": split, "num_labeled": n,
-                         "method": "supervised", "seed": seed, "miou": base + delta,
-                         "miou_best": base + delta + 0.5, "best_iter": 10, "final_iter": 10})
-    return pd.DataFrame(rows)
-
-
-def test_format_cell():
-    assert format_cell(pd.Series([40.0, 42.0])) == "41.0 ± 1.4 (2)"
-    assert format_cell(pd.Series([40.0])) == "40.0 (1)"
-
-
-def test_render_tables_layout():
-    text = render_tables(_frame(), "Demo")
-    assert "| method | 6 | 24 |" in text
-    assert "| Supervised (labelled only) | 40.0 ± 1.4 (2) | 50.0 ± 1.4 (2) |" in text
-    assert "| Supervised (labelled only) | 40.5 ± 1.4 (2) | 50.5 ± 1.4 (2) |" in text
-
-
-def test_plot_writes_png(tmp_path):
-    out = plot_miou_vs_labels(_frame(), tmp_path / "figures" / "miou_vs_labels.png")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [p.name for p in out.parent.iterdir()] == ["miou_vs_labels.png"]
-
-
-def test_plot_is_byte_stable(tmp_path):
-    a = plot_miou_vs_labels(_frame(), tmp_path / "a.png").read_bytes()
-    b = plot_miou_vs_labels(_frame(), tmp_path / "b.png").read_bytes()
-    assert a == b
-    with pytest.raises(KeyError):
-        plot_miou_vs_labels(_frame().drop(columns=["method"]), tmp_path / "c.png")
+GOLDEN = Path(__file__).parent / "golden" / "tables.md"
+CLASSES = ["background", "disc", "square", "triangle", "ring"]
+METHODS = ["supervised", "unimatch", "semivl", "semivl_no_definitions", "semivl_no_spatial_ft"]
+# (split, method) -> mIoU of seeds 0 and 1; a seed left out has no metrics.json.
+MIOU = {
+    ("6", "supervised"): (40.0, 42.0), ("6", "unimatch"): (45.0, 47.0),
+    ("6", "semivl"): (50.0, 52.0), ("6", "semivl_no_definitions"): (48.0, 49.0),
+    ("6", "semivl_no_spatial_ft"): (44.0, 46.0),
+    ("48", "supervised"): (60.0, 61.0), ("48", "unimatch"): (64.0,),
+    ("48", "semivl"): (70.0, 71.0), ("48", "semivl_no_definitions"): (69.0, 69.5),
+}
+PUBLISHED = """dataset,split,labeled_images,method,backbone,miou,protocol,source,\
+from_the_authors_own_repo
+toy,6,6,semivl,CLIP ViT-B/16,55.0,best-on-val,Paper table 1,yes
+toy,48,48,semivl,CLIP ViT-B/16,72.5,best-on-val,Paper table 1,yes
+toy,6,6,unimatch,ResNet-101 DeepLabV3+,44.0,best-on-val,UniMatch README,no
+toy,6,6,unimatch_v2,DINOv2-B DPT,99.0,best-EMA-on-val,UniMatch-V2 README,yes
+"""
 
 
-def test_incomplete_grid_reports_failed_and_not_run_cells(tmp_path, repo):
-    import json
+def _write_run(run: Path, split: str, method: str, seed: int, miou: float) -> None:
+    run.mkdir(parents=True)
+    n = int(split)
+    (run / "metrics.json").write_text(json.dumps({
+        "dataset": "toy", "split": split, "num_labeled": n, "method": method, "seed": seed,
+        "miou": miou, "miou_best": miou + 1.0, "best_iter": 20, "final_iter": 30,
+        "class_definitions": "project" if method.startswith("semivl") and "no_def" not in method
+        else None, "code_commit": "0123456789ab",
+        "per_class_iou": {c: miou + i for i, c in enumerate(CLASSES)}}))
+    (run / "provenance.json").write_text(json.dumps({
+        "code": {"commit": "0123456789abcdef", "dirty": False}, "gpu_hours": 0.5 + seed,
+        "wall_hours": 0.5 + seed, "environment": {"gpus": ["NVIDIA H100"]},
+        "inputs": {f"config/recipes/{method}/toy.yaml": "ab" * 32,
+                   "data/toy/prepared.json": "cd" * 32}}))
+    lines = ["iter,epoch,lr,loss,loss_x,seconds"]
+    lines += [f"{i},0,{0.01 * (1 - i / 30):.6f},{2.0 / i:.6f},{1.5 / i:.6f},{i * 0.1:.1f}"
+              for i in range(10, 31, 10)]
+    (run / "log.csv").write_text("\n".join(lines) + "\n")
+    (run / "train_summary.json").write_text(json.dumps({"history": [
+        {"iter": 15, "miou": miou - 2}, {"iter": 30, "miou": miou}]}))
 
-    import yaml
 
+@pytest.fixture()
+def grid(tmp_path, repo):
+    """A fabricated grid of 2 splits x 5 methods x 2 seeds: most runs evaluated, one failed
+    (unimatch 48 seed 1) and one never started (no-spatial-FT 48, both seeds)."""
     from semivl.grid import load_grid
-    from semivl.report.aggregate import collect_grid, collect_metrics
 
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text(yaml.safe_dump({
         "results_dir": str(tmp_path / "results"), "config_dir": str(repo / "config"),
-        "grid": {"datasets": ["toy"], "splits": [{"dataset": "toy", "split": "6"}],
-                 "methods": ["supervised", "unimatch"], "seeds": [0, 1]}}))
+        "grid": {"datasets": ["toy"], "splits": [{"dataset": "toy", "split": s}
+                                                 for s in ("6", "48")],
+                 "methods": METHODS, "seeds": [0, 1]}}))
     grid = load_grid(grid_file)
-    for seed, miou in ((0, 40.0), (1, 42.0)):
-        run = grid.run_dir("toy", "6", "supervised", seed)
-        run.mkdir(parents=True)
-        (run / "metrics.json").write_text(json.dumps({
-            "dataset": "toy", "split": "6", "num_labeled": 6, "method": "supervised",
-            "seed": seed, "miou": miou, "miou_best": miou, "best_iter": 5, "final_iter": 5}))
-    failed = grid.run_dir("toy", "6", "unimatch", 0)
+    for (split, method), values in MIOU.items():
+        for seed, miou in enumerate(values):
+            _write_run(grid.run_dir("toy", split, method, seed), split, method, seed, miou)
+    failed = grid.run_dir("toy", "48", "unimatch", 1)
     failed.mkdir(parents=True)
     (failed / "attempts.jsonl").write_text(json.dumps({"outcome": "error", "wall_s": 3.0,
-                                                       "gpus": 0, "gpu_hours": 0.0}) + "\n")
-    with pytest.raises(FileNotFoundError, match="2 run"):
-        collect_grid(grid)
+                                                       "gpus": 1, "gpu_hours": 0.001}) + "\n")
+    return grid
+
+
+@pytest.fixture()
+def published(tmp_path):
+    path = tmp_path / "published.csv"
+    path.write_text(PUBLISHED)
+    return load_published(path)
+
+
+def _row(text: str, start: str, section: str | None = None) -> list[str]:
+    if section:
+        text = text[text.index(section):]
+    line = next(line for line in text.splitlines() if line.startswith(start))
+    return [c.strip() for c in line.strip("|").split("|")[1:]]
+
+
+def test_format_cell_and_delta():
+    assert format_cell(pd.Series([40.0, 42.0])) == "41.0 ± 1.4 (2)"
+    assert format_cell(pd.Series([40.0])) == "40.0 (1)"
+    assert format_cell(pd.Series([40.0, None]), pd.Series(["ok", "failed"])) == (
+        "40.0 (1; 1 failed)")
+    assert format_delta(-1.25) == "\u22121.2" and format_delta(0.04) == "+0.0"
+
+
+def test_aggregation_gives_the_expected_cells_and_deltas(grid, published):
     frame = collect_grid(grid, allow_incomplete=True)
-    assert list(frame["status"]) == ["ok", "ok", "failed", "not run"]
-    text = render_tables(frame, "Demo")
-    assert "| Supervised (labelled only) | 41.0 ± 1.4 (2) |" in text
-    assert "| UniMatch | 1 failed; 1 not run |" in text
-    assert "- toy 6 UniMatch seed 0: failed (training error (1 attempts))" in text
-    assert "- toy 6 UniMatch seed 1: not run" in text
-    assert "status" in collect_metrics([grid.run_dir("toy", "6", "supervised", 0) /
-                                        "metrics.json"])
+    assert len(frame) == 20
+    assert frame["status"].value_counts().to_dict() == {"ok": 17, "not run": 2, "failed": 1}
+    ok = frame[frame["status"] == "ok"]
+    assert set(ok["hours"]) == {0.5, 1.5} and set(ok["device"]) == {"gpu"}
+    assert set(ok["recipe_sha"]) == {"ab" * 6} and set(ok["data_sha"]) == {"cd" * 6}
+    text = render_tables(frame, "Demo", published=published, releases={"toy": "toy v1"})
+    final = "### mIoU at the final iteration"
+    assert _row(text, "| SemiVL †", final) == ["51.0 ± 1.4 (2)", "70.5 ± 0.7 (2)"]
+    assert _row(text, "| ↳ published", "| SemiVL †") == ["55.0", "72.5"]  # after SemiVL's row
+    assert _row(text, "| ↳ Δ to published", "| SemiVL †") == ["\u22124.0", "\u22122.0"]
+    assert _row(text, "| ↳ Δ to published", "| UniMatch") == ["+2.0", "–"]
+    assert _row(text, "| UniMatch", final) == ["46.0 ± 1.4 (2)", "64.0 (1; 1 failed)"]
+    best = "### mIoU best on val"
+    assert _row(text, "| SemiVL †", best) == ["52.0 ± 1.4 (2)", "71.5 ± 0.7 (2)"]
+    best_semivl = text[text.index(best):].index("| SemiVL †") + text.index(best)
+    assert _row(text[best_semivl:], "| ↳ Δ to published") == ["\u22123.0", "\u22121.0"]
+    ablation = "### Ablation"
+    assert _row(text, "| SemiVL w/o class definitions", ablation) == [
+        "48.5 ± 0.7 (2); Δ \u22122.5", "69.2 ± 0.4 (2); Δ \u22121.2"]
+    assert _row(text, "| SemiVL w/o spatial fine-tuning", ablation) == [
+        "45.0 ± 1.4 (2); Δ \u22126.0", "2 not run"]
+    cost = "### Training cost"
+    assert _row(text, "| UniMatch", cost) == ["2.0 GPU-h (2)", "0.5 GPU-h (1); 1 failed",
+                                              "2.5 GPU-h (3); 1 failed"]
+    assert "- toy 48 UniMatch seed 1: failed (training error (1 attempts))" in text
+    assert "- toy 48 SemiVL w/o spatial fine-tuning seed 0: not run" in text
+    assert "[1] UniMatch README; ResNet-101 DeepLabV3+; best-on-val; quoted by others." in text
+    assert "[2] Paper table 1; CLIP ViT-B/16; best-on-val; from the authors' own repository." in (
+        text)
+    assert "unimatch_v2" not in text and "99.0" not in text  # not a method of this grid
+    assert "- Data toy: toy v1; `prepared.json` sha256 `cdcdcdcdcdcd` (17 runs)." in text
+    assert "commit `0123456789ab` (17 runs)" in text
+
+
+def test_tables_match_the_golden_file(grid, published):
+    frame = collect_grid(grid, allow_incomplete=True)
+    text = render_tables(frame, "Demo", published=published, releases={"toy": "toy v1"},
+                         grid_note="`grid.yaml` (sha256 `000000000000`)") + "\n"
+    if os.environ.get("SEMIVL_UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text(), (
+        "tables.md rendering changed; if intended, rerun with SEMIVL_UPDATE_GOLDEN=1 and "
+        "review the diff of tests/golden/tables.md")
+
+
+def test_long_csvs(grid):
+    paths = [grid.run_dir(*run) / "metrics.json" for run in grid.runs()]
+    per_class = collect_per_class(paths)
+    assert len(per_class) == 17 * 5 and set(per_class["class"]) == set(CLASSES)
+    curves = collect_curves(paths)
+    assert set(curves["series"]) == {"lr", "loss", "loss_x", "val_miou"}  # no epoch/seconds
+    one = curves[(curves["method"] == "semivl") & (curves["split"] == "6") &
+                 (curves["seed"] == 0) & (curves["series"] == "val_miou")]
+    assert list(one["iter"]) == [15, 30] and list(one["value"]) == [48.0, 50.0]
+
+
+def _render_all(grid, published, out: Path, repo: Path) -> list[Path]:
+    from semivl.config import load_dataset_config
+
+    frame = collect_grid(grid, allow_incomplete=True)
+    paths = [grid.run_dir(*run) / "metrics.json" for run in grid.runs()]
+    written = plot_miou_vs_labels(frame, out / "miou_vs_labels", published)
+    written += plot_ablation(frame, "toy", out / "ablation")
+    written += plot_per_class(collect_per_class(paths), "toy", out / "per_class_iou", CLASSES)
+    written += plot_training_curves(collect_curves(paths), "toy", out / "training_curves")
+    cfg = load_dataset_config("toy", repo / "config")
+    data_root, val = _fake_predictions(out.parent / "pred", cfg)
+    written += plot_qualitative(cfg, data_root, val, out.parent / "pred" / "predictions",
+                                out / "qualitative", ["supervised", "semivl"])
+    return written
+
+
+def _fake_predictions(base: Path, cfg) -> tuple[Path, Path]:
+    """Two val images with masks, and two methods' predicted masks for them."""
+    from semivl.data.palette import dataset_palette
+
+    if (base / "val.txt").is_file():
+        return base / "data", base / "val.txt"
+    rng = np.random.default_rng(0)
+    lines = []
+    for name in ("a", "b"):
+        for folder in ("data/JPEGImages", "data/SegmentationClass"):
+            (base / folder).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(
+            base / "data" / "JPEGImages" / f"{name}.jpg")
+        for target in [base / "data" / "SegmentationClass" / f"{name}.png",
+                       *[base / "predictions" / m / "masks" / f"{name}.png"
+                         for m in ("supervised", "semivl")]]:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            mask = Image.fromarray(rng.integers(0, 5, (24, 32), dtype=np.uint8), mode="P")
+            mask.putpalette(dataset_palette(cfg))
+            mask.save(target)
+        lines.append(f"JPEGImages/{name}.jpg SegmentationClass/{name}.png")
+    (base / "val.txt").write_text("\n".join(lines) + "\n")
+    return base / "data", base / "val.txt"
+
+
+def test_figures_are_written_and_byte_stable(grid, published, tmp_path, repo):
+    first = _render_all(grid, published, tmp_path / "a" / "figures", repo)
+    second = _render_all(grid, published, tmp_path / "a" / "again", repo)
+    names = sorted(p.name for p in first)
+    assert names == sorted(f"{n}.{e}" for n in ("miou_vs_labels", "ablation", "per_class_iou",
+                                                  "training_curves", "qualitative")
+                           for e in ("png", "svg"))
+    for a, b in zip(first, second, strict=True):
+        data = a.read_bytes()
+        assert len(data) > 5000, a
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" if a.suffix == ".png" else b"<svg" in data[:800]
+        assert data == b.read_bytes(), f"{a.name} differs between two renders"
+    svg = (tmp_path / "a" / "figures" / "miou_vs_labels.svg").read_text()
+    assert "<dc:date>" not in svg and "Matplotlib v" not in svg
+    assert not list((tmp_path / "a" / "figures").glob(".*tmp"))  # nothing half-written
+
+
+def test_figures_without_data_say_so(tmp_path):
+    empty = pd.DataFrame(columns=["dataset", "split", "num_labeled", "method", "seed", "miou"])
+    for out in plot_ablation(empty, "toy", tmp_path / "ablation"):
+        assert out.stat().st_size > 1000
+    # Text drawn as paths keeps its string in a comment of the SVG.
+    assert "toy: no ablation runs in this grid" in (tmp_path / "ablation.svg").read_text()
+
+
+def test_render_without_published_or_provenance(tmp_path):
+    frame = pd.DataFrame([{"dataset": "toy", "split": "6", "num_labeled": 6,
+                           "method": "supervised", "seed": s, "miou": 40.0 + s,
+                           "miou_best": 41.0 + s} for s in (0, 1)])
+    text = render_tables(frame)
+    assert _row(text, "| Supervised") == ["40.5 ± 0.7 (2)"]
+    assert "↳ published" not in text and "Code: commit not recorded" in text
+    assert "No ablation runs in this grid" in text
+
+
+def test_incomplete_grid_stops_without_allow_incomplete(grid):
+    with pytest.raises(FileNotFoundError, match="3 run"):
+        collect_grid(grid)

@@ -118,16 +118,26 @@ def test_data_target_downloads_on_the_login_node_and_skips_what_exists(tmp_path)
     assert "rule fetch_archive:" not in again and "rule prepare_data:" not in again
 
 
+FIGURES = ["miou_vs_labels"] + [f"toy/{name}" for name in ("ablation", "per_class_iou",
+                                                             "training_curves", "qualitative")]
+
+
 def _check_tables(root: Path) -> str:
-    text = (root / "results" / "demo" / "tables.md").read_text()
+    results = root / "results" / "demo"
+    text = (results / "tables.md").read_text()
     assert "| method | 6 | 12 |" in text
     for method in ("| Supervised", "| UniMatch", "| SemiVL †"):
         row = next(line for line in text.splitlines() if line.startswith(method))
         cells = [c.strip() for c in row.strip("|").split("|")[1:]]
         assert len(cells) == 2 and all(c.endswith("(2)") and "±" in c for c in cells)
     assert "† Class definitions written by this project (`config/classes/toy.yaml`)" in text
-    png = root / "results" / "demo" / "figures" / "miou_vs_labels.png"
-    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert "### mIoU best on val" in text and "### Training cost per cell" in text
+    assert "CPU-h (2)" in text  # the runs' provenance.json reached the table
+    for name in FIGURES:
+        assert (results / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert b"<svg" in (results / "figures" / f"{name}.svg").read_bytes()[:800]
+    for method in SMALL_GRID["grid"]["methods"]:  # 4 val images of the 6-label seed-0 run
+        assert len(list((results / "predictions" / "toy" / method / "masks").glob("*.png"))) == 4
     return text
 
 
@@ -145,6 +155,14 @@ def test_snakemake_end_to_end(tmp_path):
     again = _run([str(BIN / "snakemake"), "all", "--cores", "2", "--configfile",
                   "config/demo.yaml"], root)
     assert "Nothing to be done" in again
+    # The HTML report: one self-contained file with the tables, figures and per-run logs.
+    _run([str(BIN / "snakemake"), "--configfile", "config/demo.yaml", "--report",
+          "results/demo/report.html"], root)
+    page = (root / "results/demo/report.html").read_text()
+    assert len(page) > 100_000 and "<script src=\"http" not in page
+    for name in ("tables.md", "qualitative.png", "training_curves.png",
+                 "toy_12_supervised_seed1.log"):
+        assert name in page, name
 
 
 @pytest.mark.slow
@@ -170,7 +188,7 @@ def test_dvc_repro_end_to_end(tmp_path):
     ran = {line.split("'")[1] for line in exp.splitlines() if line.startswith("Running stage")}
     assert {s for s in ran if s.startswith("train@")} == {
         f"train@cell{c}-supervised-{k}" for c in (0, 1) for k in (0, 1)}
-    assert {"aggregate", "table", "plot"} <= ran
+    assert {"aggregate", "table", "plot_overview", "plot_dataset@toy"} <= ran
 
 
 @pytest.mark.slow

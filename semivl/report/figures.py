@@ -1,48 +1,226 @@
-"""Figures: mIoU against the number of labelled images."""
+"""Figures of the report, each written as PNG and SVG with byte-stable output.
+
+Byte stability: the Agg and SVG backends are deterministic given fixed fonts (matplotlib's own
+DejaVu Sans), a fixed SVG hash salt and no date or software metadata, so the same CSVs give the
+same files and DVC sees no false changes.
+"""
 
 from __future__ import annotations
 
+import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from semivl.atomic import atomic_write  # noqa: E402
-from semivl.report.tables import METHOD_LABELS, summarise  # noqa: E402
+from semivl.report.published import published_for  # noqa: E402
+from semivl.report.tables import ABLATIONS, METHOD_LABELS, method_order, summarise  # noqa: E402
+
+FORMATS = ("png", "svg")
+STYLE = {"font.family": "DejaVu Sans", "svg.hashsalt": "semivl", "svg.fonttype": "path",
+         "path.simplify": True, "figure.dpi": 100}
+METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+# Curve series in panel order, with their titles; others follow in name order.
+SERIES_TITLES = {
+    "loss": "total loss", "loss_x": "supervised loss", "loss_s": "unsupervised loss",
+    "loss_fp": "feature-perturbation loss", "loss_guid": "dense CLIP guidance loss",
+    "mask_ratio": "confident pixel ratio", "guid_weight": "guidance loss weight",
+    "guid_ratio": "guided pixel ratio", "lr": "learning rate", "val_miou": "val mIoU (%)",
+}
 
 
-def plot_miou_vs_labels(frame: pd.DataFrame, out: Path, metric: str = "miou") -> Path:
-    """One panel per dataset: mean mIoU per method over labelled images (log x, std bars)."""
-    stats = summarise(frame, metric)
-    datasets = sorted(stats["dataset"].unique())
-    sns.set_theme(style="whitegrid")
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
-    palette = sns.color_palette("colorblind", n_colors=max(len(stats["method"].unique()), 1))
-    for ax, dataset in zip(axes[0], datasets, strict=True):
-        part = stats[stats["dataset"] == dataset]
-        for colour, method in zip(palette, sorted(part["method"].unique()), strict=False):
-            rows = part[part["method"] == method].sort_values("num_labeled")
-            ax.errorbar(rows["num_labeled"], rows["mean"], yerr=rows["std"].fillna(0.0),
-                        marker="o", capsize=3, color=colour,
-                        label=METHOD_LABELS.get(method, method))
-        ax.set_xscale("log")
-        ticks = sorted(part["num_labeled"].unique())
-        ax.set_xticks(ticks)
-        ax.set_xticklabels([str(t) for t in ticks])
-        ax.minorticks_off()
-        ax.set_xlabel("labelled images")
-        ax.set_ylabel("mIoU (%)")
-        ax.set_title(dataset)
-        ax.legend(loc="lower right", fontsize="small")
-    fig.tight_layout()
-    out = Path(out)
-    try:
-        atomic_write(out, lambda tmp: fig.savefig(tmp, format="png", dpi=120,
-                                                  metadata={"Software": None}))
-    finally:
-        plt.close(fig)
-    return out
+@contextmanager
+def report_style():
+    """The fixed style every figure is drawn in."""
+    with plt.rc_context(STYLE), sns.axes_style("whitegrid"):
+        yield
+
+
+def save_figure(fig, stem: Path) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.svg`` atomically and close the figure."""
+    stem, written = Path(stem), []
+    with plt.rc_context(STYLE):  # the SVG hash salt is read at save time
+        try:
+            for fmt in FORMATS:
+                out = stem.with_name(f"{stem.name}.{fmt}")
+                atomic_write(out, lambda tmp, fmt=fmt: fig.savefig(
+                    tmp, format=fmt, dpi=120, metadata=METADATA[fmt], bbox_inches=None))
+                written.append(out)
+        finally:
+            plt.close(fig)
+    return written
+
+
+def method_colours(methods) -> dict[str, tuple]:
+    """One colour per method, fixed by the method's place in the papers' order."""
+    palette = sns.color_palette("colorblind", n_colors=10)
+    known = list(METHOD_LABELS)
+    return {m: palette[(known.index(m) if m in known else len(known) + i) % len(palette)]
+            for i, m in enumerate(sorted(set(methods)))}
+
+
+def _message(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
+    ax.set_axis_off()
+
+
+def _empty_figure(stem: Path, text: str) -> list[Path]:
+    """A small figure that says why there is nothing to draw (the outputs always exist)."""
+    fig, ax = plt.subplots(figsize=(6, 2))
+    _message(ax, text)
+    return save_figure(fig, stem)
+
+
+def plot_miou_vs_labels(frame: pd.DataFrame, stem: Path, published: pd.DataFrame | None = None,
+                        metric: str = "miou") -> list[Path]:
+    """One panel per dataset: mean mIoU per method over labelled images (log x, sample-std
+    error bars), published values as hollow markers of the method's colour."""
+    stats = summarise(frame.dropna(subset=[metric]), metric)
+    datasets = sorted(frame["dataset"].dropna().unique())
+    colours = method_colours(frame["method"].dropna())
+    with report_style():
+        fig, axes = plt.subplots(1, max(len(datasets), 1), figsize=(5 * max(len(datasets), 1),
+                                                                     4), squeeze=False)
+        for ax, dataset in zip(axes[0], datasets, strict=False):
+            part = stats[stats["dataset"] == dataset]
+            ticks = sorted(frame.loc[frame["dataset"] == dataset, "num_labeled"].dropna()
+                           .astype(int).unique())
+            for method in method_order(frame.loc[frame["dataset"] == dataset, "method"]):
+                rows = part[part["method"] == method].sort_values("num_labeled")
+                if not rows.empty:
+                    ax.errorbar(rows["num_labeled"], rows["mean"], yerr=rows["std"].fillna(0.0),
+                                marker="o", capsize=3, color=colours[method],
+                                label=METHOD_LABELS.get(method, method))
+                paper = published_for(published, dataset, method)
+                paper = paper[paper["labeled_images"].isin(ticks)] if ticks else paper
+                if not paper.empty:
+                    ax.scatter(paper["labeled_images"], paper["miou"], marker="D",
+                               facecolors="none", edgecolors=[colours[method]], s=40,
+                               label=f"{METHOD_LABELS.get(method, method)} (published)")
+            ax.set_xscale("log")
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([str(t) for t in ticks])
+            ax.minorticks_off()
+            ax.set_xlabel("labelled images")
+            ax.set_ylabel(f"mIoU (%), {'final iteration' if metric == 'miou' else 'best on val'}")
+            ax.set_title(dataset)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(loc="best", fontsize="x-small")
+        fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def plot_ablation(frame: pd.DataFrame, dataset: str, stem: Path) -> list[Path]:
+    """Bars of final-iteration mIoU for SemiVL and each ablation, grouped by split."""
+    part = frame[(frame["dataset"] == dataset) & frame["method"].isin(["semivl", *ABLATIONS])]
+    part = part.dropna(subset=["miou"])
+    with report_style():
+        fig, ax = plt.subplots(figsize=(6, 4))
+        methods = method_order(part["method"])
+        if "semivl" not in methods or len(methods) < 2:
+            _message(ax, f"{dataset}: no ablation runs in this grid")
+        else:
+            stats = summarise(part)
+            splits = sorted(stats["num_labeled"].unique())
+            width = 0.8 / len(methods)
+            colours = method_colours(methods)
+            for i, method in enumerate(methods):
+                rows = stats[stats["method"] == method].set_index("num_labeled")
+                x = np.arange(len(splits)) + (i - (len(methods) - 1) / 2) * width
+                means = [rows["mean"].get(s, np.nan) for s in splits]
+                stds = [rows["std"].get(s, np.nan) for s in splits]
+                ax.bar(x, means, width, yerr=np.nan_to_num(stds), capsize=3,
+                       color=colours[method], label=METHOD_LABELS[method])
+            ax.set_xticks(np.arange(len(splits)))
+            ax.set_xticklabels([str(s) for s in splits])
+            ax.set_xlabel("labelled images")
+            ax.set_ylabel("mIoU (%), final iteration")
+            ax.set_title(f"{dataset}: ablation of SemiVL's components")
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=len(methods),
+                      fontsize="x-small")
+        fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def plot_per_class(per_class: pd.DataFrame, dataset: str, stem: Path,
+                   class_names: list[str] | None = None) -> list[Path]:
+    """Heatmap of per-class IoU (mean over seeds): a row per (method, split), a column per
+    class in the dataset's class order."""
+    part = per_class[per_class["dataset"] == dataset]
+    with report_style():
+        if part.empty:
+            return _empty_figure(stem, f"{dataset}: no evaluated runs yet")
+        table = (part.groupby(["method", "num_labeled", "class"], sort=True)["iou"].mean()
+                 .unstack("class"))
+        classes = [c for c in (class_names or []) if c in table.columns]
+        classes += sorted(c for c in table.columns if c not in classes)
+        order = [(m, n) for m in method_order(part["method"])
+                 for n in sorted(part.loc[part["method"] == m, "num_labeled"].unique())]
+        table = table.reindex(index=order, columns=classes)
+        table.index = [f"{METHOD_LABELS.get(m, m)} @ {n}" for m, n in order]
+        annotate = len(classes) <= 25 and len(order) <= 40
+        fig, ax = plt.subplots(figsize=(max(7.0, 0.5 * len(classes) + 5),
+                                        max(2.5, 0.35 * len(order) + 1.8)))
+        sns.heatmap(table, ax=ax, vmin=0, vmax=100, cmap="viridis", annot=annotate, fmt=".0f",
+                    annot_kws={"fontsize": 7}, cbar_kws={"label": "IoU (%)"})
+        ax.set_xlabel("class")
+        ax.set_ylabel("method @ labelled images")
+        ax.set_xticks(np.arange(len(classes)) + 0.5)
+        ax.set_xticklabels(classes, rotation=45, ha="right", fontsize="small")
+        ax.set_title(f"{dataset}: per-class IoU (%)\nfinal iteration, mean over seeds")
+        fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def _series_order(names) -> list[str]:
+    known = [s for s in SERIES_TITLES if s in set(names)]
+    return known + sorted(set(names) - set(known))
+
+
+def plot_training_curves(curves: pd.DataFrame, dataset: str, stem: Path) -> list[Path]:
+    """Loss terms, learning rate and val mIoU against iterations: a row per split, a column per
+    series, a line per method (mean over seeds)."""
+    part = curves[curves["dataset"] == dataset]
+    with report_style():
+        if part.empty:
+            return _empty_figure(stem, f"{dataset}: no training logs yet")
+        series = _series_order(part["series"].unique())
+        splits = sorted(part["num_labeled"].unique())
+        colours = method_colours(part["method"])
+        fig, axes = plt.subplots(len(splits), len(series), squeeze=False,
+                                 figsize=(3.2 * len(series), 2.6 * len(splits)))
+        for r, n in enumerate(splits):
+            for c, name in enumerate(series):
+                ax = axes[r][c]
+                rows = part[(part["num_labeled"] == n) & (part["series"] == name)]
+                for method in method_order(rows["method"]):
+                    line = (rows[rows["method"] == method].groupby("iter")["value"].mean())
+                    ax.plot(line.index, line.values, color=colours[method], linewidth=1.2,
+                            marker="o" if name == "val_miou" else None, markersize=3,
+                            label=METHOD_LABELS.get(method, method))
+                if r == 0:
+                    ax.set_title(SERIES_TITLES.get(name, name), fontsize="medium")
+                if c == 0:
+                    ax.set_ylabel(f"{n} labels")
+                if r == len(splits) - 1:
+                    ax.set_xlabel("iteration")
+                if name == "lr":
+                    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
+        handles, labels = {}, []
+        for ax in axes.flat:
+            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+                if label not in handles:
+                    handles[label] = handle
+                    labels.append(label)
+        fig.legend([handles[label] for label in labels], labels, loc="lower center",
+                   ncol=min(len(labels), 5), fontsize="small")
+        fig.suptitle(f"{dataset}: training curves (mean over seeds)")
+        fig.tight_layout(rect=(0, 0.06 + 0.02 * math.ceil(len(labels) / 5), 1, 0.97))
+    return save_figure(fig, stem)

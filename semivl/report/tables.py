@@ -1,10 +1,19 @@
-"""``tables.md``: one table per dataset, a row per method, a column per labelled split."""
+"""``tables.md``: per dataset, the results tables in the papers' format.
+
+For each dataset: mIoU at the final iteration and best on val (rows are methods, columns the
+labelled splits headed by their number of labelled images), each method followed by its
+published numbers and the difference to them; the ablation of SemiVL's components with deltas
+to the full method; training cost per cell; and footnotes on protocol, code, configs and data.
+Cells whose runs failed or never ran say so instead of a number.
+"""
 
 from __future__ import annotations
 
 import math
 
 import pandas as pd
+
+from semivl.report.published import published_for
 
 METHOD_LABELS = {
     "supervised": "Supervised (labelled only)",
@@ -13,26 +22,44 @@ METHOD_LABELS = {
     "semivl_no_definitions": "SemiVL w/o class definitions",
     "semivl_no_spatial_ft": "SemiVL w/o spatial fine-tuning",
 }
+ABLATIONS = ["semivl_no_definitions", "semivl_no_spatial_ft"]
+METRICS = {"miou": "mIoU at the final iteration",
+           "miou_best": "mIoU best on val (the upstream protocol)"}
+MINUS = "\u2212"
 PROJECT_DEFINITIONS_MARK = "†"
 PROJECT_DEFINITIONS_NOTE = (
     "† Class definitions written by this project (`config/classes/{dataset}.yaml`); upstream "
     "SemiVL has none for this dataset and guides with the plain class names.")
+PROTOCOL_NOTES = [
+    "Final iteration: the model after the last training iteration, evaluated once on the whole "
+    "val split by `semivl evaluate` (the recipe's sliding-window protocol). This is the "
+    "protocol this project reports first.",
+    "Best on val: the highest val mIoU among the evaluations made during training (every "
+    "`eval_every_iters`), as UniMatch and SemiVL report. It selects the checkpoint on the "
+    "val set itself, so it is optimistic.",
+]
+PUBLISHED_NOTE = ("Published numbers are best-on-val (see each source); Δ = ours − published, "
+                  "so in the final-iteration table the two sides use different protocols.")
 
 
-def _uses_project_definitions(part: pd.DataFrame, method: str) -> bool:
-    if "class_definitions" not in part:
-        return False
-    return bool((part.loc[part["method"] == method, "class_definitions"] == "project").any())
+def method_order(methods) -> list[str]:
+    """Methods in the papers' order (baselines, SemiVL, its ablations), unknown ones last."""
+    order = list(METHOD_LABELS)
+    return sorted(set(methods), key=lambda m: (order.index(m) if m in order else len(order), m))
+
+
+def _missing(status: pd.Series | None) -> str:
+    if status is None:
+        return ""
+    failed, not_run = int((status == "failed").sum()), int((status == "not run").sum())
+    return "; ".join(part for part in (f"{failed} failed" if failed else "",
+                                       f"{not_run} not run" if not_run else "") if part)
 
 
 def format_cell(values: pd.Series, status: pd.Series | None = None) -> str:
     """``mean ± std (n)`` of mIoU over seeds; the std is the sample std (n - 1). Runs that
     failed or did not run are counted after the numbers, or replace them when no run has any."""
-    missing = ""
-    if status is not None:
-        failed, not_run = int((status == "failed").sum()), int((status == "not run").sum())
-        missing = "; ".join(part for part in (f"{failed} failed" if failed else "",
-                                              f"{not_run} not run" if not_run else "") if part)
+    missing = _missing(status)
     n = int(values.count())
     if n == 0:
         return missing or "–"
@@ -42,6 +69,14 @@ def format_cell(values: pd.Series, status: pd.Series | None = None) -> str:
     return f"{cell} ({n}{'; ' + missing if missing else ''})"
 
 
+def format_delta(value: float) -> str:
+    """A signed difference with a true minus sign (``+1.2``, ``−0.4``)."""
+    if math.isnan(value):
+        return "–"
+    text = f"{value:+.1f}"
+    return text.replace("-", MINUS) if text != "-0.0" else "+0.0"
+
+
 def summarise(frame: pd.DataFrame, metric: str = "miou") -> pd.DataFrame:
     """Mean, sample std and count of ``metric`` per dataset, split and method."""
     grouped = frame.groupby(["dataset", "split", "num_labeled", "method"], sort=True)[metric]
@@ -49,37 +84,153 @@ def summarise(frame: pd.DataFrame, metric: str = "miou") -> pd.DataFrame:
     return out.sort_values(["dataset", "num_labeled", "method"], ignore_index=True)
 
 
-def render_tables(frame: pd.DataFrame, title: str = "Results") -> str:
-    """Markdown with one table per dataset (final-iteration and best-on-val mIoU)."""
+def _splits(part: pd.DataFrame) -> pd.DataFrame:
+    return (part[["split", "num_labeled"]].drop_duplicates()
+            .sort_values(["num_labeled", "split"], ignore_index=True))
+
+
+def _cell_rows(part: pd.DataFrame, method: str, split: str) -> pd.DataFrame:
+    return part[(part["method"] == method) & (part["split"] == split)]
+
+
+def _header(first: str, splits: pd.DataFrame, extra: tuple[str, ...] = ()) -> list[str]:
+    names = [str(n) for n in splits["num_labeled"]] + list(extra)
+    return [f"| {first} | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+
+
+def _uses_project_definitions(part: pd.DataFrame, method: str) -> bool:
+    if "class_definitions" not in part:
+        return False
+    return bool((part.loc[part["method"] == method, "class_definitions"] == "project").any())
+
+
+def _metric_table(part: pd.DataFrame, dataset: str, metric: str, published: pd.DataFrame | None,
+                  sources: dict[str, int]) -> tuple[list[str], bool]:
+    """One results table; returns its lines and whether a † mark was used."""
+    splits = _splits(part)
+    lines, marked = _header("method", splits), False
+    for method in method_order(part["method"]):
+        cells, means = [], []
+        for split in splits["split"]:
+            rows = _cell_rows(part, method, split)
+            cells.append(format_cell(rows[metric], rows.get("status")))
+            means.append(rows[metric].mean() if rows[metric].count() else math.nan)
+        name = METHOD_LABELS.get(method, method)
+        if _uses_project_definitions(part, method):
+            name, marked = f"{name} {PROJECT_DEFINITIONS_MARK}", True
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        paper = published_for(published, dataset, method)
+        by_split = {str(r.split): r for r in paper.itertuples()}
+        shown = [by_split.get(str(s)) for s in splits["split"]]
+        if not any(r is not None for r in shown):
+            continue
+        marks = sorted({_source_mark(r, sources) for r in shown if r is not None})
+        lines.append(f"| ↳ published {''.join(marks)} | " + " | ".join(
+            f"{r.miou:.1f}" if r is not None else "–" for r in shown) + " |")
+        lines.append("| ↳ Δ to published | " + " | ".join(
+            format_delta(m - r.miou) if r is not None else "–"
+            for m, r in zip(means, shown, strict=True)) + " |")
+    return lines, marked
+
+
+def _source_mark(row, sources: dict[str, int]) -> str:
+    key = f"{row.source}; {row.backbone}; {row.protocol}"
+    own = getattr(row, "from_the_authors_own_repo", None)
+    if isinstance(own, str) and own:
+        key += "; from the authors' own repository" if own == "yes" else "; quoted by others"
+    sources.setdefault(key, len(sources) + 1)
+    return f"[{sources[key]}]"
+
+
+def _ablation_table(part: pd.DataFrame) -> list[str]:
+    """SemiVL minus each component, with the delta to full SemiVL (final iteration)."""
+    present = [m for m in ABLATIONS if m in set(part["method"])]
+    if "semivl" not in set(part["method"]) or not present:
+        return ["No ablation runs in this grid: add `semivl` and `semivl_no_definitions` / "
+                "`semivl_no_spatial_ft` to `grid.methods`.", ""]
+    splits = _splits(part)
+    lines = _header("variant (final iteration)", splits)
+    full = {s: _cell_rows(part, "semivl", s)["miou"] for s in splits["split"]}
+    for method in ["semivl", *present]:
+        cells = []
+        for split in splits["split"]:
+            rows = _cell_rows(part, method, split)
+            cell = format_cell(rows["miou"], rows.get("status"))
+            if method != "semivl" and rows["miou"].count() and full[split].count():
+                cell += f"; Δ {format_delta(rows['miou'].mean() - full[split].mean())}"
+            cells.append(cell)
+        lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(cells) + " |")
+    return lines + ["", "Δ: the variant's mean minus full SemiVL's mean in the same column "
+                    "(negative: the component helps).", ""]
+
+
+def _format_hours(hours: pd.Series, devices: pd.Series) -> str:
+    """Total hours, 1 decimal from an hour up, 2 significant digits below (demo runs take
+    seconds)."""
+    unit = "GPU-h" if (devices == "gpu").any() else "CPU-h"
+    total = float(hours.sum())
+    return f"{total:.1f} {unit}" if total >= 1 else f"{total:.2g} {unit}"
+
+
+def _cost_table(part: pd.DataFrame) -> list[str]:
+    """Training hours per cell, summed over the seeds that finished."""
+    if "hours" not in part:
+        return []
+    splits = _splits(part)
+    lines = _header("method", splits, ("all splits",))
+    for method in method_order(part["method"]):
+        cells = []
+        for split in [*splits["split"], None]:
+            rows = part[part["method"] == method]
+            if split is not None:
+                rows = rows[rows["split"] == split]
+            ok = rows[rows["miou"].notna()] if "miou" in rows else rows
+            recorded = ok[pd.to_numeric(ok["hours"], errors="coerce").notna()]
+            missing = _missing(rows.get("status"))
+            if recorded.empty:
+                cells.append(missing or ("not recorded" if len(ok) else "–"))
+                continue
+            cell = (f"{_format_hours(pd.to_numeric(recorded['hours']), recorded['device'])}"
+                    f" ({len(recorded)})")
+            if len(recorded) < len(ok):
+                cell += f"; {len(ok) - len(recorded)} not recorded"
+            cells.append(cell + (f"; {missing}" if missing else ""))
+        lines.append(f"| {METHOD_LABELS.get(method, method)} | " + " | ".join(cells) + " |")
+    return lines + ["", "Training only (evaluation not included), summed over the seeds that "
+                    "finished (their number in brackets); from each run's `provenance.json`. "
+                    "GPU-h = wall hours × GPUs; CPU-h = wall hours of a run without a GPU.", ""]
+
+
+def render_tables(frame: pd.DataFrame, title: str = "Results",
+                  published: pd.DataFrame | None = None,
+                  releases: dict[str, str] | None = None, grid_note: str | None = None) -> str:
+    """Markdown with one section per dataset (see the module docstring)."""
     lines = [f"# {title}", "",
-             "mIoU (%) on the validation split, mean ± sample std over seeds (number of seeds).",
-             "Columns are labelled splits, headed by their number of labelled images.", ""]
-    for metric, label in (("miou", "final iteration"), ("miou_best", "best on val")):
-        for dataset, part in frame.groupby("dataset", sort=True):
-            splits = (part[["split", "num_labeled"]].drop_duplicates()
-                      .sort_values("num_labeled"))
-            header = [str(n) for n in splits["num_labeled"]]
-            lines.append(f"## {dataset}: {label}")
-            lines.append("")
-            lines.append("| method | " + " | ".join(header) + " |")
-            lines.append("|---|" + "---:|" * len(header))
-            marked = False
-            order = list(METHOD_LABELS)
-            for method in sorted(part["method"].unique(),
-                                 key=lambda m: (order.index(m) if m in order else len(order), m)):
-                cells = []
-                for split in splits["split"]:
-                    rows = part[(part["method"] == method) & (part["split"] == split)]
-                    cells.append(format_cell(rows[metric], rows.get("status")))
-                name = METHOD_LABELS.get(method, method)
-                if _uses_project_definitions(part, method):
-                    name, marked = name + " " + PROJECT_DEFINITIONS_MARK, True
-                lines.append(f"| {name} | " + " | ".join(cells) + " |")
-            lines.append("")
-            if marked:
-                lines += [PROJECT_DEFINITIONS_NOTE.format(dataset=dataset), ""]
+             "mIoU (%) on the validation split, mean ± sample std over seeds (number of seeds "
+             "in brackets). Columns are the labelled splits, headed by their number of "
+             "labelled images.", ""]
+    sources: dict[str, int] = {}
+    for dataset, part in frame.groupby("dataset", sort=True):
+        lines += [f"## {dataset}", ""]
+        marked = False
+        for metric, label in METRICS.items():
+            table, used = _metric_table(part, str(dataset), metric, published, sources)
+            marked |= used
+            lines += [f"### {label}", "", *table, ""]
+        lines += ["### Ablation: SemiVL without each component", "", *_ablation_table(part)]
+        cost = _cost_table(part)
+        if cost:
+            lines += ["### Training cost per cell", "", *cost]
+        if marked:
+            lines += [PROJECT_DEFINITIONS_NOTE.format(dataset=dataset), ""]
+    notes = PROTOCOL_NOTES + ([PUBLISHED_NOTE] if sources else [])
+    lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+    if sources:
+        lines += ["Published numbers (`config/published_results.csv`):", ""]
+        lines += [f"[{n}] {key}." for key, n in sorted(sources.items(), key=lambda kv: kv[1])]
+        lines.append("")
     lines += missing_runs(frame)
-    lines += provenance_notes(frame)
+    lines += provenance_notes(frame, releases or {}, grid_note)
     return "\n".join(lines)
 
 
@@ -99,18 +250,35 @@ def missing_runs(frame: pd.DataFrame) -> list[str]:
                     "`<results>/logs/train/`.", ""]
 
 
-def provenance_notes(frame: pd.DataFrame) -> list[str]:
-    """Footnotes: which code and configs produced the numbers."""
-    commits = (frame["code_commit"].dropna().astype(str).value_counts().sort_index()
-               if "code_commit" in frame else pd.Series(dtype=int))
-    if commits.empty:
-        code = "Code: commit not recorded (runs trained outside a git checkout)."
-    else:
-        code = "Code: " + ", ".join(f"commit `{c}` ({n} run{'s' if n > 1 else ''})"
-                                    for c, n in commits.items()) + "."
-    return ["## Provenance", "",
-            f"- {code} Each run's `provenance.json` holds the commit, package versions, "
-            "hardware, wall time and GPU-hours; its `config.yaml` holds the resolved recipe.",
-            "- Configs: `config/recipes/<method>/<dataset>.yaml` and "
-            "`config/datasets/<dataset>.yaml` of that commit; the grid is the config file the "
-            "workflow ran with.", ""]
+def _counted(values: pd.Series) -> str:
+    counts = values.dropna().astype(str).value_counts().sort_index()
+    return ", ".join(f"`{v}` ({n} run{'s' if n > 1 else ''})" for v, n in counts.items())
+
+
+def provenance_notes(frame: pd.DataFrame, releases: dict[str, str] | None = None,
+                     grid_note: str | None = None) -> list[str]:
+    """Footnotes: which code, configs and data produced the numbers."""
+    commits = _counted(frame["code_commit"]) if "code_commit" in frame else ""
+    code = (f"Code: commit {commits}." if commits else
+            "Code: commit not recorded (runs trained outside a git checkout).")
+    lines = ["## Provenance", "",
+             f"- {code} Each run's `provenance.json` holds the commit, package versions, "
+             "hardware, wall time and GPU-hours; its `config.yaml` holds the resolved recipe."]
+    if grid_note:
+        lines.append(f"- Grid: {grid_note}.")
+    lines.append("- Configs: `config/recipes/<method>/<dataset>.yaml` and "
+                 "`config/datasets/<dataset>.yaml` of that commit.")
+    if "recipe_sha" in frame:
+        for (dataset, method), part in frame.groupby(["dataset", "method"], sort=True):
+            shas = _counted(part["recipe_sha"])
+            if shas:
+                flag = " **(runs from different recipe versions)**" if (
+                    part["recipe_sha"].dropna().nunique() > 1) else ""
+                lines.append(f"  - recipe {method}/{dataset}: sha256 {shas}{flag}")
+    for dataset in sorted(frame["dataset"].dropna().unique()):
+        release = (releases or {}).get(dataset)
+        shas = _counted(frame.loc[frame["dataset"] == dataset, "data_sha"]) if (
+            "data_sha" in frame) else ""
+        text = f"- Data {dataset}: {release or 'release not stated in its config'}"
+        lines.append(text + (f"; `prepared.json` sha256 {shas}." if shas else "."))
+    return lines + [""]

@@ -6,6 +6,7 @@ from snakemake.utils import validate
 
 from semivl.config import load_dataset_config, load_recipe
 from semivl.data.prepare import archive_files
+from semivl.grid import load_grid
 
 configfile: "config/config.yaml"
 
@@ -21,6 +22,9 @@ GRID = config["grid"]
 SPLITS = [(cell["dataset"], str(cell["split"])) for cell in GRID["splits"]]
 METHODS = GRID["methods"]
 SEEDS = GRID["seeds"]
+# (split, seed) per dataset whose models the qualitative grid shows (semivl predict --grid).
+_GRID = load_grid(GRID_FILE)
+QUALITATIVE = {d: _GRID.qualitative_run(d) for d in GRID["datasets"]}
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_]+",
     split=r"[A-Za-z0-9_]+",

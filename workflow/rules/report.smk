@@ -1,43 +1,155 @@
-# Aggregation over the grid, tables.md and figures.
+# Aggregation over the grid, tables.md, figures, and the qualitative predictions they show.
+# Outputs marked with report_file (Snakemake's report()) make up
+# `snakemake --report <results>/report.html`. (The alias: a line starting with `report` would be
+# read as Snakemake's global `report:` keyword.)
+from snakemake.io import report as report_file
+
+
+# Seconds of work on small files: run them where Snakemake runs (no queueing on a cluster).
+# predict loads the trained models and stays a job.
+localrules:
+    aggregate,
+    table,
+    plot_overview,
+    plot_dataset,
+
+
+def all_logs(stage):
+    """Every run's log of a stage, marked for the HTML report."""
+    return [
+        report_file(
+            f"{RESULTS}/logs/{stage}/{d}_{s}_{m}_seed{k}.log",
+            category="Logs",
+            subcategory=stage,
+            labels={"dataset": d, "split": s, "method": m, "seed": str(k), "stage": stage},
+        )
+        for d, s in SPLITS
+        for m in METHODS
+        for k in SEEDS
+    ]
 
 
 rule aggregate:
     input:
-        all_runs("metrics.json"),
+        metrics=all_runs("metrics.json"),
+        summaries=all_runs("train_summary.json"),
+        train_logs=all_logs("train"),
+        evaluate_logs=all_logs("evaluate"),
     output:
-        f"{RESULTS}/metrics.csv",
+        metrics=f"{RESULTS}/metrics.csv",
+        per_class=f"{RESULTS}/per_class_iou.csv",
+        curves=f"{RESULTS}/curves.csv",
     log:
         f"{RESULTS}/logs/report/aggregate.log",
     benchmark:
         f"{RESULTS}/benchmarks/report/aggregate.tsv"
     shell:
-        "semivl aggregate --out {output} {input} > {log} 2>&1"
+        "semivl aggregate --out {output.metrics} --per-class {output.per_class}"
+        " --curves {output.curves} {input.metrics} > {log} 2>&1"
 
 
 rule table:
     input:
-        f"{RESULTS}/metrics.csv",
+        metrics=f"{RESULTS}/metrics.csv",
+        published=f"{CONFIG_DIR}/published_results.csv",
     output:
-        f"{RESULTS}/tables.md",
+        report_file(f"{RESULTS}/tables.md", caption="../report/tables.rst", category="Tables"),
     log:
         f"{RESULTS}/logs/report/table.log",
     benchmark:
         f"{RESULTS}/benchmarks/report/table.tsv"
     shell:
-        "semivl table --metrics {input} --out {output} > {log} 2>&1"
+        "semivl table --metrics {input.metrics} --published {input.published}"
+        " --grid {GRID_FILE} --config-dir {CONFIG_DIR} --out {output} > {log} 2>&1"
 
 
-rule plot:
+rule plot_overview:
     input:
-        f"{RESULTS}/metrics.csv",
+        metrics=f"{RESULTS}/metrics.csv",
+        published=f"{CONFIG_DIR}/published_results.csv",
     output:
-        f"{RESULTS}/figures/miou_vs_labels.png",
+        png=report_file(f"{RESULTS}/figures/miou_vs_labels.png", caption="../report/miou.rst",
+                   category="Figures", subcategory="all datasets"),
+        svg=f"{RESULTS}/figures/miou_vs_labels.svg",
     log:
-        f"{RESULTS}/logs/report/plot.log",
+        f"{RESULTS}/logs/report/plot_overview.log",
     benchmark:
-        f"{RESULTS}/benchmarks/report/plot.tsv"
+        f"{RESULTS}/benchmarks/report/plot_overview.tsv"
     shell:
-        "semivl plot --metrics {input} --out {output} > {log} 2>&1"
+        "semivl plot overview --metrics {input.metrics} --published {input.published}"
+        " --out-dir $(dirname {output.png}) > {log} 2>&1"
+
+
+def qualitative_model(wildcards):
+    split, seed = QUALITATIVE[wildcards.dataset]
+    return f"{run_dir(wildcards.dataset, split, wildcards.method, seed)}/model.pt"
+
+
+rule predict:
+    input:
+        unpack(model_files),
+        model=qualitative_model,
+        val=f"{DATA}/splits/{{dataset}}/val.txt",
+        data=f"{DATA}/{{dataset}}",
+    output:
+        directory(f"{RESULTS}/predictions/{{dataset}}/{{method}}"),
+    log:
+        f"{RESULTS}/logs/predict/{{dataset}}_{{method}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/predict/{{dataset}}_{{method}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=train_mem_mb,
+        runtime=60,
+    shell:
+        "semivl predict --grid {GRID_FILE} --dataset {wildcards.dataset}"
+        " --method {wildcards.method} --config-dir {CONFIG_DIR} --clip-dir resources/clip"
+        " --text-dir resources/text --threads {threads} --no-progress --out {output}"
+        " > {log} 2>&1"
+
+
+DATASET_FIGURES = ["ablation", "per_class_iou", "training_curves", "qualitative"]
+
+
+rule plot_dataset:
+    input:
+        metrics=f"{RESULTS}/metrics.csv",
+        per_class=f"{RESULTS}/per_class_iou.csv",
+        curves=f"{RESULTS}/curves.csv",
+        val=f"{DATA}/splits/{{dataset}}/val.txt",
+        data=f"{DATA}/{{dataset}}",
+        predictions=lambda wc: expand(f"{RESULTS}/predictions/{wc.dataset}/{{method}}",
+                                      method=METHODS),
+    output:
+        **{
+            name: report_file(f"{RESULTS}/figures/{{dataset}}/{name}.png",
+                         caption=f"../report/{name}.rst", category="Figures",
+                         subcategory="{dataset}")
+            for name in DATASET_FIGURES
+        },
+        **{f"{name}_svg": f"{RESULTS}/figures/{{dataset}}/{name}.svg" for name in DATASET_FIGURES},
+    log:
+        f"{RESULTS}/logs/report/plot_{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report/plot_{{dataset}}.tsv"
+    shell:
+        "semivl plot dataset --dataset {wildcards.dataset} --metrics {input.metrics}"
+        " --per-class {input.per_class} --curves {input.curves}"
+        " --predictions {RESULTS}/predictions/{wildcards.dataset} --val {input.val}"
+        " --data-root {input.data} --grid {GRID_FILE} --config-dir {CONFIG_DIR}"
+        " --out-dir $(dirname {output.ablation}) > {log} 2>&1"
+
+
+def report_outputs():
+    """What `all` builds beyond the runs: tables.md and every figure."""
+    return [f"{RESULTS}/tables.md"] + [
+        f"{RESULTS}/figures/miou_vs_labels.{ext}" for ext in ("png", "svg")
+    ] + [
+        f"{RESULTS}/figures/{d}/{name}.{ext}"
+        for d in GRID["datasets"]
+        for name in DATASET_FIGURES
+        for ext in ("png", "svg")
+    ]
 
 
 # After a failure (keep-going lets the other cells finish), still write tables.md: cells whose
@@ -46,6 +158,8 @@ onerror:
     shell(
         f"mkdir -p {RESULTS}/logs/report && semivl aggregate --grid {GRID_FILE} --allow-incomplete"
         f" --out {RESULTS}/metrics.csv"
-        f" && semivl table --metrics {RESULTS}/metrics.csv --out {RESULTS}/tables.md"
+        f" && semivl table --metrics {RESULTS}/metrics.csv"
+        f" --published {CONFIG_DIR}/published_results.csv --grid {GRID_FILE}"
+        f" --config-dir {CONFIG_DIR} --out {RESULTS}/tables.md"
         f" > {RESULTS}/logs/report/onerror.log 2>&1 || true"
     )

@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
 from semivl.atomic import atomic_dir
+from semivl.data.palette import voc_palette
 
 CLASS_NAMES = ("background", "disc", "square", "triangle", "ring")
 IGNORE_INDEX = 255
@@ -37,21 +38,6 @@ _PALETTE_RGB = np.array(
     ],
     dtype=np.float64,
 )
-
-
-def voc_palette(num: int = 256) -> list[int]:
-    """The standard Pascal VOC colour map as a flat PIL palette (index 255 is off-white)."""
-    palette = []
-    for index in range(num):
-        r = g = b = 0
-        c = index
-        for shift in range(7, -1, -1):
-            r |= ((c >> 0) & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        palette.extend((r, g, b))
-    return palette
 
 
 @dataclass(frozen=True)
