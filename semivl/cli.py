@@ -346,6 +346,11 @@ def cmd_table(args: argparse.Namespace) -> None:
                          grid_note=grid_note)
     write_text_atomic(text + "\n", args.out)
     print(f"wrote {args.out}")
+    if args.html:
+        from semivl.report.html import render_html
+
+        write_text_atomic(render_html(text + "\n", args.title), args.html)
+        print(f"wrote {args.html}")
 
 
 def cmd_plot_overview(args: argparse.Namespace) -> None:
@@ -568,6 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--grid", type=Path, default=None,
                        help="the grid file, named (with its checksum) in the footnotes")
     table.add_argument("--config-dir", type=Path, default=Path("config"))
+    table.add_argument("--html", type=Path, default=None,
+                       help="also write the tables as a self-contained HTML page here")
     table.set_defaults(func=cmd_table)
 
     plot = sub.add_parser("plot", help="figures (PNG and SVG)")

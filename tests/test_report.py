@@ -158,6 +158,16 @@ def test_tables_match_the_golden_file(grid, published):
         "review the diff of tests/golden/tables.md")
 
 
+def test_tables_html_is_a_self_contained_page():
+    from semivl.report.html import render_html
+
+    page = render_html(GOLDEN.read_text(), "Demo")
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page and "http" not in page
+    assert "<th>method</th>" in page and "<td>SemiVL †</td>" in page
+    assert "<h3>Ablation: SemiVL without each component</h3>" in page
+    assert page == render_html(GOLDEN.read_text(), "Demo")
+
+
 def test_long_csvs(grid):
     paths = [grid.run_dir(*run) / "metrics.json" for run in grid.runs()]
     per_class = collect_per_class(paths)

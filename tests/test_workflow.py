@@ -133,6 +133,7 @@ def _check_tables(root: Path) -> str:
     assert "† Class definitions written by this project (`config/classes/toy.yaml`)" in text
     assert "### mIoU best on val" in text and "### Training cost per cell" in text
     assert "CPU-h (2)" in text  # the runs' provenance.json reached the table
+    assert "<td>UniMatch</td>" in (results / "tables.html").read_text()
     for name in FIGURES:
         assert (results / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert b"<svg" in (results / "figures" / f"{name}.svg").read_bytes()[:800]
@@ -160,7 +161,7 @@ def test_snakemake_end_to_end(tmp_path):
           "results/demo/report.html"], root)
     page = (root / "results/demo/report.html").read_text()
     assert len(page) > 100_000 and "<script src=\"http" not in page
-    for name in ("tables.md", "qualitative.png", "training_curves.png",
+    for name in ("tables.html", "qualitative.png", "training_curves.png",
                  "toy_12_supervised_seed1.log"):
         assert name in page, name
 

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from semivl.atomic import atomic_write  # noqa: E402
 from semivl.report.published import published_for  # noqa: E402
@@ -71,6 +72,15 @@ def _message(ax, text: str) -> None:
     ax.set_axis_off()
 
 
+def _unique_handles(axes) -> dict:
+    """Legend handles of all ``axes`` by label, first occurrence first."""
+    handles: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    return handles
+
+
 def _empty_figure(stem: Path, text: str) -> list[Path]:
     """A small figure that says why there is nothing to draw (the outputs always exist)."""
     fig, ax = plt.subplots(figsize=(6, 2))
@@ -85,9 +95,10 @@ def plot_miou_vs_labels(frame: pd.DataFrame, stem: Path, published: pd.DataFrame
     stats = summarise(frame.dropna(subset=[metric]), metric)
     datasets = sorted(frame["dataset"].dropna().unique())
     colours = method_colours(frame["method"].dropna())
+    any_published = False
     with report_style():
         fig, axes = plt.subplots(1, max(len(datasets), 1), figsize=(5 * max(len(datasets), 1),
-                                                                     4), squeeze=False)
+                                                                     4.6), squeeze=False)
         for ax, dataset in zip(axes[0], datasets, strict=False):
             part = stats[stats["dataset"] == dataset]
             ticks = sorted(frame.loc[frame["dataset"] == dataset, "num_labeled"].dropna()
@@ -102,8 +113,8 @@ def plot_miou_vs_labels(frame: pd.DataFrame, stem: Path, published: pd.DataFrame
                 paper = paper[paper["labeled_images"].isin(ticks)] if ticks else paper
                 if not paper.empty:
                     ax.scatter(paper["labeled_images"], paper["miou"], marker="D",
-                               facecolors="none", edgecolors=[colours[method]], s=40,
-                               label=f"{METHOD_LABELS.get(method, method)} (published)")
+                               facecolors="none", edgecolors=[colours[method]], s=40)
+                    any_published = True
             ax.set_xscale("log")
             ax.set_xticks(ticks)
             ax.set_xticklabels([str(t) for t in ticks])
@@ -111,9 +122,16 @@ def plot_miou_vs_labels(frame: pd.DataFrame, stem: Path, published: pd.DataFrame
             ax.set_xlabel("labelled images")
             ax.set_ylabel(f"mIoU (%), {'final iteration' if metric == 'miou' else 'best on val'}")
             ax.set_title(dataset)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(loc="best", fontsize="x-small")
-        fig.tight_layout()
+        handles = _unique_handles(axes.flat)
+        if any_published:
+            handles["published (best on val)"] = Line2D(
+                [], [], marker="D", linestyle="none", markerfacecolor="none",
+                markeredgecolor="0.3")
+        if handles:
+            fig.legend(list(handles.values()), list(handles), loc="lower center",
+                       ncol=min(len(handles), 4), fontsize="small", frameon=False)
+        rows = math.ceil(len(handles) / 4)
+        fig.tight_layout(rect=(0, 0.05 + 0.05 * rows, 1, 1))
     return save_figure(fig, stem)
 
 
@@ -213,14 +231,9 @@ def plot_training_curves(curves: pd.DataFrame, dataset: str, stem: Path) -> list
                     ax.set_xlabel("iteration")
                 if name == "lr":
                     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
-        handles, labels = {}, []
-        for ax in axes.flat:
-            for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-                if label not in handles:
-                    handles[label] = handle
-                    labels.append(label)
-        fig.legend([handles[label] for label in labels], labels, loc="lower center",
-                   ncol=min(len(labels), 5), fontsize="small")
+        handles = _unique_handles(axes.flat)
+        fig.legend(list(handles.values()), list(handles), loc="lower center",
+                   ncol=min(len(handles), 5), fontsize="small", frameon=False)
         fig.suptitle(f"{dataset}: training curves (mean over seeds)")
-        fig.tight_layout(rect=(0, 0.06 + 0.02 * math.ceil(len(labels) / 5), 1, 0.97))
+        fig.tight_layout(rect=(0, 0.06 + 0.02 * math.ceil(len(handles) / 5), 1, 0.97))
     return save_figure(fig, stem)

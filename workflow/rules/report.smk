@@ -53,14 +53,17 @@ rule table:
         metrics=f"{RESULTS}/metrics.csv",
         published=f"{CONFIG_DIR}/published_results.csv",
     output:
-        report_file(f"{RESULTS}/tables.md", caption="../report/tables.rst", category="Tables"),
+        markdown=f"{RESULTS}/tables.md",
+        html=report_file(f"{RESULTS}/tables.html", caption="../report/tables.rst",
+                         category="Tables"),
     log:
         f"{RESULTS}/logs/report/table.log",
     benchmark:
         f"{RESULTS}/benchmarks/report/table.tsv"
     shell:
         "semivl table --metrics {input.metrics} --published {input.published}"
-        " --grid {GRID_FILE} --config-dir {CONFIG_DIR} --out {output} > {log} 2>&1"
+        " --grid {GRID_FILE} --config-dir {CONFIG_DIR} --out {output.markdown}"
+        " --html {output.html} > {log} 2>&1"
 
 
 rule plot_overview:
@@ -141,8 +144,8 @@ rule plot_dataset:
 
 
 def report_outputs():
-    """What `all` builds beyond the runs: tables.md and every figure."""
-    return [f"{RESULTS}/tables.md"] + [
+    """What `all` builds beyond the runs: tables.md (and .html) and every figure."""
+    return [f"{RESULTS}/tables.md", f"{RESULTS}/tables.html"] + [
         f"{RESULTS}/figures/miou_vs_labels.{ext}" for ext in ("png", "svg")
     ] + [
         f"{RESULTS}/figures/{d}/{name}.{ext}"
@@ -160,6 +163,6 @@ onerror:
         f" --out {RESULTS}/metrics.csv"
         f" && semivl table --metrics {RESULTS}/metrics.csv"
         f" --published {CONFIG_DIR}/published_results.csv --grid {GRID_FILE}"
-        f" --config-dir {CONFIG_DIR} --out {RESULTS}/tables.md"
+        f" --config-dir {CONFIG_DIR} --out {RESULTS}/tables.md --html {RESULTS}/tables.html"
         f" > {RESULTS}/logs/report/onerror.log 2>&1 || true"
     )
