@@ -332,6 +332,15 @@ def _releases(datasets, config_dir: Path) -> dict[str, str]:
     return {d: load_dataset_config(d, config_dir).release for d in sorted(set(datasets))}
 
 
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when inside it (Snakemake passes absolute
+    config paths; a table must not depend on where the checkout lives)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def cmd_table(args: argparse.Namespace) -> None:
     from semivl.download import sha256_of
     from semivl.engine.checkpoint import write_text_atomic
@@ -340,7 +349,8 @@ def cmd_table(args: argparse.Namespace) -> None:
 
     frame = _read_csv(args.metrics)
     published = load_published(args.published) if args.published else None
-    grid_note = (f"`{args.grid}` (sha256 `{sha256_of(args.grid)[:12]}`)" if args.grid else None)
+    grid_note = (f"`{_shown_path(args.grid)}` (sha256 `{sha256_of(args.grid)[:12]}`)"
+                 if args.grid else None)
     text = render_tables(frame, args.title, published=published,
                          releases=_releases(frame["dataset"].dropna(), args.config_dir),
                          grid_note=grid_note)

@@ -134,7 +134,7 @@ def test_aggregation_gives_the_expected_cells_and_deltas(grid, published):
     assert _row(text, "| SemiVL w/o spatial fine-tuning", ablation) == [
         "45.0 ± 1.4 (2); Δ \u22126.0", "2 not run"]
     cost = "### Training cost"
-    assert _row(text, "| UniMatch", cost) == ["2.0 GPU-h (2)", "0.5 GPU-h (1); 1 failed",
+    assert _row(text, "| UniMatch", cost) == ["2.0 GPU-h (2)", "0.50 GPU-h (1); 1 failed",
                                               "2.5 GPU-h (3); 1 failed"]
     assert "- toy 48 UniMatch seed 1: failed (training error (1 attempts))" in text
     assert "- toy 48 SemiVL w/o spatial fine-tuning seed 0: not run" in text

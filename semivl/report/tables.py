@@ -169,7 +169,7 @@ def _format_hours(hours: pd.Series, devices: pd.Series) -> str:
     seconds)."""
     unit = "GPU-h" if (devices == "gpu").any() else "CPU-h"
     total = float(hours.sum())
-    return f"{total:.1f} {unit}" if total >= 1 else f"{total:.2g} {unit}"
+    return f"{total:.1f} {unit}" if total >= 1 else f"{total:#.2g} {unit}"
 
 
 def _cost_table(part: pd.DataFrame) -> list[str]:
