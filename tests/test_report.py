@@ -258,3 +258,13 @@ def test_render_without_published_or_provenance(tmp_path):
 def test_incomplete_grid_stops_without_allow_incomplete(grid):
     with pytest.raises(FileNotFoundError, match="3 run"):
         collect_grid(grid)
+
+
+def test_per_class_heatmap_of_many_classes_grows_downwards(tmp_path):
+    classes = [f"class{i:03d}" for i in range(150)]
+    frame = pd.DataFrame([{"dataset": "ade", "split": "8", "num_labeled": 8, "method": m,
+                           "seed": 0, "class": c, "iou": float(i % 90)}
+                          for m in ("supervised", "semivl") for i, c in enumerate(classes)])
+    png, _ = plot_per_class(frame, "ade", tmp_path / "per_class", classes)
+    width, height = Image.open(png).size
+    assert height > 3 * width

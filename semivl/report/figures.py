@@ -184,14 +184,21 @@ def plot_per_class(per_class: pd.DataFrame, dataset: str, stem: Path,
         table = table.reindex(index=order, columns=classes)
         table.index = [f"{METHOD_LABELS.get(m, m)} @ {n}" for m, n in order]
         annotate = len(classes) <= 25 and len(order) <= 40
-        fig, ax = plt.subplots(figsize=(max(7.0, 0.5 * len(classes) + 5),
-                                        max(2.5, 0.35 * len(order) + 1.8)))
+        # Up to 40 classes: a column per class. More (ADE20K's 150): a row per class, so the
+        # figure grows downwards and every class name stays readable.
+        tall = len(classes) > 40
+        if tall:
+            table = table.T
+        rows, cols = table.shape
+        fig, ax = plt.subplots(figsize=(max(7.0, (0.45 if tall else 0.5) * cols + 5),
+                                        max(2.5, (0.22 if tall else 0.35) * rows + 2.2)))
         sns.heatmap(table, ax=ax, vmin=0, vmax=100, cmap="viridis", annot=annotate, fmt=".0f",
-                    annot_kws={"fontsize": 7}, cbar_kws={"label": "IoU (%)"})
-        ax.set_xlabel("class")
-        ax.set_ylabel("method @ labelled images")
-        ax.set_xticks(np.arange(len(classes)) + 0.5)
-        ax.set_xticklabels(classes, rotation=45, ha="right", fontsize="small")
+                    annot_kws={"fontsize": 7}, cbar_kws={"label": "IoU (%)", "shrink": 0.5},
+                    xticklabels=True, yticklabels=True)
+        ax.set_xlabel("method @ labelled images" if tall else "class")
+        ax.set_ylabel("class" if tall else "method @ labelled images")
+        ax.set_xticks(np.arange(cols) + 0.5)
+        ax.set_xticklabels(table.columns, rotation=45, ha="right", fontsize="small")
         ax.set_title(f"{dataset}: per-class IoU (%)\nfinal iteration, mean over seeds")
         fig.tight_layout()
     return save_figure(fig, stem)
