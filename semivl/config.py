@@ -186,6 +186,20 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class SpeedConfig:
+    """Speed options (docs/performance.md). All off by default: the faithful fp32 path."""
+
+    # Forward passes under torch.autocast in bfloat16 (losses and optimiser stay fp32).
+    amp: Literal["none", "bf16"] = "none"
+    # Models and image batches in channels-last memory format (convolutions).
+    channels_last: bool = False
+    # The fused (single-kernel) implementation of SGD / AdamW.
+    fused_optimizer: bool = False
+    # torch.compile the model (the first iterations compile; the weights file is unchanged).
+    compile: bool = False
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Schedule and loop settings of one method."""
 
@@ -212,6 +226,7 @@ class TrainConfig:
     eval_every_iters: int | None = None
     checkpoint_every_iters: int = 500
     checkpoint_every_minutes: float = 10.0
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
 
     def check(self, path: str) -> None:
         _require(self.batch_size >= 1, f"{path}.batch_size", ">= 1", self.batch_size)

@@ -9,7 +9,7 @@ import torch
 from semivl.cli import EXIT_ERROR, build_parser, main
 
 STEPS = ["data", "splits", "weights", "clip", "text", "train", "evaluate", "model-summary",
-         "aggregate", "table", "plot", "predict"]
+         "aggregate", "table", "plot", "predict", "bench", "plan"]
 
 
 @pytest.mark.parametrize("step", STEPS)

@@ -42,17 +42,21 @@ def build_param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
     return list(groups.values())
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """SGD (momentum) or AdamW over the paramwise groups."""
+def build_optimizer(model: nn.Module, cfg: OptimConfig, fused: bool = False
+                    ) -> torch.optim.Optimizer:
+    """SGD (momentum) or AdamW over the paramwise groups; ``fused`` picks PyTorch's fused
+    single-kernel implementation (the same update rule)."""
     groups = build_param_groups(model, cfg)
     if not groups:
         raise ValueError("the model has no trainable parameters")
     for group in groups:
         group.pop("names")
+    extra = {"fused": True} if fused else {}
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+                               weight_decay=cfg.weight_decay, **extra)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+                             **extra)
 
 
 def poly_lr(base_lr: float, iteration: int, total_iters: int, power: float) -> float:

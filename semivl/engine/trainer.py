@@ -39,7 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from semivl.config import Recipe
+from semivl.config import Recipe, TrainConfig
 from semivl.data.dataset import SegmentationDataset, seed_worker
 from semivl.data.sampling import SeededSampler
 from semivl.engine import distributed as D
@@ -50,16 +50,21 @@ from semivl.engine.checkpoint import (
     write_text_atomic,
 )
 from semivl.engine.evaluate import evaluate, val_dataset
-from semivl.engine.losses import build_labeled_criterion
-from semivl.engine.optim import build_optimizer, set_poly_lr
-from semivl.engine.unimatch import LossHook, unimatch_step
-from semivl.models import build_model, load_backbone_weights
+from semivl.engine.optim import set_poly_lr
+from semivl.engine.step import (
+    SEMI_SUPERVISED,
+    build_training_parts,
+    compile_model,
+    training_loss,
+    unwrap,
+)
+from semivl.engine.unimatch import LossHook
+from semivl.models import load_backbone_weights
 
 BASE_LOG_FIELDS = ["iter", "epoch", "lr", "loss"]
 _UNIMATCH_FIELDS = ["loss_x", "loss_s", "loss_fp", "mask_ratio"]
 METHOD_LOG_FIELDS = {"supervised": [], "unimatch": _UNIMATCH_FIELDS,
                      "semivl": _UNIMATCH_FIELDS + ["loss_guid", "guid_weight", "guid_ratio"]}
-SEMI_SUPERVISED = ("unimatch", "semivl")  # methods trained with the UniMatch step
 STREAM_LABELED, STREAM_UNLABELED, STREAM_MIX = 0, 1, 2
 
 
@@ -160,22 +165,32 @@ def _make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
         length = len(unlabeled)  # an epoch is one pass over the unlabelled set
     else:
         datasets, streams, length = [labeled], [STREAM_LABELED], len(labeled)
-    per_step = cfg.batch_size * info.world
+    accumulation, iters_per_epoch, epochs = schedule(cfg, length, info.world,
+                                                     str(spec.labeled_split))
+    return Plan(datasets, streams, length, accumulation, iters_per_epoch, epochs)
+
+
+def schedule(cfg: TrainConfig, stream_length: int, processes: int, where: str = "the split"
+             ) -> tuple[int, int, int]:
+    """(gradient accumulation, iterations per epoch, epochs) of a run whose epoch is one pass
+    over ``stream_length`` images (the unlabelled set, or the labelled one for supervised
+    training) on ``processes`` processes. ``semivl plan`` uses it without any data."""
+    per_step = cfg.batch_size * processes
     global_batch = cfg.global_batch_size or per_step
     if global_batch % per_step:
         raise ValueError(
             f"train.global_batch_size={global_batch} is not a multiple of batch_size x "
-            f"processes = {cfg.batch_size} x {info.world}; change the number of processes"
+            f"processes = {cfg.batch_size} x {processes}; change the number of processes"
         )
     accumulation = global_batch // per_step
-    iters_per_epoch = math.ceil(length / info.world) // (cfg.batch_size * accumulation)
+    iters_per_epoch = math.ceil(stream_length / processes) // (cfg.batch_size * accumulation)
     if iters_per_epoch < 1:
         raise ValueError(
-            f"{spec.labeled_split}: {length} images are fewer than one global batch "
+            f"{where}: {stream_length} images are fewer than one global batch "
             f"({global_batch}); lower train.batch_size or train.global_batch_size"
         )
     epochs = cfg.epochs if cfg.epochs is not None else math.ceil(cfg.iters / iters_per_epoch)
-    return Plan(datasets, streams, length, accumulation, iters_per_epoch, epochs)
+    return accumulation, iters_per_epoch, epochs
 
 
 def _batches(plan: Plan, spec: RunSpec, info: D.DistInfo, epoch: int, start_iter: int
@@ -235,7 +250,7 @@ def _open_log(path: Path, fields: list[str], last_iter: int) -> tuple:
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model
+    return unwrap(model)
 
 
 def train(spec: RunSpec, device: str = "auto", stop_after_steps: int | None = None,
@@ -279,14 +294,8 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         torch.backends.cudnn.benchmark = True  # as upstream
     torch.manual_seed(spec.seed)
     context = spec.model_context()
-    model = build_model(recipe.model, recipe.dataset.num_classes, context).to(dev)
-    optimizer = build_optimizer(model, recipe.optim)
-    step_hooks = list(hooks or [])
-    if recipe.guidance is not None:
-        from semivl.engine.guidance import build_guidance
-
-        step_hooks.append(build_guidance(recipe, model, context).to(dev))
-    criterion = build_labeled_criterion(cfg.criterion, cfg.ohem_thresh, cfg.ohem_min_kept)
+    model, optimizer, recipe_hooks, criterion = build_training_parts(recipe, context, dev)
+    step_hooks = list(hooks or []) + recipe_hooks
     torch.manual_seed(spec.seed * 1000 + info.rank)  # per-process stream for dropout/FP
     state = {"iteration": 0, "history": [], "best_miou": None, "best_iter": None}
     last_path = out / "last.pt"
@@ -315,6 +324,7 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
             write_json_atomic({"weights": recipe.model.pretrained, **report.to_dict()},
                               out / "weights_report.json")
         model.to(dev)
+    model = compile_model(model, cfg)
     if info.enabled:
         if dev.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -368,12 +378,8 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
                     batch = next(batches)
                     sync = micro == plan.accumulation - 1 or not info.enabled
                     with contextlib.nullcontext() if sync else model.no_sync():
-                        if cfg.method in SEMI_SUPERVISED:
-                            loss, logs = unimatch_step(model, batch, criterion, cfg, dev, it,
-                                                       total, step_hooks)
-                        else:
-                            image, mask = (t.to(dev) for t in batch[0])
-                            loss = criterion(model(image), mask)
+                        loss, logs = training_loss(model, batch, criterion, cfg, dev, it, total,
+                                                   step_hooks)
                         (loss / plan.accumulation).backward()
                     loss_sum += loss.item() / plan.accumulation
                 optimizer.step()

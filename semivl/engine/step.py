@@ -1,0 +1,84 @@
+"""The loss of one training iteration, shared by the trainer and ``semivl bench``.
+
+Speed options of ``train.speed`` that act on the forward pass live here: bfloat16 autocast
+and channels-last inputs. Both are off by default (the faithful fp32 path).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from semivl.config import Recipe, TrainConfig
+from semivl.engine.unimatch import LossHook, unimatch_step
+
+SEMI_SUPERVISED = ("unimatch", "semivl")  # methods trained with the UniMatch step
+
+
+def _channels_last(batch):
+    if isinstance(batch, torch.Tensor):
+        return batch.contiguous(memory_format=torch.channels_last) if batch.dim() == 4 else batch
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_channels_last(t) for t in batch)
+    return batch
+
+
+def autocast_context(cfg: TrainConfig, device: torch.device):
+    """``torch.autocast`` in bfloat16 when ``train.speed.amp`` asks for it, else a no-op."""
+    if cfg.speed.amp == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def training_loss(model: nn.Module, batch: tuple, criterion: nn.Module, cfg: TrainConfig,
+                  device: torch.device, iteration: int, total_iters: int,
+                  hooks: list[LossHook] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss (fp32) and logged values of one micro-batch of ``cfg.method``."""
+    if cfg.speed.channels_last:
+        batch = _channels_last(batch)
+    with autocast_context(cfg, device):
+        if cfg.method in SEMI_SUPERVISED:
+            loss, logs = unimatch_step(model, batch, criterion, cfg, device, iteration,
+                                       total_iters, hooks)
+        else:
+            image, mask = (t.to(device) for t in batch[0])
+            loss, logs = criterion(model(image), mask), {}
+    return loss.float(), logs
+
+
+def build_training_parts(recipe: Recipe, context, device: torch.device
+                         ) -> tuple[nn.Module, torch.optim.Optimizer, list[LossHook], nn.Module]:
+    """The model (with the channels-last option applied), its optimiser, the recipe's loss
+    hooks (SemiVL's dense CLIP guidance) and the labelled criterion, as training uses them."""
+    from semivl.engine.losses import build_labeled_criterion
+    from semivl.engine.optim import build_optimizer
+    from semivl.models import build_model
+
+    cfg = recipe.train
+    model = build_model(recipe.model, recipe.dataset.num_classes, context).to(device)
+    if cfg.speed.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, recipe.optim, fused=cfg.speed.fused_optimizer)
+    hooks: list[LossHook] = []
+    if recipe.guidance is not None:
+        from semivl.engine.guidance import build_guidance
+
+        hooks.append(build_guidance(recipe, model, context).to(device))
+    criterion = build_labeled_criterion(cfg.criterion, cfg.ohem_thresh, cfg.ohem_min_kept)
+    return model, optimizer, hooks, criterion
+
+
+def compile_model(model: nn.Module, cfg: TrainConfig) -> nn.Module:
+    """``torch.compile`` the model when ``train.speed.compile`` asks for it."""
+    return torch.compile(model) if cfg.speed.compile else model
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module under DistributedDataParallel and torch.compile wrappers."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner

@@ -1,0 +1,121 @@
+"""semivl bench (quick) and semivl plan, and the speed options of train.speed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from conftest import TINY_UNIMATCH
+
+from semivl.bench.markdown import render_bench
+from semivl.bench.plan import plan_grid, render_plan, run_length
+from semivl.config import load_recipe
+from semivl.engine.checkpoint import load_checkpoint
+from semivl.engine.step import unwrap
+from semivl.engine.trainer import RunSpec, train
+from semivl.grid import load_grid
+
+
+def _grid(tmp_path, repo, **cluster):
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({
+        "results_dir": str(tmp_path / "results"), "config_dir": str(repo / "config"),
+        "grid": {"datasets": ["pascal"], "splits": [{"dataset": "pascal", "split": "92"}],
+                 "methods": ["supervised", "unimatch"], "seeds": [0, 1, 2]},
+        "cluster": cluster}))
+    return load_grid(path)
+
+
+def test_run_length_follows_the_trainer_schedule(repo):
+    unimatch = load_recipe("unimatch", "pascal", repo / "config")
+    # 10,582 - 92 unlabelled images, 4 GPUs x 2 per step (global 8), 80 epochs.
+    assert run_length(unimatch, "92", 4) == {"iters": 1311 * 80, "accumulation": 1,
+                                             "evaluations": 81}
+    # One GPU keeps the global batch of 8 by accumulating 4 micro-batches of 2.
+    assert run_length(unimatch, "92", 1) == {"iters": 1311 * 80, "accumulation": 4,
+                                             "evaluations": 81}
+    supervised = load_recipe("supervised", "pascal", repo / "config")
+    assert run_length(supervised, "92", 4)["iters"] == (92 // 16) * 80
+
+
+def test_plan_uses_measured_times_and_falls_back_to_requested_hours(tmp_path, repo):
+    bench = {"device": {"type": "cuda", "name": "NVIDIA H100"},
+             "train": [{"method": "unimatch", "dataset": "pascal", "s_per_iter": 0.5,
+                        "speed": {"amp": "none", "channels_last": False}}],
+             "evaluation": [{"recipe": "unimatch/pascal", "images_per_s": 10.0}]}
+    rows = plan_grid(_grid(tmp_path, repo), bench)
+    unimatch = next(r for r in rows if r["method"] == "unimatch")
+    expected = (104880 * 0.5 + 81 * 1449 / 10.0 / 4) / 3600
+    assert unimatch["hours_per_run"] == pytest.approx(expected)
+    assert unimatch["gpu_hours"] == pytest.approx(expected * 4 * 3)
+    assert unimatch["source"] == "measured on NVIDIA H100"
+    supervised = next(r for r in rows if r["method"] == "supervised")
+    assert supervised["hours_per_run"] == 12 and supervised["source"].startswith("not measured")
+    capped = plan_grid(_grid(tmp_path, repo, max_gpus_per_job=1), bench)
+    assert next(r for r in capped if r["method"] == "unimatch")["accumulation"] == 4
+    text = render_plan(rows)
+    assert "| pascal | 92 | unimatch | 3 | 4 | 104880 |" in text and "Total:" in text
+    # A CPU measurement is never taken for GPU time.
+    cpu = plan_grid(_grid(tmp_path, repo), bench | {"device": {"type": "cpu"}})
+    assert all(r["source"].startswith("not measured") for r in cpu)
+
+
+def test_speed_options_train_and_save_a_plain_state_dict(toy_root, config_dir, tmp_path):
+    (config_dir / "recipes" / "unimatch" / "toy.yaml").write_text(TINY_UNIMATCH.replace(
+        "  checkpoint_every_iters: 3",
+        "  checkpoint_every_iters: 3\n  speed: {amp: bf16, channels_last: true, "
+        "fused_optimizer: true}"))
+    recipe = load_recipe("unimatch", "toy", config_dir)
+    assert recipe.train.speed.amp == "bf16" and recipe.train.speed.channels_last
+    splits = toy_root.parent / "splits"
+    spec = RunSpec(recipe=recipe, data_root=toy_root,
+                   labeled_split=splits / "6" / "labeled.txt",
+                   unlabeled_split=splits / "6" / "unlabeled.txt",
+                   val_split=splits / "val.txt", out_dir=tmp_path / "run", seed=0)
+    summary = train(spec, progress=False)
+    assert summary["final_iter"] == summary["total_iters"] > 0
+    state = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert not any(k.startswith(("_orig_mod", "module")) for k in state)
+
+
+def test_unwrap_sees_through_compile():
+    model = torch.nn.Linear(2, 2)
+    assert unwrap(torch.compile(model)) is model and unwrap(model) is model
+
+
+@pytest.mark.slow
+def test_bench_quick_measures_everything(repo, capsys, tmp_path):
+    from semivl.cli import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--device", "cpu", "--out", str(out),
+                 "--config-dir", str(repo / "config")]) == 0
+    result = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == result
+    assert result["device"]["type"] == "cpu" and result["matmul"][0]["tflops"] > 0
+    assert {(r["method"], r["config"]) for r in result["train"]} == {
+        (m, "tiny") for m in ("supervised", "unimatch", "semivl")}
+    for row in result["train"]:
+        assert row["s_per_iter"] > 0 and row["flops_per_iter"] > 0
+        assert 0 < row["fraction_of_matmul_peak"] < 5 and row["peak_memory_mb"] > 0
+    tiny, paper = result["loaders"]
+    assert (tiny["config"], tiny["crop"], paper["config"], paper["crop"]) == (
+        "tiny", 64, "paper", 512)
+    for loader in (tiny, paper):
+        assert loader["images_per_s_per_worker"] > 0
+        assert set(loader["s_per_image_by_part"]) == {"decode", "weak", "strong", "cutmix",
+                                                      "normalize"}
+    assert {r["method"] for r in result["consumption"]} == {"unimatch", "semivl"}
+    assert all(r["workers_needed"] >= 1 for r in result["consumption"])
+    assert "| unimatch | tiny (toy) | 64 | 4 |" in render_bench(result)
+    assert 0 < result["evaluation"][0]["metric_share"] < 1
+    options = result["speed_options"][0]["options"]
+    assert options["fp32 (default)"]["speedup"] == 1.0
+    assert options["fp32 (default)"]["max_relative_loss_difference"] == 0.0
+    assert options["channels-last"]["max_relative_loss_difference"] < 1e-3
+    assert "skipped" in options["torch.compile"]
+    for step in ("snakemake_dry_run", "dvc_status"):
+        assert result["workflow"][step]["seconds"] > 0 and "error" not in result["workflow"][step]
+    assert result["gpu"].startswith("not measured")
