@@ -37,7 +37,8 @@ def code_version(repo: Path = REPO) -> dict:
     return {"commit": commit, "dirty": bool(status.strip())}
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what the platform module knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -60,7 +61,7 @@ def environment() -> dict:
     gpus = ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
             if torch.cuda.is_available() else [])
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "host": socket.gethostname(), "cpu": _cpu_model(), "cpus": os.cpu_count(),
+            "host": socket.gethostname(), "cpu": cpu_model(), "cpus": os.cpu_count(),
             "gpus": gpus, "cuda": torch.version.cuda, "packages": versions,
             "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
 

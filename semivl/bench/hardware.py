@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from semivl.provenance import cpu_model
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto``: the first CUDA device if there is one, else the CPU."""
@@ -28,20 +30,10 @@ def device_info(device: torch.device) -> dict:
         props = torch.cuda.get_device_properties(device)
         name, memory = props.name, round(props.total_memory / 2**30, 1)
     else:
-        name, memory = _cpu_model(), None
+        name, memory = cpu_model(), None
     return {"type": device.type, "name": name, "memory_gib": memory,
             "torch_threads": torch.get_num_threads(), "cpus": len(os.sched_getaffinity(0)),
             "torch": torch.__version__, "python": platform.python_version()}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def matmul_rate(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 1024,
