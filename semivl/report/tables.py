@@ -32,11 +32,11 @@ PROJECT_DEFINITIONS_NOTE = (
     "SemiVL has none for this dataset and guides with the plain class names.")
 PROTOCOL_NOTES = [
     "Final iteration: the model after the last training iteration, evaluated once on the whole "
-    "val split by `semivl evaluate` (the recipe's sliding-window protocol). This is the "
-    "protocol this project reports first.",
+    "val split by `semivl evaluate` (the recipe's `eval` protocol: whole image or sliding "
+    "window). This is the protocol this project reports first.",
     "Best on val: the highest val mIoU among the evaluations made during training (every "
-    "`eval_every_iters`), as UniMatch and SemiVL report. It selects the checkpoint on the "
-    "val set itself, so it is optimistic.",
+    "`train.eval_every_epochs` or `eval_every_iters`), as UniMatch and SemiVL report. It "
+    "selects the checkpoint on the val set itself, so it is optimistic.",
 ]
 PUBLISHED_NOTE = ("Published numbers are best-on-val (see each source); Δ = ours − published, "
                   "so in the final-iteration table the two sides use different protocols.")
