@@ -97,8 +97,8 @@ def plot_miou_vs_labels(frame: pd.DataFrame, stem: Path, published: pd.DataFrame
     colours = method_colours(frame["method"].dropna())
     any_published = False
     with report_style():
-        fig, axes = plt.subplots(1, max(len(datasets), 1), figsize=(5 * max(len(datasets), 1),
-                                                                     4.6), squeeze=False)
+        fig, axes = plt.subplots(1, max(len(datasets), 1), figsize=(
+            max(6.0, 5 * len(datasets)), 4.6), squeeze=False)
         for ax, dataset in zip(axes[0], datasets, strict=False):
             part = stats[stats["dataset"] == dataset]
             ticks = sorted(frame.loc[frame["dataset"] == dataset, "num_labeled"].dropna()
@@ -127,11 +127,14 @@ def plot_miou_vs_labels(frame: pd.DataFrame, stem: Path, published: pd.DataFrame
             handles["published (best on val)"] = Line2D(
                 [], [], marker="D", linestyle="none", markerfacecolor="none",
                 markeredgecolor="0.3")
+        # Two legend columns per panel fit the figure's width.
+        columns = max(1, min(len(handles), 2 * len(axes[0])))
         if handles:
             fig.legend(list(handles.values()), list(handles), loc="lower center",
-                       ncol=min(len(handles), 4), fontsize="small", frameon=False)
-        rows = math.ceil(len(handles) / 4)
-        fig.tight_layout(rect=(0, 0.05 + 0.05 * rows, 1, 1))
+                       ncol=columns, fontsize="small", frameon=False)
+        rows = math.ceil(len(handles) / columns)
+        fig.set_figheight(4.2 + 0.25 * rows)
+        fig.tight_layout(rect=(0, (0.1 + 0.25 * rows) / (4.2 + 0.25 * rows), 1, 1))
     return save_figure(fig, stem)
 
 
