@@ -249,10 +249,6 @@ def _open_log(path: Path, fields: list[str], last_iter: int) -> tuple:
     return handle, writer
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return unwrap(model)
-
-
 def train(spec: RunSpec, device: str = "auto", stop_after_steps: int | None = None,
           progress: bool = True, log_every: int = 10, hooks: list[LossHook] | None = None,
           time_margin_s: float = 300.0) -> dict:
@@ -339,20 +335,20 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         cuda_states = (D.gather_objects(torch.cuda.get_rng_state(dev), info)
                        if dev.type == "cuda" else None)
         if info.is_main:
-            save_atomic({"model": _unwrap(model).state_dict(),
+            save_atomic({"model": unwrap(model).state_dict(),
                          "optimizer": optimizer.state_dict(), "torch_rng": rng_states,
                          "cuda_rng": cuda_states, "fingerprint": spec.fingerprint(), **state},
                         last_path)
         D.barrier(info)
 
     def run_eval(iteration: int) -> None:
-        result = evaluate(_unwrap(model), val_set, recipe, dev, info, progress,
+        result = evaluate(unwrap(model), val_set, recipe, dev, info, progress,
                           cfg.num_workers)
         state["history"].append({"iter": iteration, "miou": result.miou})
         if state["best_miou"] is None or result.miou > state["best_miou"]:
             state["best_miou"], state["best_iter"] = result.miou, iteration
             if info.is_main:
-                save_atomic(_unwrap(model).state_dict(), out / "best.pt")
+                save_atomic(unwrap(model).state_dict(), out / "best.pt")
 
     fields = BASE_LOG_FIELDS + METHOD_LOG_FIELDS[cfg.method] + ["seconds"]
     log_handle, log = (_open_log(out / "log.csv", fields, state["iteration"]) if info.is_main
@@ -439,7 +435,7 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
     }
     if info.is_main:
         write_json_atomic(summary, out / "train_summary.json")
-        save_atomic(_unwrap(model).state_dict(), out / "model.pt")
+        save_atomic(unwrap(model).state_dict(), out / "model.pt")
         # The run is complete: its resume state is spent. Without it, a rerun after a recipe
         # change (dvc exp run -S, a Snakemake params change) starts afresh instead of being
         # refused as "written by a different recipe".
