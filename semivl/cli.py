@@ -10,11 +10,12 @@ EXIT_ERROR = 2
 EXIT_STOPPED = 3  # training stopped early and can be resumed by running the same command
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
+def _add_run_args(p: argparse.ArgumentParser, run_required: bool = True) -> None:
     p.add_argument("--dataset", required=True, help="dataset name (config/datasets/<name>.yaml)")
-    p.add_argument("--split", required=True, help="labelled split name, e.g. 92 or 1_16")
+    p.add_argument("--split", required=run_required,
+                   help="labelled split name, e.g. 92 or 1_16")
     p.add_argument("--method", required=True, help="method (config/recipes/<method>/)")
-    p.add_argument("--seed", type=int, required=True, help="run seed")
+    p.add_argument("--seed", type=int, required=run_required, help="run seed")
     p.add_argument("--data-root", type=Path, required=True, help="prepared dataset folder")
     p.add_argument("--splits-dir", type=Path, required=True,
                    help="folder with <split>/labeled.txt and val.txt")
@@ -140,6 +141,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     import json
 
+    if args.zero_shot:
+        _evaluate_zero_shot(args)
+        return
+    missing = [f"--{name.replace('_', '-')}" for name in ("split", "seed", "run_dir")
+               if getattr(args, name) is None]
+    if missing:
+        raise ValueError(f"evaluate needs {', '.join(missing)} (or --zero-shot)")
     from semivl.engine.checkpoint import write_json_atomic
     from semivl.engine.distributed import device_for
     from semivl.engine.evaluate import evaluate_weights
@@ -178,6 +186,59 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"mIoU {result.miou:.2f} on {result.num_images} images -> {out}")
 
 
+def _evaluate_zero_shot(args: argparse.Namespace) -> None:
+    from semivl.config import load_recipe
+    from semivl.engine.checkpoint import write_json_atomic
+    from semivl.engine.distributed import device_for
+    from semivl.engine.evaluate import evaluate, val_dataset
+    from semivl.engine.zero_shot import build_zero_shot, zero_shot_metrics
+    from semivl.models.semivl_model import ModelContext
+
+    if args.out is None:
+        raise ValueError("evaluate --zero-shot needs --out (the metrics file)")
+    if args.run_dir or args.weights:
+        raise ValueError("evaluate --zero-shot trains nothing: drop --run-dir and --weights")
+    recipe = load_recipe(args.method, args.dataset, args.config_dir)
+    context = ModelContext(dataset=recipe.dataset, crop_size=recipe.augment.crop_size,
+                           config_dir=args.config_dir, clip_dir=args.clip_dir,
+                           text_dir=args.text_dir)
+    model = build_zero_shot(recipe, context)
+    device = device_for(args.device)
+    result = evaluate(model.to(device), val_dataset(recipe, args.data_root,
+                                                    args.splits_dir / "val.txt"),
+                      recipe, device, progress=not args.no_progress)
+    metrics = zero_shot_metrics(recipe, args.method, result, args.config_dir)
+    write_json_atomic(metrics, args.out)
+    print(f"zero-shot dense CLIP ({metrics['clip']}, {metrics['text']} texts): mIoU "
+          f"{result.miou:.2f} on {result.num_images} images -> {args.out}")
+
+
+def cmd_data_captions(args: argparse.Namespace) -> None:
+    from semivl.data.prepare.toy import generate_caption_set
+    from semivl.engine.pretrain_clip import load_pretrain_config
+
+    cfg = load_pretrain_config(args.pretrain, args.config_dir).data
+    out = generate_caption_set(args.out, cfg.num_images, seed=cfg.seed, spec=cfg.spec(),
+                               force=args.force, progress=not args.no_progress)
+    print(f"wrote {cfg.num_images} captioned scenes (seed {cfg.seed}) to {out}")
+
+
+def cmd_pretrain_clip(args: argparse.Namespace) -> None:
+    from semivl.engine.pretrain_clip import PRETRAIN_DIR, load_pretrain_config, pretrain_clip
+
+    cfg = load_pretrain_config(args.name, args.config_dir)
+    out = args.out or PRETRAIN_DIR / args.name
+    result = pretrain_clip(cfg, args.name, args.config_dir, args.data, out,
+                           progress=not args.no_progress,
+                           stop_after_steps=args.stop_after_steps)
+    if result.steps < cfg.steps:
+        print(f"stopped after {result.steps} of {cfg.steps} steps; the same command resumes")
+        sys.exit(EXIT_STOPPED)
+    print(f"pretrained {cfg.clip} for {result.steps} steps in {result.seconds:.0f} s: "
+          f"contrastive loss {result.first_loss:.3f} -> {result.final_loss:.3f}; "
+          f"wrote {out / 'model.pt'}")
+
+
 def _grid_recipes(grid_file: Path, config_dir: Path):
     """Every recipe the grid runs (once per split cell and method)."""
     from semivl.config import load_recipe
@@ -190,9 +251,17 @@ def _grid_recipes(grid_file: Path, config_dir: Path):
 
 
 def _grid_clip_needs(grid_file: Path, config_dir: Path) -> dict[str, set[str]]:
-    """CLIP model name -> datasets, over the grid's SemiVL recipes."""
+    """CLIP model name -> datasets, over the grid's SemiVL recipes (and the semivl recipe of
+    each dataset when the grid evaluates zero-shot CLIP)."""
+    from semivl.config import load_recipe
+    from semivl.grid import load_grid
+
+    recipes = list(_grid_recipes(grid_file, config_dir))
+    grid = load_grid(grid_file)
+    if grid.report.zero_shot:
+        recipes += [load_recipe("semivl", d, config_dir) for d in grid.grid.datasets]
     needs: dict[str, set[str]] = {}
-    for recipe in _grid_recipes(grid_file, config_dir):
+    for recipe in recipes:
         if recipe.model.name == "semivl":
             needs.setdefault(recipe.model.args["clip"], set()).add(recipe.dataset.name)
     return needs
@@ -342,6 +411,8 @@ def _shown_path(path: Path) -> str:
 
 
 def cmd_table(args: argparse.Namespace) -> None:
+    import json
+
     from semivl.download import sha256_of
     from semivl.engine.checkpoint import write_text_atomic
     from semivl.report.published import load_published
@@ -351,9 +422,16 @@ def cmd_table(args: argparse.Namespace) -> None:
     published = load_published(args.published) if args.published else None
     grid_note = (f"`{_shown_path(args.grid)}` (sha256 `{sha256_of(args.grid)[:12]}`)"
                  if args.grid else None)
+    zero_shot = {}
+    for path in args.zero_shot or []:
+        record = json.loads(Path(path).read_text())
+        if "miou" not in record or "dataset" not in record:
+            raise ValueError(f"{path}: not a zero-shot metrics file (`semivl evaluate "
+                             f"--zero-shot`); it lacks 'miou' or 'dataset'")
+        zero_shot[record["dataset"]] = record
     text = render_tables(frame, args.title, published=published,
                          releases=_releases(frame["dataset"].dropna(), args.config_dir),
-                         grid_note=grid_note)
+                         grid_note=grid_note, zero_shot=zero_shot)
     write_text_atomic(text + "\n", args.out)
     print(f"wrote {args.out}")
     if args.html:
@@ -490,6 +568,16 @@ def build_parser() -> argparse.ArgumentParser:
     toy.add_argument("--force", action="store_true", help="replace an existing folder")
     toy.set_defaults(func=cmd_data_toy)
 
+    captions = data_sub.add_parser(
+        "captions", help="generate the captioned scenes a CLIP pretraining learns from")
+    captions.add_argument("--pretrain", required=True,
+                          help="pretraining name (config/pretrain/<name>.yaml: its data)")
+    captions.add_argument("--out", type=Path, required=True, help="output folder")
+    captions.add_argument("--config-dir", type=Path, default=Path("config"))
+    captions.add_argument("--force", action="store_true", help="replace an existing folder")
+    captions.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    captions.set_defaults(func=cmd_data_captions)
+
     def dataset_command(name: str, help_text: str, func) -> argparse.ArgumentParser:
         p = data_sub.add_parser(name, help=help_text)
         p.add_argument("dataset", help="dataset name (config/datasets/<dataset>.yaml)")
@@ -544,14 +632,38 @@ def build_parser() -> argparse.ArgumentParser:
                             "the same command resumes")
     train.set_defaults(func=cmd_train)
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a trained run on the val split")
-    _add_run_args(evaluate)
-    evaluate.add_argument("--run-dir", type=Path, required=True, help="run folder")
+    evaluate = sub.add_parser(
+        "evaluate", help="evaluate a trained run on the val split",
+        description="Evaluates a run's model; with --zero-shot instead the frozen CLIP's dense "
+                    "labels of a SemiVL recipe (no --split, --seed or --run-dir).")
+    _add_run_args(evaluate, run_required=False)
+    evaluate.add_argument("--run-dir", type=Path, help="run folder")
+    evaluate.add_argument("--zero-shot", action="store_true",
+                          help="zero-shot dense CLIP: the recipe's CLIP, guidance texts and "
+                               "temperature, no training")
     evaluate.add_argument("--weights", type=Path, default=None,
                           help="weights file (default: <run-dir>/model.pt)")
     evaluate.add_argument("--out", type=Path, default=None,
                           help="metrics file (default: <run-dir>/metrics.json)")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    pretrain = sub.add_parser(
+        "pretrain-clip", help="contrastive image-caption pretraining of a small CLIP",
+        description="Trains the config/clip.yaml architecture named by config/pretrain/"
+                    "<name>.yaml on captioned scenes (no masks) and writes an open_clip "
+                    "checkpoint, model.pt, that `semivl clip fetch` loads.")
+    pretrain.add_argument("--name", required=True, help="config/pretrain/<name>.yaml")
+    pretrain.add_argument("--data", type=Path, required=True,
+                          help="captioned scenes (`semivl data captions`)")
+    pretrain.add_argument("--out", type=Path,
+                          help="output folder (default: resources/pretrained/<name>)")
+    pretrain.add_argument("--config-dir", type=Path, default=Path("config"))
+    pretrain.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    pretrain.add_argument("--stop-after-steps", type=int, default=None,
+                          help=f"stop after N steps (exit code {EXIT_STOPPED}); the same "
+                               "command resumes")
+    pretrain.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    pretrain.set_defaults(func=cmd_pretrain_clip)
 
     weights = sub.add_parser("weights", help="pretrained backbone weights")
     weights_sub = weights.add_subparsers(dest="weights_command", required=True, metavar="<cmd>")
@@ -626,6 +738,9 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--config-dir", type=Path, default=Path("config"))
     table.add_argument("--html", type=Path, default=None,
                        help="also write the tables as a self-contained HTML page here")
+    table.add_argument("--zero-shot", type=Path, nargs="*", default=[],
+                       help="zero-shot dense CLIP metrics files (`semivl evaluate --zero-shot`), "
+                            "shown as a reference row of their dataset's tables")
     table.set_defaults(func=cmd_table)
 
     plot = sub.add_parser("plot", help="figures (PNG and SVG)")

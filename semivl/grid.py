@@ -48,6 +48,9 @@ class ReportSettings:
 
     # Val images in the qualitative grid (the first ones of val.txt).
     qualitative_images: int = 4
+    # Evaluate each dataset's frozen CLIP zero-shot (dense labels of the semivl recipe's CLIP
+    # and guidance texts, no training) and show it as a reference row of the tables.
+    zero_shot: bool = False
 
     def check(self, path: str) -> None:
         if not 1 <= self.qualitative_images <= 32:
@@ -70,6 +73,10 @@ class Grid:
     def run_dir(self, dataset: str, split: str, method: str, seed: int) -> Path:
         """``<results_dir>/runs/<dataset>/<split>/<method>/seed<seed>``."""
         return Path(self.results_dir) / "runs" / dataset / split / method / f"seed{seed}"
+
+    def zero_shot_file(self, dataset: str) -> Path:
+        """``<results_dir>/zero_shot/<dataset>/metrics.json``."""
+        return Path(self.results_dir) / "zero_shot" / dataset / "metrics.json"
 
     def qualitative_run(self, dataset: str) -> tuple[str, int]:
         """(split, seed) whose models the qualitative grid shows: the dataset's split with the

@@ -1,10 +1,12 @@
 import json
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from semivl.cli import EXIT_ERROR, build_parser, main
 
@@ -120,6 +122,24 @@ def test_semivl_chain_by_hand(toy_root, config_dir, tmp_path, capsys):
     assert main(["text", "--dataset", "toy", "--clip", "tiny_clip_random", "--config-dir",
                  str(config_dir), "--clip-dir", str(clip_dir), "--out-dir", str(text_dir)]) == 0
     splits = toy_root.parent / "splits"
+    zero_shot = tmp_path / "zero_shot" / "toy" / "metrics.json"
+    assert main(["evaluate", "--zero-shot", "--dataset", "toy", "--method", "semivl",
+                 "--data-root", str(toy_root), "--splits-dir", str(splits), "--config-dir",
+                 str(config_dir), "--clip-dir", str(clip_dir), "--text-dir", str(text_dir),
+                 "--no-progress", "--out", str(zero_shot)]) == 0
+    record = json.loads(zero_shot.read_text())
+    assert record["method"] == "zero_shot_clip" and record["clip"] == "tiny_clip_random"
+    assert record["text"] == "concept_max" and record["class_definitions"] == "project"
+    assert record["num_val_images"] == 6 and 0 <= record["miou"] <= 100
+    assert "zero-shot dense CLIP (tiny_clip_random, concept_max texts)" in capsys.readouterr().out
+    assert main(["evaluate", "--dataset", "toy", "--method", "semivl", "--data-root",
+                 str(toy_root), "--splits-dir", str(splits), "--config-dir",
+                 str(config_dir)]) == EXIT_ERROR
+    assert "evaluate needs --split, --seed, --run-dir (or --zero-shot)" in capsys.readouterr().err
+    assert main(["evaluate", "--zero-shot", "--dataset", "toy", "--method", "supervised",
+                 "--data-root", str(toy_root), "--splits-dir", str(splits), "--config-dir",
+                 str(config_dir), "--out", str(tmp_path / "z.json")]) == EXIT_ERROR
+    assert "needs a SemiVL recipe" in capsys.readouterr().err
     for method, definitions in (("semivl", "project"), ("semivl_no_definitions", None)):
         run = tmp_path / "runs" / method
         common = ["--dataset", "toy", "--split", "6", "--method", method, "--seed", "0",
@@ -171,7 +191,23 @@ def test_model_summary_reports_the_frozen_teacher(repo, capsys):
 
 
 def test_clip_and_text_for_a_grid(tmp_path, repo, capsys):
-    grid, config = str(repo / "config" / "demo.yaml"), str(repo / "config")
+    config = str(repo / "config")
+    # The demo grid's SemiVL uses the tiny CLIP pretrained by `semivl pretrain-clip`.
+    assert main(["clip", "fetch", "--grid", str(repo / "config" / "demo.yaml"), "--config-dir",
+                 config, "--out-dir", str(tmp_path / "clip")]) == EXIT_ERROR
+    assert "semivl pretrain-clip --name tiny_clip_toy" in capsys.readouterr().err
+    # A grid whose SemiVL variant runs on the random tiny CLIP, which needs no pretraining.
+    recipes = tmp_path / "config"
+    shutil.copytree(repo / "config", recipes)
+    (recipes / "recipes" / "semivl_random").mkdir()
+    (recipes / "recipes" / "semivl_random" / "toy.yaml").write_text(
+        "base: ../semivl/toy.yaml\nmodel: {args: {clip: tiny_clip_random}}\n")
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({
+        "results_dir": "results/demo",
+        "grid": {"datasets": ["toy"], "splits": [{"dataset": "toy", "split": "6"}],
+                 "methods": ["supervised", "semivl_random"], "seeds": [0]}}))
+    grid, config = str(grid), str(recipes)
     assert main(["clip", "fetch", "--grid", grid, "--config-dir", config,
                  "--out-dir", str(tmp_path / "clip")]) == 0
     assert sorted(p.name for p in (tmp_path / "clip").iterdir()) == [

@@ -146,10 +146,27 @@ def test_aggregation_gives_the_expected_cells_and_deltas(grid, published):
     assert "commit `0123456789ab` (17 runs)" in text
 
 
+ZERO_SHOT = {"toy": {"dataset": "toy", "method": "zero_shot_clip", "clip": "tiny_clip_toy",
+                    "text": "concept_max", "miou": 31.26, "per_class_iou": {}}}
+
+
+def test_zero_shot_row_heads_both_result_tables(grid, published):
+    frame = collect_grid(grid, allow_incomplete=True)
+    text = render_tables(frame, "Demo", published=published, zero_shot=ZERO_SHOT)
+    for section in ("### mIoU at the final iteration", "### mIoU best on val"):
+        part = text[text.index(section):]
+        rows = [line for line in part.splitlines() if line.startswith("| ")]
+        assert rows[1] == "| Zero-shot dense CLIP (no labels) ‡ | 31.3 | 31.3 |"  # first row
+    assert "### Ablation" in text and text.count("Zero-shot dense CLIP (no labels)") == 2
+    assert "‡ The frozen CLIP `tiny_clip_toy`" in text and "taking the max over a class" in text
+    assert "‡" not in render_tables(frame, "Demo", published=published)
+
+
 def test_tables_match_the_golden_file(grid, published):
     frame = collect_grid(grid, allow_incomplete=True)
     text = render_tables(frame, "Demo", published=published, releases={"toy": "toy v1"},
-                         grid_note="`grid.yaml` (sha256 `000000000000`)") + "\n"
+                         grid_note="`grid.yaml` (sha256 `000000000000`)",
+                         zero_shot=ZERO_SHOT) + "\n"
     if os.environ.get("SEMIVL_UPDATE_GOLDEN"):
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(text)

@@ -4,7 +4,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semivl.data.prepare.toy import CLASS_NAMES, ToySpec, generate_toy
+from semivl.data.prepare.toy import (
+    BACKGROUND_WORDS,
+    CAPTION_WORDS,
+    CLASS_NAMES,
+    ToySpec,
+    generate_caption_set,
+    generate_toy,
+    make_sample,
+    parse_caption,
+    read_captions,
+    visible_classes,
+)
 
 SMALL = ToySpec(num_train=8, num_val=4)
 
@@ -58,3 +69,63 @@ def test_existing_output_kept_without_force(tmp_path):
     generate_toy(root, seed=5, spec=SMALL, force=True)
     assert _digest(root) != before
     assert [p.name for p in tmp_path.iterdir()] == ["toy"]  # no temporary folders left
+
+
+def test_captions_are_deterministic_and_name_exactly_the_classes_in_the_mask(tmp_path):
+    spec = ToySpec(num_train=40, num_val=10)
+    a = read_captions(generate_toy(tmp_path / "a", seed=4, spec=spec) / "captions.tsv")
+    b = read_captions(generate_toy(tmp_path / "b", seed=4, spec=spec) / "captions.tsv")
+    assert a == b and len(a) == 50
+    for sample_id, caption in a.items():
+        mask = np.asarray(Image.open(tmp_path / "a" / "SegmentationClass" / f"{sample_id}.png"))
+        named, _ = parse_caption(caption)
+        present = sorted(set(np.unique(mask).tolist()) - {0, 255})
+        # every visible object class once, largest area first; nothing that is not there
+        assert sorted(CLASS_NAMES.index(n) for n in named) == present, (sample_id, caption)
+        assert [CLASS_NAMES.index(n) for n in named] == visible_classes(mask)
+    # the background phrase names the background actually drawn
+    for i in range(40):
+        sample = make_sample(np.random.default_rng([4, i]), spec)
+        _, background = parse_caption(sample.caption)
+        assert background in (None, sample.background)
+    # every caption word is among the class definitions the SemiVL recipes read
+    import yaml
+    from conftest import REPO
+
+    definitions = yaml.safe_load((REPO / "config/classes/toy.yaml").read_text())["definitions"]
+    for name, options in CAPTION_WORDS.items():
+        assert {word for word, _ in options} <= set(definitions[name])
+    for phrases in BACKGROUND_WORDS.values():
+        assert any(concept in phrase for phrase in phrases
+                   for concept in definitions["background"])
+
+
+def test_pretraining_scenes_never_repeat_a_segmentation_image(tmp_path):
+    seg = generate_toy(tmp_path / "toy", seed=0, spec=ToySpec(num_train=40, num_val=20))
+    scenes = generate_caption_set(tmp_path / "scenes", 60, seed=0, progress=False)
+    captions = read_captions(scenes / "captions.tsv")
+    assert len(captions) == 60 and len(list((scenes / "images").glob("*.jpg"))) == 60
+
+    def digests(folder):
+        return {hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.jpg")}
+
+    assert not digests(seg / "JPEGImages") & digests(scenes / "images")
+    again = generate_caption_set(tmp_path / "again", 60, seed=0, progress=False)
+    assert _digest(again) == _digest(scenes)
+    with pytest.raises(FileExistsError, match="--force"):
+        generate_caption_set(scenes, 60, seed=1)
+
+
+def test_captions_fit_the_tiny_clip_context():
+    from conftest import REPO
+
+    from semivl.engine.pretrain_clip import tokenize_captions
+    from semivl.models.clip_source import clip_source
+
+    context = clip_source("tiny_clip_toy", REPO / "config").model_cfg["text_cfg"]["context_length"]
+    longest = max((w for opts in CAPTION_WORDS.values() for w, _ in opts), key=len)
+    worst = (f"a picture of a {longest}, a {longest} and a {longest} "
+             f"{max((p for ps in BACKGROUND_WORDS.values() for p in ps), key=len)}")
+    tokenize_captions([worst], context)
+    with pytest.raises(ValueError, match="context_length"):
+        tokenize_captions([worst + " and more words" * 5], context)

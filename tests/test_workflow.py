@@ -26,7 +26,19 @@ SMALL_GRID = {
         "methods": ["supervised", "unimatch", "semivl"],
         "seeds": [0, 1],
     },
+    "report": {"zero_shot": True},
 }
+# The demo's CLIP pretraining, shrunk to seconds: 256 scenes, 6 steps.
+TINY_PRETRAIN = """
+clip: tiny_clip_toy
+data: {generator: toy, num_images: 256, seed: 0, side: 64}
+image_size: 64
+steps: 6
+batch_size: 32
+warmup_steps: 2
+checkpoint_every: 4
+resources: {gpus: 1, cpus_per_gpu: 1, mem_mb: 2000, hours: 0.5}
+"""
 
 
 def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> str:
@@ -53,9 +65,12 @@ def _checkout(tmp: Path, grid: dict | None = None, tiny: bool = False) -> Path:
         # The full toy set has about 230 unlabelled images: a batch of 16 keeps an epoch short.
         (root / "config" / "recipes" / "unimatch" / "toy.yaml").write_text(
             TINY_UNIMATCH.replace("batch_size: 2", "batch_size: 16"))
+        # SemiVL on the tiny pretrained CLIP, as in the demo: the DAG pretrains it first.
         (root / "config" / "recipes" / "semivl" / "toy.yaml").write_text(
             TINY_SEMIVL.replace("batch_size: 2", "batch_size: 16").replace(
-                "eval_every_iters: 3", "eval_every_iters: 7"))
+                "eval_every_iters: 3", "eval_every_iters: 7").replace(
+                "tiny_clip_random", "tiny_clip_toy"))
+        (root / "config" / "pretrain" / "tiny_clip_toy.yaml").write_text(TINY_PRETRAIN)
     _run(["git", "init", "-q"], root)
     return root
 
@@ -79,8 +94,11 @@ def test_snakefile_and_dvc_declare_the_same_outputs(tmp_path):
     smk, dvc = _snakemake_outputs(root, "config/demo.yaml"), _dvc_outputs(root)
     assert smk == dvc, f"only Snakemake: {smk - dvc}; only DVC: {dvc - smk}"
     assert "results/demo/tables.md" in smk and "data/toy" in smk
-    assert sum(p.endswith("metrics.json") for p in smk) == 20  # 2 splits x 2 seeds x 5
-    assert {"resources/weights", "resources/clip", "resources/text"} <= smk
+    # 2 splits x 3 seeds x 5 methods, and the zero-shot row
+    assert sum(p.endswith("metrics.json") for p in smk) == 31
+    assert {"resources/weights", "resources/clip", "resources/text", "data/pretrain/tiny_clip_toy",
+            "resources/pretrained/tiny_clip_toy/model.pt",
+            "results/demo/zero_shot/toy/metrics.json"} <= smk
 
 
 def test_snakemake_rejects_a_bad_config(tmp_path):
@@ -132,6 +150,8 @@ def _check_tables(root: Path) -> str:
         cells = [c.strip() for c in row.strip("|").split("|")[1:]]
         assert len(cells) == 2 and all(c.endswith("(2)") and "±" in c for c in cells)
     assert "† Class definitions written by this project (`config/classes/toy.yaml`)" in text
+    zero_shot = next(line for line in text.splitlines() if line.startswith("| Zero-shot"))
+    assert len(zero_shot.split("|")) == 5 and "‡ The frozen CLIP `tiny_clip_toy`" in text
     assert "### mIoU best on val" in text and "### Training cost per cell" in text
     assert "CPU-h (2)" in text  # the runs' provenance.json reached the table
     # The grid file as given (Snakemake: the --configfile, DVC: config/config.yaml), not the
@@ -155,8 +175,10 @@ def test_snakemake_end_to_end(tmp_path):
     run = root / "results/demo/runs/toy/12/supervised/seed1"
     for name in ("model.pt", "metrics.json", "train_summary.json", "log.csv", "config.yaml"):
         assert (run / name).is_file(), name
-    assert (root / "resources/clip/tiny_clip_random.pt").is_file()
-    assert (root / "resources/text/tiny_clip_random/toy.pt").is_file()
+    assert (root / "resources/clip/tiny_clip_toy.pt").is_file()
+    assert (root / "resources/text/tiny_clip_toy/toy.pt").is_file()
+    summary = (root / "resources/pretrained/tiny_clip_toy/summary.json").read_text()
+    assert '"num_scenes": 256' in summary
     again = _run([str(BIN / "snakemake"), "all", "--cores", "2", "--configfile",
                   "config/demo.yaml"], root)
     assert "Nothing to be done" in again
@@ -166,7 +188,7 @@ def test_snakemake_end_to_end(tmp_path):
     page = (root / "results/demo/report.html").read_text()
     assert len(page) > 100_000 and "<script src=\"http" not in page
     for name in ("tables.html", "qualitative.png", "training_curves.png",
-                 "toy_12_supervised_seed1.log"):
+                 "toy_12_supervised_seed1.log", "tiny_clip_toy.log", "toy_zero_shot.log"):
         assert name in page, name
 
 

@@ -22,6 +22,17 @@ from semivl.models.clip_vit import MaskClipViT
 from semivl.models.text import max_over_concepts
 
 
+def dense_clip_similarity(teacher: MaskClipViT, text: torch.Tensor,
+                          concept_class: torch.Tensor | None, num_classes: int,
+                          images: torch.Tensor) -> torch.Tensor:
+    """Per-class cosine similarity [B, C, H, W] of the dense CLIP embedding with the texts
+    (max over a class's concepts), bilinearly upsampled to the images' size."""
+    dense = teacher(images).dense
+    sim = torch.einsum("bdhw,nd->bnhw", dense, text)
+    sim = max_over_concepts(sim, concept_class, num_classes)
+    return F.interpolate(sim, size=images.shape[-2:], mode="bilinear", align_corners=False)
+
+
 def guidance_weight(cfg: GuidanceConfig, iteration: int, total_iters: int) -> float:
     """Linear interpolation from ``lambda_start`` (iteration 0) to ``lambda_end`` (the end)."""
     t = iteration / total_iters
@@ -53,10 +64,8 @@ class DenseClipGuidance(nn.Module):
     @torch.no_grad()
     def labels(self, images: torch.Tensor, ignore_mask: torch.Tensor) -> torch.Tensor:
         """Guidance labels [B, H, W] (255 = no label) for ImageNet-normalised images."""
-        dense = self.teacher(images).dense
-        sim = torch.einsum("bdhw,nd->bnhw", dense, self.text)
-        sim = max_over_concepts(sim, self.concept_class, self.num_classes)
-        sim = F.interpolate(sim, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        sim = dense_clip_similarity(self.teacher, self.text, self.concept_class,
+                                    self.num_classes, images)
         conf, label = (self.cfg.temperature * sim).softmax(dim=1).max(dim=1)
         label[conf < self.cfg.conf_thresh] = IGNORE
         label[ignore_mask == IGNORE] = IGNORE
@@ -85,21 +94,34 @@ class DenseClipGuidance(nn.Module):
                                    "guid_ratio": ratio}
 
 
+def dense_clip_teacher(recipe: Recipe, context, image_size: int) -> MaskClipViT:
+    """A fresh copy of the recipe's original CLIP image tower in MaskCLIP form, with the
+    numerics the recipe gives its backbone (GELU, LN eps, input renormalisation) and its
+    position table sized for ``image_size``."""
+    from semivl.models.semivl_model import clip_visual
+
+    args = recipe.model.args
+    return MaskClipViT(clip_visual(args["clip"], context), image_size, (), dense=True,
+                       exact_gelu=args.get("exact_gelu", True), ln_eps=args.get("ln_eps", 1e-6),
+                       renorm_clip_input=args.get("renorm_clip_input", False))
+
+
 def build_guidance(recipe: Recipe, model: nn.Module, context) -> DenseClipGuidance | None:
     """The guidance of a SemiVL recipe (``None`` without a ``guidance`` section).
 
     The teacher is a fresh copy of the recipe's CLIP with the backbone's numerics (GELU, LN
     eps, input renormalisation), its position table sized for ``teacher_image_size``.
     """
-    from semivl.models.semivl_model import class_texts_for, clip_visual
+    from semivl.models.semivl_model import class_texts_for
 
     cfg = recipe.guidance
     if cfg is None:
         return None
-    clip_name = recipe.model.args["clip"]
+    teacher = dense_clip_teacher(recipe, context, cfg.teacher_image_size)
     backbone: MaskClipViT = model.backbone
-    teacher = MaskClipViT(clip_visual(clip_name, context), cfg.teacher_image_size, (),
-                          dense=True, exact_gelu=backbone.exact_gelu, ln_eps=backbone.ln_eps,
-                          renorm_clip_input=backbone.renorm_clip_input)
-    text, concept_class = class_texts_for(clip_name, context, cfg.text, teacher.embed_dim)
+    if (teacher.exact_gelu, teacher.ln_eps, teacher.renorm_clip_input) != (
+            backbone.exact_gelu, backbone.ln_eps, backbone.renorm_clip_input):
+        raise ValueError("the guidance teacher's numerics differ from the backbone's")
+    text, concept_class = class_texts_for(recipe.model.args["clip"], context, cfg.text,
+                                          teacher.embed_dim)
     return DenseClipGuidance(teacher, text, concept_class, recipe.dataset.num_classes, cfg)

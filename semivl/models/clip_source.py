@@ -42,11 +42,23 @@ class ClipSource:
     quick_gelu: bool = False
     init_seed: int = 0  # seed of the random init when ``pretrained`` is null
     source: str = ""
+    # The config/pretrain/<name>.yaml whose `semivl pretrain-clip` writes the checkpoint
+    # ``pretrained`` names (the demo's tiny CLIP); the workflow runs it before fetching.
+    pretrain: str | None = None
 
     def check(self, path: str) -> None:
         if (self.arch is None) == (self.model_cfg is None):
             raise ConfigError(f"{path}: expected exactly one of arch and model_cfg, got "
                               f"arch={self.arch!r}, model_cfg={self.model_cfg!r}")
+        if self.pretrain is not None and self.pretrained != pretrained_checkpoint(self.pretrain):
+            raise ConfigError(f"{path}.pretrained: with pretrain {self.pretrain!r} expected "
+                              f"{pretrained_checkpoint(self.pretrain)!r} (where `semivl "
+                              f"pretrain-clip` writes it), got {self.pretrained!r}")
+
+
+def pretrained_checkpoint(pretrain: str) -> str:
+    """Where ``semivl pretrain-clip`` writes the checkpoint of ``config/pretrain/<name>``."""
+    return f"resources/pretrained/{pretrain}/model.pt"
 
 
 def load_clip_sources(config_dir: Path) -> dict[str, ClipSource]:
@@ -99,7 +111,13 @@ def fetch_clip(name: str, config_dir: Path, out: Path, cache_dir: Path | None = 
     """
     source = clip_source(name, config_dir)
     out = Path(out)
-    record = json.dumps(dataclasses.asdict(source), sort_keys=True)
+    fields = dataclasses.asdict(source)
+    if source.pretrained is not None and Path(source.pretrained).is_file():
+        from semivl.download import sha256_of
+
+        # A local checkpoint may be rewritten (a new pretraining): refetch when it changes.
+        fields["pretrained_sha256"] = sha256_of(Path(source.pretrained))
+    record = json.dumps(fields, sort_keys=True)
     sidecar = out.with_suffix(".json")
     if not force and out.is_file() and sidecar.is_file() and sidecar.read_text() == record:
         return False
@@ -114,8 +132,10 @@ def fetch_clip(name: str, config_dir: Path, out: Path, cache_dir: Path | None = 
         model = build_clip(source)
         path = Path(source.pretrained).expanduser()
         if not path.is_file():
+            made_by = (f"; make it with `semivl pretrain-clip --name {source.pretrain}`"
+                       if source.pretrain else "")
             raise FileNotFoundError(f"{path}: CLIP checkpoint named by {name!r} in "
-                                    f"{Path(config_dir) / 'clip.yaml'} does not exist")
+                                    f"{Path(config_dir) / 'clip.yaml'} does not exist{made_by}")
         open_clip.load_checkpoint(model, str(path), strict=True)
     else:
         model = _fetch_pretrained_tag(name, source, cache_dir)

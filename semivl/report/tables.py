@@ -104,11 +104,38 @@ def _uses_project_definitions(part: pd.DataFrame, method: str) -> bool:
     return bool((part.loc[part["method"] == method, "class_definitions"] == "project").any())
 
 
+ZERO_SHOT_MARK = "‡"
+
+
+def _zero_shot_row(zero_shot: dict | None, splits: pd.DataFrame) -> list[str]:
+    if zero_shot is None:
+        return []
+    value = f"{zero_shot['miou']:.1f}"
+    return [f"| Zero-shot dense CLIP (no labels) {ZERO_SHOT_MARK} | "
+            + " | ".join([value] * len(splits)) + " |"]
+
+
+def zero_shot_note(zero_shot: dict) -> str:
+    """The footnote of the zero-shot row: which CLIP and texts, and what the number means."""
+    texts = {"names": "the plain class names",
+             "concept_max": "the class definitions, taking the max over a class's concepts",
+             "concept_avg": "the class definitions, averaged per class"}.get(
+        zero_shot.get("text"), str(zero_shot.get("text")))
+    return (f"{ZERO_SHOT_MARK} The frozen CLIP `{zero_shot.get('clip')}` labels every pixel by "
+            f"itself, as SemiVL's dense CLIP guidance does: the MaskCLIP value-path embedding, "
+            f"its cosine similarity with {texts}, and the arg-max, without the confidence "
+            f"threshold. It is evaluated on the whole val split under the recipe's protocol. "
+            f"It uses no label and no training, so every column holds the same number: it is "
+            f"the reference point MaskCLIP is for SemiVL.")
+
+
 def _metric_table(part: pd.DataFrame, dataset: str, metric: str, published: pd.DataFrame | None,
-                  sources: dict[str, int]) -> tuple[list[str], bool]:
+                  sources: dict[str, int],
+                  zero_shot: dict | None = None) -> tuple[list[str], bool]:
     """One results table; returns its lines and whether a † mark was used."""
     splits = _splits(part)
     lines, marked = _header("method", splits), False
+    lines += _zero_shot_row(zero_shot, splits)
     for method in method_order(part["method"]):
         cells, means = [], []
         for split in splits["split"]:
@@ -203,8 +230,11 @@ def _cost_table(part: pd.DataFrame) -> list[str]:
 
 def render_tables(frame: pd.DataFrame, title: str = "Results",
                   published: pd.DataFrame | None = None,
-                  releases: dict[str, str] | None = None, grid_note: str | None = None) -> str:
-    """Markdown with one section per dataset (see the module docstring)."""
+                  releases: dict[str, str] | None = None, grid_note: str | None = None,
+                  zero_shot: dict[str, dict] | None = None) -> str:
+    """Markdown with one section per dataset (see the module docstring). ``zero_shot`` maps a
+    dataset to its zero-shot dense CLIP metrics (``semivl evaluate --zero-shot``)."""
+    zero_shot = zero_shot or {}
     lines = [f"# {title}", "",
              "mIoU (%) on the validation split, mean ± sample std over seeds (number of seeds "
              "in brackets). Columns are the labelled splits, headed by their number of "
@@ -214,7 +244,8 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
         lines += [f"## {dataset}", ""]
         marked = False
         for metric, label in METRICS.items():
-            table, used = _metric_table(part, str(dataset), metric, published, sources)
+            table, used = _metric_table(part, str(dataset), metric, published, sources,
+                                        zero_shot.get(str(dataset)))
             marked |= used
             lines += [f"### {label}", "", *table, ""]
         lines += ["### Ablation: SemiVL without each component", "", *_ablation_table(part)]
@@ -223,6 +254,8 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
             lines += ["### Training cost per cell", "", *cost]
         if marked:
             lines += [PROJECT_DEFINITIONS_NOTE.format(dataset=dataset), ""]
+        if str(dataset) in zero_shot:
+            lines += [zero_shot_note(zero_shot[str(dataset)]), ""]
     notes = PROTOCOL_NOTES + ([PUBLISHED_NOTE] if sources else [])
     lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
     if sources:

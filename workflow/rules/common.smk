@@ -5,6 +5,8 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from semivl.config import load_dataset_config, load_recipe
+from semivl.engine.pretrain_clip import load_pretrain_config
+from semivl.models.clip_source import load_clip_sources, pretrained_checkpoint
 from semivl.data.prepare import archive_files
 from semivl.grid import load_grid
 
@@ -25,6 +27,8 @@ SEEDS = GRID["seeds"]
 # (split, seed) per dataset whose models the qualitative grid shows (semivl predict --grid).
 _GRID = load_grid(GRID_FILE)
 QUALITATIVE = {d: _GRID.qualitative_run(d) for d in GRID["datasets"]}
+# Whether each dataset gets a zero-shot dense CLIP reference row (report.zero_shot).
+ZERO_SHOT = _GRID.report.zero_shot
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_]+",
     split=r"[A-Za-z0-9_]+",
@@ -55,6 +59,26 @@ def model_files(wildcards):
     if _recipe(wildcards.method, wildcards.dataset).model.name == "semivl":
         return {"clip": "resources/clip", "text": "resources/text"}
     return {}
+
+
+def grid_clips():
+    """The config/clip.yaml entries the grid's SemiVL recipes (and zero-shot rows) use."""
+    recipes = [_recipe(m, d) for d, _ in SPLITS for m in METHODS]
+    if ZERO_SHOT:
+        recipes += [_recipe("semivl", d) for d in GRID["datasets"]]
+    return sorted({r.model.args["clip"] for r in recipes if r.model.name == "semivl"})
+
+
+def pretrained_clip_files():
+    """Checkpoints of the grid's CLIPs that this project pretrains (config/pretrain/)."""
+    sources = load_clip_sources(Path(CONFIG_DIR))
+    return [pretrained_checkpoint(sources[name].pretrain) for name in grid_clips()
+            if sources[name].pretrain]
+
+
+@lru_cache(maxsize=None)
+def pretrain_config(name):
+    return load_pretrain_config(name, Path(CONFIG_DIR))
 
 
 def _resources(method, dataset):

@@ -42,6 +42,8 @@ rule prepare_data:
         f"{RESULTS}/logs/data/prepare_{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/data/prepare_{{dataset}}.tsv"
+    # Everything downstream waits for the data: before the CLIP pretraining (priority 10).
+    priority: 20
     threads: 2
     resources:
         mem_mb=8000,

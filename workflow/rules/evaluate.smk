@@ -24,3 +24,33 @@ rule evaluate:
         " --splits-dir {DATA}/splits/{wildcards.dataset} --config-dir {CONFIG_DIR}"
         " --clip-dir resources/clip --text-dir resources/text"
         " --threads {threads} --run-dir $(dirname {output}) > {log} 2>&1"
+
+
+# Zero-shot dense CLIP (report.zero_shot): the frozen CLIP's dense labels with the semivl
+# recipe's texts, no training; a reference row of the tables.
+rule zero_shot:
+    input:
+        clip="resources/clip",
+        text="resources/text",
+        val=f"{DATA}/splits/{{dataset}}/val.txt",
+        recipe=f"{CONFIG_DIR}/recipes/semivl/{{dataset}}.yaml",
+    output:
+        f"{RESULTS}/zero_shot/{{dataset}}/metrics.json",
+    log:
+        f"{RESULTS}/logs/evaluate/{{dataset}}_zero_shot.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/evaluate/{{dataset}}_zero_shot.tsv"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=lambda wc: _resources("semivl", wc.dataset).mem_mb,
+        runtime=lambda wc, attempt: 120 * attempt,
+    shell:
+        "semivl evaluate --zero-shot --dataset {wildcards.dataset} --method semivl"
+        " --data-root {DATA}/{wildcards.dataset} --splits-dir {DATA}/splits/{wildcards.dataset}"
+        " --config-dir {CONFIG_DIR} --clip-dir {input.clip} --text-dir {input.text}"
+        " --threads {threads} --out {output} > {log} 2>&1"
+
+
+def zero_shot_files():
+    return [f"{RESULTS}/zero_shot/{d}/metrics.json" for d in GRID["datasets"]] if ZERO_SHOT else []

@@ -52,6 +52,12 @@ rule table:
     input:
         metrics=f"{RESULTS}/metrics.csv",
         published=f"{CONFIG_DIR}/published_results.csv",
+        zero_shot=zero_shot_files(),
+        # shown in the HTML report beside the runs' logs
+        logs=[report_file(f"{RESULTS}/logs/pretrain/{Path(p).parent.name}.log", category="Logs",
+                          subcategory="pretrain") for p in pretrained_clip_files()]
+        + [report_file(f"{RESULTS}/logs/evaluate/{d}_zero_shot.log", category="Logs",
+                       subcategory="evaluate") for d in (GRID["datasets"] if ZERO_SHOT else [])],
     output:
         markdown=f"{RESULTS}/tables.md",
         html=report_file(f"{RESULTS}/tables.html", caption="../report/tables.rst",
@@ -63,7 +69,7 @@ rule table:
     shell:
         "semivl table --metrics {input.metrics} --published {input.published}"
         " --grid {GRID_FILE} --config-dir {CONFIG_DIR} --out {output.markdown}"
-        " --html {output.html} > {log} 2>&1"
+        " --html {output.html} --zero-shot {input.zero_shot} > {log} 2>&1"
 
 
 rule plot_overview:
@@ -164,5 +170,6 @@ onerror:
         f" && semivl table --metrics {RESULTS}/metrics.csv"
         f" --published {CONFIG_DIR}/published_results.csv --grid {GRID_FILE}"
         f" --config-dir {CONFIG_DIR} --out {RESULTS}/tables.md --html {RESULTS}/tables.html"
+        f" --zero-shot $(ls {RESULTS}/zero_shot/*/metrics.json 2>/dev/null)"
         f" > {RESULTS}/logs/report/onerror.log 2>&1 || true"
     )

@@ -35,6 +35,7 @@ localrules:
 rule clip_weights:
     input:
         sources=f"{CONFIG_DIR}/clip.yaml",
+        pretrained=pretrained_clip_files(),
     output:
         directory("resources/clip"),
     params:
@@ -46,6 +47,52 @@ rule clip_weights:
     shell:
         "semivl clip fetch --grid {params.grid} --config-dir {CONFIG_DIR}"
         " --out-dir {output} > {log} 2>&1"
+
+
+# The demo's tiny CLIP is pretrained here, on captioned toy scenes (config/pretrain/<name>.yaml):
+# generate the scenes, then contrastive image-caption training; clip_weights loads the result.
+localrules:
+    caption_scenes,
+
+
+rule caption_scenes:
+    input:
+        config=f"{CONFIG_DIR}/pretrain/{{pretrain}}.yaml",
+    output:
+        directory(f"{DATA}/pretrain/{{pretrain}}"),
+    log:
+        f"{RESULTS}/logs/pretrain/{{pretrain}}_scenes.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pretrain/{{pretrain}}_scenes.tsv"
+    priority: 10
+    shell:
+        "semivl data captions --pretrain {wildcards.pretrain} --config-dir {CONFIG_DIR}"
+        " --out {output} --no-progress > {log} 2>&1"
+
+
+rule pretrain_clip:
+    input:
+        config=f"{CONFIG_DIR}/pretrain/{{pretrain}}.yaml",
+        clip_sources=f"{CONFIG_DIR}/clip.yaml",
+        scenes=f"{DATA}/pretrain/{{pretrain}}",
+    output:
+        "resources/pretrained/{pretrain}/model.pt",
+    log:
+        f"{RESULTS}/logs/pretrain/{{pretrain}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pretrain/{{pretrain}}.tsv"
+    # First in line: every SemiVL job waits for it, the baselines train beside it.
+    priority: 10
+    threads: lambda wc: pretrain_config(wc.pretrain).resources.cpus_per_gpu
+    resources:
+        gpu=lambda wc: pretrain_config(wc.pretrain).resources.gpus,
+        mem_mb=lambda wc: pretrain_config(wc.pretrain).resources.mem_mb,
+        runtime=lambda wc, attempt: int(60 * pretrain_config(wc.pretrain).resources.hours
+                                        * attempt),
+    shell:
+        "semivl pretrain-clip --name {wildcards.pretrain} --data {input.scenes}"
+        " --out $(dirname {output}) --config-dir {CONFIG_DIR} --threads {threads}"
+        " > {log} 2>&1"
 
 
 # Class names and definitions (config/classes/) encoded once per CLIP and dataset.
