@@ -74,10 +74,6 @@ class Grid:
         """``<results_dir>/runs/<dataset>/<split>/<method>/seed<seed>``."""
         return Path(self.results_dir) / "runs" / dataset / split / method / f"seed{seed}"
 
-    def zero_shot_file(self, dataset: str) -> Path:
-        """``<results_dir>/zero_shot/<dataset>/metrics.json``."""
-        return Path(self.results_dir) / "zero_shot" / dataset / "metrics.json"
-
     def qualitative_run(self, dataset: str) -> tuple[str, int]:
         """(split, seed) whose models the qualitative grid shows: the dataset's split with the
         fewest labels in the grid (where methods differ most) and the first seed."""
