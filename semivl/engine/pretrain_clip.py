@@ -249,6 +249,12 @@ def pretrain_clip(cfg: PretrainConfig, name: str, config_dir: Path, data: Path, 
             print(f"resuming {name} from {state_path} at step {start}")
         else:  # an interrupted pretraining of another recipe: of no use to this one
             print(f"{state_path}: written for another pretraining recipe; starting afresh")
+
+    def save_state(step: int, elapsed: float) -> None:
+        save_atomic({"record": record, "model": model.state_dict(),
+                     "optimizer": optimizer.state_dict(), "step": step, "history": history,
+                     "seconds": elapsed}, state_path)
+
     model.train()
     tic = time.monotonic()
     end = cfg.steps if stop_after_steps is None else min(cfg.steps, stop_after_steps)
@@ -275,15 +281,10 @@ def pretrain_clip(cfg: PretrainConfig, name: str, config_dir: Path, data: Path, 
             bar.set_postfix(loss=f"{loss.item():.3f}")
         done = step + 1
         if done % cfg.checkpoint_every == 0 and done < cfg.steps:
-            save_atomic({"record": record, "model": model.state_dict(),
-                         "optimizer": optimizer.state_dict(), "step": done,
-                         "history": history,
-                         "seconds": seconds + time.monotonic() - tic}, state_path)
+            save_state(done, seconds + time.monotonic() - tic)
     seconds += time.monotonic() - tic
     if stop_after_steps is not None and end < cfg.steps:
-        save_atomic({"record": record, "model": model.state_dict(),
-                     "optimizer": optimizer.state_dict(), "step": end, "history": history,
-                     "seconds": seconds}, state_path)
+        save_state(end, seconds)
         return PretrainResult(end, history[0]["loss"], history[-1]["loss"], seconds)
     _write_log(log_path, history)
     result = PretrainResult(cfg.steps, history[0]["loss"], history[-1]["loss"], seconds)
