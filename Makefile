@@ -19,7 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c 'import semivl, torch, open_clip, snakemake, dvc'
 	touch $(STAMP)
 
+# Measured from a fresh clone (README, Requirements); printed so that a person knows what to expect.
+DEMO_TIME := about 30 minutes after installation on 2 cores at 106 GFLOP/s (semivl bench --quick)
+
 demo: $(STAMP)
+	@echo "Running the demo: 80 jobs, $(DEMO_TIME). Snakemake prints 'N of 80 steps done' after each job and a line per finished training run."
 	$(BIN)/snakemake all --cores $(CORES) --configfile config/demo.yaml
 	$(BIN)/snakemake --configfile config/demo.yaml --report results/demo/report.html
 	@echo "Demo done: results/demo/tables.md, results/demo/figures/ and results/demo/report.html"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,50 @@ train:
 eval: {mode: sliding_softmax, crop_size: 48}
 resources: {gpus: 1, cpus_per_gpu: 1, mem_mb: 2000, hours: 0.5}
 """
+
+
+# The checkout's folders that `make demo` and users fill; no test may read or write them.
+GUARDED = ("data", "resources", "results", ".dvc/cache")
+_CHECKOUT = pytest.StashKey[dict]()
+
+
+def _snapshot() -> dict[str, tuple[int, int]]:
+    """(size, mtime) of every file under the guarded folders of the checkout."""
+    files = {}
+    for name in GUARDED:
+        for folder, _dirs, names in os.walk(REPO / name):
+            for file in names:
+                path = Path(folder) / file
+                try:
+                    stat = path.lstat()
+                except FileNotFoundError:
+                    continue
+                files[str(path.relative_to(REPO))] = (stat.st_size, stat.st_mtime_ns)
+    return files
+
+
+def pytest_sessionstart(session) -> None:
+    session.config.stash[_CHECKOUT] = _snapshot()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Fail the run if a test changed the checkout's data/, resources/, results/ or DVC cache."""
+    before, after = session.config.stash.get(_CHECKOUT, None), _snapshot()
+    if before is None or before == after:
+        return
+    changed = sorted(set(before) ^ set(after) | {k for k in before if after.get(k, before[k])
+                                                 != before[k]})
+    print(f"\nERROR: the tests changed {len(changed)} file(s) of the checkout's "
+          f"{', '.join(GUARDED)} (tests must work in tmp_path): {changed[:10]}", file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _outside_the_checkout(tmp_path_factory, monkeypatch) -> None:
+    """Every test starts in an empty folder of its own (not inside its tmp_path, which stays
+    the test's), so that a default path (resources/clip, data/toy, results/...) never reaches
+    the checkout's files, whatever `make demo` left."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,8 @@ def test_full_chain_by_hand(toy_root, config_dir, tmp_path, capsys):
     assert 0 <= metrics["miou"] <= 100 and metrics["num_labeled"] == 6
     csv_path = tmp_path / "results" / "metrics.csv"
     assert main(["aggregate", "--out", str(csv_path), str(run / "metrics.json")]) == 0
-    assert main(["table", "--metrics", str(csv_path), "--out", str(tmp_path / "t.md")]) == 0
+    assert main(["table", "--metrics", str(csv_path), "--out", str(tmp_path / "t.md"),
+                 "--config-dir", str(config_dir)]) == 0
     assert "| Supervised (labelled only) |" in (tmp_path / "t.md").read_text()
     assert main(["aggregate", "--out", str(csv_path), str(tmp_path / "none.json")]) == EXIT_ERROR
     assert "no metrics.json" in capsys.readouterr().err

@@ -18,8 +18,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from semivl.config import DatasetConfig
-from semivl.data.dataset import DataError, read_mask
 from semivl.data.layouts import PARTS, part_pairs
+from semivl.data.masks import DataError, read_mask
 from semivl.data.splits import Pair
 
 SHOW = 3  # example file names per problem in the summary

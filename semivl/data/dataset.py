@@ -10,6 +10,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from semivl.config import AugmentConfig, DatasetConfig
+from semivl.data.masks import DataError, read_mask, require_data_root  # noqa: F401 - re-export
 from semivl.data.splits import Pair, check_pairs_exist, read_split_file
 from semivl.data.transforms import (
     PAD_LABELED,
@@ -21,40 +22,6 @@ from semivl.data.transforms import (
     strong_photometric,
     weak_augment,
 )
-
-
-class DataError(ValueError):
-    """The data on disk does not match what the split files and the dataset config promise."""
-
-
-def require_data_root(root: Path, dataset: str) -> Path:
-    """Fail with the path and the command that creates it if the dataset root is missing."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"dataset directory {root} does not exist; create it with: semivl "
-                        f"data prepare {dataset} --out {root} (or point --data-root at a "
-                        f"prepared copy; layout: docs/datasets.md)")
-    return root
-
-
-def read_mask(path: Path, cfg: DatasetConfig, *, check: bool = True) -> np.ndarray:
-    """Read an index mask, apply ``reduce_zero_label`` and check its values."""
-    mask = np.asarray(Image.open(path))
-    if mask.ndim != 2:
-        raise DataError(f"{path}: expected a single-channel index mask, got shape {mask.shape}")
-    if cfg.reduce_zero_label:
-        reduced = mask.astype(np.int16) - 1
-        reduced[(reduced == -1) | (reduced == 254)] = 255
-        mask = reduced.astype(np.uint8)
-    if check:
-        bad = (mask >= cfg.num_classes) & (mask != cfg.ignore_index)
-        if bad.any():
-            value = int(mask[bad][0])
-            raise DataError(
-                f"{path}: mask value {value} is outside [0, {cfg.num_classes}) and is not the "
-                f"ignore index {cfg.ignore_index}; check the dataset's label format"
-            )
-    return mask
 
 
 class SegmentationDataset(Dataset):

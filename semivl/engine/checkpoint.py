@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -10,12 +11,20 @@ import torch
 
 from semivl.atomic import atomic_write, write_text_atomic
 
-__all__ = ["load_checkpoint", "save_atomic", "write_json_atomic", "write_text_atomic"]
+__all__ = ["load_checkpoint", "save_atomic", "serialize", "write_json_atomic",
+           "write_text_atomic"]
 
 
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def serialize(obj: Any) -> bytes:
+    """What ``torch.save`` writes for ``obj``, in memory (to hash it before writing it)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
 
 
 def load_checkpoint(path: Path) -> Any:

@@ -39,6 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from semivl.atomic import atomic_write
 from semivl.config import Recipe, TrainConfig
 from semivl.data.dataset import SegmentationDataset, seed_worker
 from semivl.data.sampling import SeededSampler
@@ -46,10 +47,12 @@ from semivl.engine import distributed as D
 from semivl.engine.checkpoint import (
     load_checkpoint,
     save_atomic,
+    serialize,
     write_json_atomic,
     write_text_atomic,
 )
 from semivl.engine.evaluate import evaluate, val_dataset
+from semivl.engine.final_eval import final_eval_record
 from semivl.engine.optim import set_poly_lr
 from semivl.engine.step import (
     SEMI_SUPERVISED,
@@ -59,17 +62,15 @@ from semivl.engine.step import (
     unwrap,
 )
 from semivl.engine.unimatch import LossHook
+from semivl.errors import TrainingStopped
 from semivl.models import load_backbone_weights
+from semivl.models.text import definitions_used
 
 BASE_LOG_FIELDS = ["iter", "epoch", "lr", "loss"]
 _UNIMATCH_FIELDS = ["loss_x", "loss_s", "loss_fp", "mask_ratio"]
 METHOD_LOG_FIELDS = {"supervised": [], "unimatch": _UNIMATCH_FIELDS,
                      "semivl": _UNIMATCH_FIELDS + ["loss_guid", "guid_weight", "guid_ratio"]}
 STREAM_LABELED, STREAM_UNLABELED, STREAM_MIX = 0, 1, 2
-
-
-class TrainingStopped(RuntimeError):
-    """Training stopped early; ``last.pt`` holds the state to resume from."""
 
 
 @dataclass(frozen=True)
@@ -341,9 +342,12 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
                         last_path)
         D.barrier(info)
 
+    last_eval: dict = {}  # the latest validation of this process: reused for the final one
+
     def run_eval(iteration: int) -> None:
         result = evaluate(unwrap(model), val_set, recipe, dev, info, progress,
                           cfg.num_workers)
+        last_eval.update(iter=iteration, result=result)
         state["history"].append({"iter": iteration, "miou": result.miou})
         if state["best_miou"] is None or result.miou > state["best_miou"]:
             state["best_miou"], state["best_iter"] = result.miou, iteration
@@ -434,8 +438,15 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         "history": state["history"],
     }
     if info.is_main:
+        weights = serialize(unwrap(model).state_dict())
+        if last_eval.get("iter") == state["iteration"]:
+            summary["final_eval"] = {
+                **final_eval_record(last_eval["result"], state["iteration"], info.world,
+                                    recipe, spec.val_split,
+                                    definitions_used(recipe, spec.config_dir)),
+                "weights_sha256": hashlib.sha256(weights).hexdigest()}
         write_json_atomic(summary, out / "train_summary.json")
-        save_atomic(unwrap(model).state_dict(), out / "model.pt")
+        atomic_write(out / "model.pt", lambda tmp: Path(tmp).write_bytes(weights))
         # The run is complete: its resume state is spent. Without it, a rerun after a recipe
         # change (dvc exp run -S, a Snakemake params change) starts afresh instead of being
         # refused as "written by a different recipe".

@@ -13,7 +13,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from semivl.config import DatasetConfig  # noqa: E402
-from semivl.data.dataset import read_mask  # noqa: E402
+from semivl.data.masks import read_mask  # noqa: E402
 from semivl.data.palette import dataset_palette  # noqa: E402
 from semivl.data.splits import read_split_file  # noqa: E402
 from semivl.report.figures import report_style, save_figure  # noqa: E402

@@ -301,6 +301,11 @@ def provenance_notes(frame: pd.DataFrame, releases: dict[str, str] | None = None
         lines.append(f"- Grid: {grid_note}.")
     lines.append("- Configs: `config/recipes/<method>/<dataset>.yaml` and "
                  "`config/datasets/<dataset>.yaml` of that commit.")
+    lines.append("- Reproducibility: every random choice is seeded from the run's seed, so the "
+                 "same commit, machine and thread count give identical numbers. Other CPUs may "
+                 "differ in the last digits (oneDNN/MKL pick kernels by CPU). On GPUs the runs "
+                 "are not bit-reproducible: the trainer sets `cudnn.benchmark` (as upstream) "
+                 "and not `torch.use_deterministic_algorithms`.")
     if "recipe_sha" in frame:
         for (dataset, method), part in frame.groupby(["dataset", "method"], sort=True):
             shas = _counted(part["recipe_sha"])

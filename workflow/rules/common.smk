@@ -5,8 +5,8 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from semivl.config import load_dataset_config, load_recipe
-from semivl.engine.pretrain_clip import load_pretrain_config
-from semivl.models.clip_source import load_clip_sources, pretrained_checkpoint
+from semivl.engine.pretrain_config import load_pretrain_config
+from semivl.models.clip_config import load_clip_sources, pretrained_checkpoint
 from semivl.data.prepare import archive_files
 from semivl.grid import load_grid
 

@@ -38,3 +38,6 @@ rule train:
         " --weights-dir {input.weights} --threads {params.threads_per_process}"
         " --out $(dirname {output.model})"
         " > {log} 2>&1"
+        # Progress a person can follow among Snakemake's job lines: the run's final line
+        # ("trained <method> on <dataset>/<split> seed <k>: final mIoU .., best ..").
+        " && tail -n 1 {log}"

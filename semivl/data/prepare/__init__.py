@@ -21,7 +21,7 @@ from semivl.atomic import atomic_dir, write_text_atomic
 from semivl.config import DatasetConfig, load_dataset_config
 from semivl.data.archives import fetch_archive, lock_path
 from semivl.data.check import check_dataset, require_valid
-from semivl.data.dataset import DataError
+from semivl.data.masks import DataError
 
 MARKER = "prepared.json"
 PREPARERS = ("toy", "pascal", "coco", "ade20k", "cityscapes")

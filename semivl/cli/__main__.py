@@ -1,0 +1,7 @@
+"""``python -m semivl.cli`` (what ``torchrun ... -m semivl.cli train`` runs)."""
+
+import sys
+
+from semivl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,273 @@
+"""``semivl train``, ``evaluate``, ``predict`` and ``model-summary``: the steps that run a model."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from semivl.cli.common import EXIT_STOPPED, add_run_args, run_spec, set_threads
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    set_threads(args)
+    import os
+    import time
+
+    from semivl.engine.trainer import TrainingStopped, train
+    from semivl.provenance import gpus_in_use, record_attempt, write_provenance
+
+    spec = run_spec(args, args.out)
+    main_process = os.environ.get("RANK", "0") == "0"
+    tic, outcome = time.monotonic(), "error"
+    try:
+        summary = train(spec, device=args.device, stop_after_steps=args.stop_after_steps,
+                        progress=not args.no_progress)
+        outcome = "finished"
+    except TrainingStopped:
+        outcome = "stopped"
+        raise
+    finally:
+        if main_process:
+            record_attempt(Path(args.out), outcome=outcome, wall_s=time.monotonic() - tic,
+                           gpus=gpus_in_use())
+    if main_process:
+        recipe = args.config_dir / "recipes" / args.method / f"{args.dataset}.yaml"
+        write_provenance(Path(args.out), seed=args.seed, configs=[
+            recipe, args.config_dir / "datasets" / f"{args.dataset}.yaml", spec.labeled_split,
+            spec.unlabeled_split, spec.val_split, Path(spec.data_root) / "prepared.json"])
+    print(f"trained {args.method} on {args.dataset}/{args.split} seed {args.seed}: "
+          f"final mIoU {summary['final_miou']:.2f}, best {summary['best_miou']:.2f}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    import json
+
+    from semivl.atomic import write_text_atomic
+    from semivl.config import load_recipe
+    from semivl.engine.final_eval import reusable_final_eval
+    from semivl.provenance import training_commit
+
+    if args.zero_shot:
+        _evaluate_zero_shot(args)
+        return
+    missing = [f"--{name.replace('_', '-')}" for name in ("split", "seed", "run_dir")
+               if getattr(args, name) is None]
+    if missing:
+        raise ValueError(f"evaluate needs {', '.join(missing)} (or --zero-shot)")
+    weights = args.weights or args.run_dir / "model.pt"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights}: no trained weights; run `semivl train` first")
+    summary_path = args.run_dir / "train_summary.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{summary_path}: missing; run `semivl train` first")
+    summary = json.loads(summary_path.read_text())
+    recipe = load_recipe(args.method, args.dataset, args.config_dir)
+    val_split = args.splits_dir / "val.txt"
+    record, why = (None, "--recompute") if args.recompute else reusable_final_eval(
+        summary, recipe, val_split, weights)
+    if record is not None:
+        miou, per_class, num_images = (record["miou"], record["per_class_iou"],
+                                       record["num_images"])
+        definitions = record["class_definitions"]
+    else:
+        print(f"evaluating {weights} ({why})", flush=True)
+        miou, per_class, num_images, definitions = _evaluate_run(args, weights)
+    metrics = {
+        "dataset": args.dataset,
+        "split": args.split,
+        "num_labeled": summary["num_labeled"],
+        "method": args.method,
+        "seed": args.seed,
+        "miou": miou,
+        "per_class_iou": per_class,
+        "num_val_images": num_images,
+        "miou_best": summary["best_miou"],
+        "best_iter": summary["best_iter"],
+        "final_iter": summary["final_iter"],
+        "class_definitions": definitions,
+        # The commit that trained the model (provenance.json of the run), for tables.md.
+        "code_commit": training_commit(args.run_dir),
+    }
+    out = args.out or args.run_dir / "metrics.json"
+    # Sorted, indented JSON: the same bytes as write_json_atomic, without importing torch.
+    write_text_atomic(json.dumps(metrics, indent=2, sort_keys=True) + "\n", out)
+    source = "" if record is None else f" ({why})"
+    print(f"mIoU {miou:.2f} on {num_images} images -> {out}{source}")
+
+
+def _evaluate_run(args: argparse.Namespace, weights: Path):
+    """Build the run's model, load ``weights`` and evaluate it on the val split."""
+    set_threads(args)
+    from semivl.engine.distributed import device_for
+    from semivl.engine.evaluate import evaluate_weights
+    from semivl.models.text import definitions_used
+
+    spec = run_spec(args, args.run_dir)
+    result = evaluate_weights(spec.recipe, spec.data_root, spec.val_split, weights,
+                              device_for(args.device), progress=not args.no_progress,
+                              context=spec.model_context())
+    return (result.miou, result.per_class_iou, result.num_images,
+            definitions_used(spec.recipe, args.config_dir))
+
+
+def _evaluate_zero_shot(args: argparse.Namespace) -> None:
+    set_threads(args)
+    from semivl.config import load_recipe
+    from semivl.engine.checkpoint import write_json_atomic
+    from semivl.engine.distributed import device_for
+    from semivl.engine.evaluate import evaluate, val_dataset
+    from semivl.engine.zero_shot import build_zero_shot, zero_shot_metrics
+    from semivl.models.semivl_model import ModelContext
+
+    if args.out is None:
+        raise ValueError("evaluate --zero-shot needs --out (the metrics file)")
+    if args.run_dir or args.weights:
+        raise ValueError("evaluate --zero-shot trains nothing: drop --run-dir and --weights")
+    recipe = load_recipe(args.method, args.dataset, args.config_dir)
+    context = ModelContext(dataset=recipe.dataset, crop_size=recipe.augment.crop_size,
+                           config_dir=args.config_dir, clip_dir=args.clip_dir,
+                           text_dir=args.text_dir)
+    model = build_zero_shot(recipe, context)
+    device = device_for(args.device)
+    result = evaluate(model.to(device), val_dataset(recipe, args.data_root,
+                                                    args.splits_dir / "val.txt"),
+                      recipe, device, progress=not args.no_progress)
+    metrics = zero_shot_metrics(recipe, args.method, result, args.config_dir)
+    write_json_atomic(metrics, args.out)
+    print(f"zero-shot dense CLIP ({metrics['clip']}, {metrics['text']} texts): mIoU "
+          f"{result.miou:.2f} on {result.num_images} images -> {args.out}")
+
+
+def cmd_model_summary(args: argparse.Namespace) -> None:
+    import json
+
+    from semivl.config import load_recipe
+    from semivl.models import build_model
+    from semivl.models.semivl_model import ModelContext
+
+    recipe = load_recipe(args.method, args.dataset, args.config_dir)
+    # Architecture only: random weights and placeholder texts, no files or downloads.
+    context = ModelContext(dataset=recipe.dataset, crop_size=recipe.augment.crop_size,
+                           config_dir=args.config_dir, random_init=True)
+    model = build_model(recipe.model, recipe.dataset.num_classes, context)
+
+    def count(params) -> dict[str, int]:
+        params = list(params)
+        return {"total": sum(p.numel() for p in params),
+                "trainable": sum(p.numel() for p in params if p.requires_grad)}
+
+    summary = {"dataset": args.dataset, "method": args.method, "model": recipe.model.name,
+               "pretrained": recipe.model.pretrained, **count(model.parameters()),
+               "by_module": {name: count(child.parameters())
+                             for name, child in model.named_children()}}
+    if recipe.guidance is not None:
+        from semivl.engine.guidance import build_guidance
+
+        guidance = build_guidance(recipe, model, context)
+        summary["guidance_teacher"] = {**count(guidance.parameters()),
+                                       "note": "frozen copy of the original CLIP, not trained "
+                                               "or saved"}
+    print(json.dumps(summary, indent=2))
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    set_threads(args)
+    from semivl.data.splits import read_split_file
+    from semivl.engine.distributed import device_for
+    from semivl.engine.predict import find_images, predict_masks
+
+    run_dir, images = args.run_dir, args.images
+    if args.grid:
+        from semivl.grid import load_grid
+
+        if not (args.dataset and args.method):
+            raise ValueError("--grid needs --dataset and --method (it picks the run the "
+                             "qualitative grid shows)")
+        grid = load_grid(args.grid)
+        split, seed = grid.qualitative_run(args.dataset)
+        run_dir = grid.run_dir(args.dataset, split, args.method, seed)
+        args.val = args.val or Path(grid.data_dir) / "splits" / args.dataset / "val.txt"
+        args.data_root = args.data_root or Path(grid.data_dir) / args.dataset
+        args.limit = args.limit or grid.report.qualitative_images
+    if run_dir is None:
+        raise ValueError("give --run-dir (or --grid with --dataset and --method)")
+    if args.val:
+        if not args.data_root:
+            raise ValueError("--val needs --data-root (split files name images relative to it)")
+        images = [args.data_root / image for image, _ in read_split_file(args.val)]
+    if not images:
+        raise ValueError("give images or folders to predict, or --val with --data-root")
+    images = find_images(images)[: args.limit] if args.limit else find_images(images)
+    masks = predict_masks(run_dir, images, args.out, weights=args.weights,
+                          config_dir=args.config_dir, clip_dir=args.clip_dir,
+                          text_dir=args.text_dir, device=device_for(args.device),
+                          progress=not args.no_progress)
+    print(f"wrote {len(masks)} masks and overlays of {run_dir} to {args.out}")
+
+
+def add_train(sub: argparse._SubParsersAction) -> None:
+    """``semivl train``."""
+    train = sub.add_parser("train", help="train one (dataset, split, method, seed) run")
+    add_run_args(train)
+    train.add_argument("--out", type=Path, required=True, help="run folder")
+    train.add_argument("--stop-after-steps", type=int, default=None,
+                       help=f"stop after N steps, saving last.pt (exit code {EXIT_STOPPED}); "
+                            "the same command resumes")
+    train.set_defaults(func=cmd_train)
+
+
+def add_evaluate(sub: argparse._SubParsersAction) -> None:
+    """``semivl evaluate``."""
+    evaluate = sub.add_parser(
+        "evaluate", help="evaluate a trained run on the val split",
+        description="Evaluates a run's model; with --zero-shot instead the frozen CLIP's dense "
+                    "labels of a SemiVL recipe (no --split, --seed or --run-dir).")
+    add_run_args(evaluate, run_required=False)
+    evaluate.add_argument("--run-dir", type=Path, help="run folder")
+    evaluate.add_argument("--zero-shot", action="store_true",
+                          help="zero-shot dense CLIP: the recipe's CLIP, guidance texts and "
+                               "temperature, no training")
+    evaluate.add_argument("--weights", type=Path, default=None,
+                          help="weights file (default: <run-dir>/model.pt)")
+    evaluate.add_argument("--out", type=Path, default=None,
+                          help="metrics file (default: <run-dir>/metrics.json)")
+    evaluate.add_argument("--recompute", action="store_true",
+                          help="evaluate even when train_summary.json holds the trainer's "
+                               "validation of these very weights (one process, same val "
+                               "split and protocol), which is reused otherwise")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+
+def add_model_summary(sub: argparse._SubParsersAction) -> None:
+    """``semivl model-summary``."""
+    summary = sub.add_parser("model-summary",
+                             help="parameter counts of a recipe's model (JSON), no downloads")
+    summary.add_argument("--dataset", required=True)
+    summary.add_argument("--method", required=True)
+    summary.add_argument("--config-dir", type=Path, default=Path("config"))
+    summary.set_defaults(func=cmd_model_summary)
+
+
+def add_predict(sub: argparse._SubParsersAction) -> None:
+    """``semivl predict``."""
+    pred = sub.add_parser("predict", help="run a trained model on images: coloured masks and "
+                          "overlays")
+    pred.add_argument("images", type=Path, nargs="*", help="images or folders of images")
+    pred.add_argument("--run-dir", type=Path, help="run folder (config.yaml and model.pt)")
+    pred.add_argument("--weights", type=Path, help="weights (default: <run-dir>/model.pt)")
+    pred.add_argument("--val", type=Path, help="predict the images of this split file instead")
+    pred.add_argument("--data-root", type=Path, help="folder the split file's names are in")
+    pred.add_argument("--limit", type=int, help="only the first N images")
+    pred.add_argument("--grid", type=Path, help="pick the run and images the report's "
+                      "qualitative grid shows (with --dataset and --method)")
+    pred.add_argument("--dataset")
+    pred.add_argument("--method")
+    pred.add_argument("--out", type=Path, required=True,
+                      help="output folder (masks/ and overlays/; replaced as a whole)")
+    pred.add_argument("--config-dir", type=Path, default=Path("config"))
+    pred.add_argument("--clip-dir", type=Path, default=Path("resources/clip"))
+    pred.add_argument("--text-dir", type=Path, default=Path("resources/text"))
+    pred.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    pred.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    pred.add_argument("--no-progress", action="store_true")
+    pred.set_defaults(func=cmd_predict)
