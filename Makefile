@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Measured from a fresh clone (README, Requirements); printed so that a person knows what to expect.
-DEMO_TIME := about 30 minutes after installation on 2 cores at 106 GFLOP/s (semivl bench --quick)
+DEMO_TIME := about 32 minutes after installation on 2 cores at 106 GFLOP/s (semivl bench --quick)
 
 demo: $(STAMP)
 	@echo "Running the demo: 80 jobs, $(DEMO_TIME). Snakemake prints 'N of 80 steps done' after each job and a line per finished training run."
