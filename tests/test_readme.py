@@ -39,7 +39,8 @@ ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_O
 
 # (pattern on the command, mode, why). The first match wins.
 RULES: list[tuple[str, str, str]] = [
-    (r"^make (demo|test|test-fast|lint)$", "ci", ".ci/run runs make demo, make lint, make test"),
+    (r"^make (demo|demo-quick|test|test-fast|lint)$", "ci",
+     ".ci/run runs make demo-quick, make lint, make test; make demo is the same DAG"),
     (r"^tmux ", "skip", "starts an interactive terminal multiplexer"),
     (r"^source \.venv/bin/activate$", "skip", "changes the interactive shell"),
     (r"^export ", "run", ""),

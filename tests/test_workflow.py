@@ -193,6 +193,7 @@ def test_snakemake_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # two DVC pipelines of up to 900 s each (`repro`, then `exp run`)
 def test_dvc_repro_end_to_end(tmp_path):
     root = _checkout(tmp_path, grid=SMALL_GRID, tiny=True)
     out = _run([str(BIN / "dvc"), "repro"], root, timeout=900)
