@@ -12,15 +12,19 @@ export HF_HUB_OFFLINE := 1
 setup: $(STAMP)
 
 # Plain pip on purpose: it takes the torch wheels lying on this disk (see README).
+# pip byte-compiles every module (about 100 s of the install) on purpose: with
+# PYTHONDONTWRITEBYTECODE set, as on the project's machines, `--no-compile` makes every process
+# compile torch again on import (8 s a process); measured, the two came out even
+# (docs/performance.md, "The demo").
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	@echo "Installing into $(VENV) (about 2 minutes on a fresh machine; log: $(VENV)/pip.log)"
+	@echo "Installing into $(VENV) (about 4 minutes on a fresh machine; log: $(VENV)/pip.log)"
 	$(BIN)/pip install -q -e '.[test]' > $(VENV)/pip.log 2>&1 || { tail -40 $(VENV)/pip.log; exit 1; }
 	$(BIN)/python -c 'import semivl, torch, open_clip, snakemake, dvc'
 	touch $(STAMP)
 
 # Measured from a fresh clone (README, Requirements); printed so that a person knows what to expect.
-DEMO_TIME := about 32 minutes after installation on 2 cores at 106 GFLOP/s (semivl bench --quick)
+DEMO_TIME := about 24 minutes after installation on 2 cores at 106 GFLOP/s (semivl bench --quick)
 
 demo: $(STAMP)
 	@echo "Running the demo: 80 jobs, $(DEMO_TIME). Snakemake prints 'N of 80 steps done' after each job and a line per finished training run."
@@ -40,7 +44,7 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -m 'not slow'
 
 lint: $(STAMP)
-	$(BIN)/ruff check semivl baselines tests
+	$(BIN)/ruff check semivl baselines tests benchmarks
 
 clean-demo:
 	rm -rf results/demo results/demo_quick data/toy data/splits/toy

@@ -304,6 +304,10 @@ class EvalConfig:
     # VOC/ADE in SemiVL: resize the short side to this many pixels before inference (the GT
     # keeps its size; logits are resized back). null keeps the original resolution.
     resize_short_side: int | None = None
+    # Run a sliding mode's windows as one batch per window size instead of one at a time as
+    # upstream does: the same arithmetic per window, fewer and larger forward passes (the CPU
+    # demo's small models gain most). Float rounding may differ: docs/deviations.md.
+    batch_windows: bool = False
 
     def check(self, path: str) -> None:
         if self.mode != "whole":

@@ -61,3 +61,31 @@ def test_predict_resizes_to_target():
     model = _pointwise_model()
     scores = predict(model, torch.randn(1, 3, 16, 24), 4, "whole", out_size=(32, 48))
     assert scores.shape == (1, 4, 32, 48)
+
+
+def test_batched_windows_give_the_same_scores():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(8, 4, 5, padding=2)).eval()  # context: windows differ
+    for size in [(70, 100), (20, 30), (64, 64), (33, 97)]:
+        image = torch.randn(2, 3, *size)
+        for fn, kwargs in [(predict_sliding_logits, {"stride": 24}), (predict_sliding_softmax, {})]:
+            one = fn(model, image, 4, crop=32, **kwargs)
+            batched = fn(model, image, 4, crop=32, batch_windows=True, **kwargs)
+            torch.testing.assert_close(batched, one, rtol=1e-5, atol=1e-6)
+            assert not torch.equal(one, fn(model, image.flip(-1), 4, crop=32, **kwargs))
+
+
+def test_batched_windows_run_one_forward_per_window_size():
+    rec = ShapeRecorder()
+    predict_sliding_logits(rec, torch.zeros(1, 3, 10, 20), 1, crop=8, stride=5,
+                           batch_windows=True)
+    assert rec.shapes == [(8, 8)]  # all 8 windows in one pass
+    rec = ShapeRecorder()
+    out = predict_sliding_softmax(rec, torch.zeros(1, 3, 10, 20), 1, crop=8, stride=6,
+                                  batch_windows=True)
+    # rows at 0, 6 (heights 8, 4); cols at 0, 6, 12, 18 (widths 8, 8, 8, 2): four sizes
+    assert sorted(rec.shapes) == sorted([(8, 8), (8, 2), (4, 8), (4, 2)])
+    unbatched = predict_sliding_softmax(ShapeRecorder(), torch.zeros(1, 3, 10, 20), 1, crop=8,
+                                        stride=6)
+    assert torch.equal(out, unbatched)

@@ -119,7 +119,7 @@ def test_a_bad_pretraining_config_names_the_file_and_key(tmp_path):
     config = tmp_path / "config"
     shutil.copytree(CONFIG, config)
     path = config / "pretrain" / "tiny_clip_toy.yaml"
-    path.write_text(path.read_text().replace("warmup_steps: 100", "warmup_steps: 5000"))
+    path.write_text(path.read_text().replace("warmup_steps: 40", "warmup_steps: 5000"))
     with pytest.raises(ConfigError, match=r"tiny_clip_toy.yaml: pretrain.warmup_steps"):
         load_pretrain_config("tiny_clip_toy", config)
     with pytest.raises(ConfigError, match="known: \\['tiny_clip_toy'\\]"):

@@ -121,3 +121,27 @@ def test_paste_uses_boxes():
     assert out.sum() == 3 * 4 and a.sum() == 0
     labels = paste(torch.zeros(1, 4, 4, dtype=torch.int64), torch.full((1, 4, 4), 7), box)
     assert labels[0, 1, 1] == 7 and labels[0, 0, 0] == 0 and labels.sum() == 4 * 7
+
+
+def test_backbone_width_scales_the_small_resnets():
+    from torchvision.models.resnet import BasicBlock, ResNet
+
+    from baselines.unimatch.resnet import TorchvisionResNet
+
+    torch.manual_seed(0)
+    default = TorchvisionResNet([1, 1, 1, 1])
+    torch.manual_seed(0)
+    reference = ResNet(BasicBlock, [1, 1, 1, 1])  # width 64 is torchvision's own net
+    ref = {k: v for k, v in reference.state_dict().items() if not k.startswith("fc.")}
+    assert all(torch.equal(default.state_dict()[k], v) for k, v in ref.items())
+    assert list(default.state_dict()) == list(ref)
+    narrow = TorchvisionResNet([1, 1, 1, 1], width=32)
+    assert list(narrow.state_dict()) == list(ref)  # same layout and names, half the widths
+    assert narrow.layer4[0].conv2.weight.shape == (256, 256, 3, 3)
+    c1, c4 = narrow(torch.randn(2, 3, 64, 64))
+    assert c1.shape == (2, 32, 16, 16) and c4.shape == (2, 256, 4, 4)  # layer4 keeps stride 16
+    model = DeepLabV3Plus(5, backbone="tv_resnet18", dilations=(1, 2, 3), aspp_channels=16,
+                          low_level_channels=8, backbone_width=16)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 5, 32, 32)
+    with pytest.raises(ValueError, match="backbone_width applies to"):
+        DeepLabV3Plus(5, backbone="resnet50", backbone_width=32)

@@ -19,12 +19,17 @@ from baselines.unimatch.xception import Xception65
 BACKBONES = sorted([*DEEP_STEM, *TORCHVISION, "xception65"])
 
 
-def build_backbone(name: str) -> nn.Module:
-    """A trunk returning (c1, c4) with ``low_channels`` and ``high_channels`` attributes."""
+def build_backbone(name: str, width: int | None = None) -> nn.Module:
+    """A trunk returning (c1, c4) with ``low_channels`` and ``high_channels`` attributes.
+
+    ``width`` (the small torchvision-style ResNets only) scales their stage widths.
+    """
+    if width is not None and name not in TORCHVISION:
+        raise ValueError(f"backbone_width applies to {sorted(TORCHVISION)} only, not {name!r}")
     if name in DEEP_STEM:
         return DeepStemResNet(DEEP_STEM[name])
     if name in TORCHVISION:
-        return TorchvisionResNet(TORCHVISION[name])
+        return TorchvisionResNet(TORCHVISION[name], width or 64)
     if name == "xception65":
         return Xception65()
     raise ValueError(f"unknown backbone {name!r}; expected one of {BACKBONES}")
@@ -99,13 +104,15 @@ class DeepLabV3Plus(nn.Module):
         dilations: ASPP dilation rates (UniMatch: 6, 12, 18).
         aspp_channels: ASPP and fuse width; UniMatch uses high-level channels / 8 (256).
         low_level_channels: width of the reduced stride-4 branch (48 upstream).
+        backbone_width: stage width scale of ``tv_resnet10`` / ``tv_resnet18`` (default 64,
+            torchvision's widths).
     """
 
     def __init__(self, num_classes: int, backbone: str = "resnet101",
                  dilations: tuple[int, int, int] = (6, 12, 18), aspp_channels: int | None = None,
-                 low_level_channels: int = 48) -> None:
+                 low_level_channels: int = 48, backbone_width: int | None = None) -> None:
         super().__init__()
-        self.backbone = build_backbone(backbone)
+        self.backbone = build_backbone(backbone, backbone_width)
         high = self.backbone.high_channels
         self.decoder = DeepLabV3PlusDecoder(num_classes, self.backbone.low_channels, high,
                                             dilations, aspp_channels or high // 8,

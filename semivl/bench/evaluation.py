@@ -31,11 +31,13 @@ def bench_evaluation(recipe: Recipe, device: torch.device, images: int = 4,
               torch.randint(0, classes, (1, *size), generator=g)) for _ in range(images)]
     predict_s = metric_s = 0.0
     with torch.no_grad():
-        predict(model, batch[0][0].to(device), classes, cfg.mode, cfg.crop_size, cfg.stride)
+        predict(model, batch[0][0].to(device), classes, cfg.mode, cfg.crop_size, cfg.stride,
+                batch_windows=cfg.batch_windows)
         for image, mask in batch:
             tic = time.perf_counter()
             scores = predict(model, image.to(device), classes, cfg.mode, cfg.crop_size,
-                             cfg.stride, out_size=tuple(mask.shape[-2:]))
+                             cfg.stride, out_size=tuple(mask.shape[-2:]),
+                             batch_windows=cfg.batch_windows)
             pred = scores.argmax(dim=1).cpu()
             synchronize(device)
             mid = time.perf_counter()

@@ -55,7 +55,8 @@ def evaluate(model: nn.Module, dataset: SegmentationDataset, recipe: Recipe,
         for image, mask, _name in tqdm(loader, desc="evaluate", unit="img", leave=False,
                                        disable=not (progress and info.is_main)):
             scores = predict(model, image.to(device), data_cfg.num_classes, cfg.mode,
-                             cfg.crop_size, cfg.stride, out_size=tuple(mask.shape[-2:]))
+                             cfg.crop_size, cfg.stride, out_size=tuple(mask.shape[-2:]),
+                             batch_windows=cfg.batch_windows)
             acc.update(scores.argmax(dim=1).cpu(), mask)
             count += 1
     model.train(was_training)

@@ -109,7 +109,8 @@ def predict_masks(run_dir: Path, images: list[Path], out_dir: Path, *,
             tensor = normalize(scaled, recipe.augment.mean, recipe.augment.std)[None]
             cfg = recipe.eval
             scores = predict(model, tensor.to(device), data_cfg.num_classes, cfg.mode,
-                             cfg.crop_size, cfg.stride, out_size=(image.height, image.width))
+                             cfg.crop_size, cfg.stride, out_size=(image.height, image.width),
+                             batch_windows=cfg.batch_windows)
             mask = colour_mask(scores.argmax(dim=1)[0].cpu().numpy(), palette)
             mask.save(tmp / "masks" / f"{path.stem}.png")
             overlay(image, mask).save(tmp / "overlays" / f"{path.stem}.png")

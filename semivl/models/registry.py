@@ -102,11 +102,13 @@ def _tiny_fcn(num_classes: int, width: int = 16) -> nn.Module:
 @register_model("deeplabv3plus")
 def _deeplabv3plus(num_classes: int, backbone: str = "resnet101",
                    dilations: tuple[int, int, int] = (6, 12, 18),
-                   aspp_channels: int | None = None, low_level_channels: int = 48) -> nn.Module:
+                   aspp_channels: int | None = None, low_level_channels: int = 48,
+                   backbone_width: int | None = None) -> nn.Module:
     from baselines.unimatch import DeepLabV3Plus
 
     return DeepLabV3Plus(num_classes, backbone=backbone, dilations=tuple(dilations),
-                         aspp_channels=aspp_channels, low_level_channels=low_level_channels)
+                         aspp_channels=aspp_channels, low_level_channels=low_level_channels,
+                         backbone_width=backbone_width)
 
 
 def _register_semivl() -> None:
