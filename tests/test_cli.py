@@ -90,7 +90,7 @@ def _check_predict(run, toy_root, out, capsys):
 
 @pytest.mark.parametrize(("dataset", "method", "backbone_millions"),
                          [("pascal", "unimatch", 42.62), ("coco", "supervised", 37.87),
-                          ("toy", "unimatch", 4.906)])
+                          ("toy", "unimatch", 1.230)])
 def test_model_summary(dataset, method, backbone_millions, repo, capsys):
     assert main(["model-summary", "--dataset", dataset, "--method", method,
                  "--config-dir", str(repo / "config")]) == 0
