@@ -41,12 +41,7 @@ class DeepStemResNet(nn.Module):
         self.layer2 = self._make_layer(128, layers[1], stride=2)
         self.layer3 = self._make_layer(256, layers[2], stride=2)
         self.layer4 = self._make_layer(512, layers[3], stride=2, dilate=True)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        _init_like_torchvision(self)
         self.low_channels, self.high_channels = 256, 2048
 
     def _make_layer(self, planes: int, blocks: int, stride: int = 1,
@@ -124,10 +119,15 @@ def _narrow_resnet(layers: list[int], width: int) -> nn.Module:
         stage += [BasicBlock(planes, planes) for _ in range(1, blocks)]
         setattr(net, f"layer{index + 1}", nn.Sequential(*stage))
         inplanes = planes
+    _init_like_torchvision(net)
+    return net
+
+
+def _init_like_torchvision(net: nn.Module) -> None:
+    """torchvision's ResNet initialisation: Kaiming-normal (fan out) convs, BN weight 1, bias 0."""
     for m in net.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-    return net

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,14 +16,18 @@ def predict_whole(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
 
 
 def _window_outputs(model: nn.Module, image: torch.Tensor,
-                    boxes: list[tuple[int, int, int, int]], batched: bool) -> list[torch.Tensor]:
+                    boxes: list[tuple[int, int, int, int]], batched: bool
+                    ) -> Iterator[torch.Tensor]:
     """The model's output on each window ``(y1, y2, x1, x2)`` of ``image``, in ``boxes`` order.
 
-    ``batched`` stacks the windows of one size along the batch and runs them in one forward
-    pass per size (the same arithmetic per window; only float rounding may differ).
+    One forward pass per window, lazily (one window's output in memory at a time), unless
+    ``batched``: then the windows of one size run as one batch (the same arithmetic per
+    window; only float rounding may differ).
     """
     if not batched:
-        return [model(image[:, :, y1:y2, x1:x2]) for y1, y2, x1, x2 in boxes]
+        for y1, y2, x1, x2 in boxes:
+            yield model(image[:, :, y1:y2, x1:x2])
+        return
     b = image.shape[0]
     by_size: dict[tuple[int, int], list[int]] = {}
     for index, (y1, y2, x1, x2) in enumerate(boxes):
@@ -32,7 +38,7 @@ def _window_outputs(model: nn.Module, image: torch.Tensor,
                            for i in indices])
         for k, out in enumerate(model(crops).split(b)):
             outputs[indices[k]] = out
-    return outputs
+    yield from outputs
 
 
 @torch.no_grad()
