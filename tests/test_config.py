@@ -148,3 +148,24 @@ def test_recipe_base_and_method_folder_rules(config_dir):
     (variant / "toy.yaml").write_text("base: ../unimatch/toy.yaml\nguidance: {text: names}\n")
     with pytest.raises(ConfigError, match="guidance: only method semivl"):
         load_recipe("unimatch_guided", "toy", config_dir)
+
+
+def test_toy_methods_train_on_equal_footing(repo):
+    """Every demo method trains at one crop and batch, for about as many iterations."""
+    from semivl.engine.trainer import schedule
+
+    methods = ("supervised", "unimatch", "semivl", "semivl_no_definitions",
+               "semivl_no_spatial_ft")
+    recipes = {m: load_recipe(m, "toy", repo / "config") for m in methods}
+    assert {r.augment.crop_size for r in recipes.values()} == {48}
+    assert {r.train.batch_size for r in recipes.values()} == {4}
+    dataset = load_dataset_config("toy", repo / "config")
+    train_images = dataset.expected_counts["train"]
+    for split in ("6", "48"):
+        labeled = dataset.splits[split]
+        iters = {}
+        for method, recipe in recipes.items():
+            length = labeled if recipe.train.method == "supervised" else train_images - labeled
+            _, per_epoch, epochs = schedule(recipe.train, length, 1)
+            iters[method] = per_epoch * epochs
+        assert max(iters.values()) <= 1.25 * min(iters.values()), (split, iters)

@@ -302,8 +302,10 @@ def provenance_notes(frame: pd.DataFrame, releases: dict[str, str] | None = None
     lines.append("- Configs: `config/recipes/<method>/<dataset>.yaml` and "
                  "`config/datasets/<dataset>.yaml` of that commit.")
     lines.append("- Reproducibility: every random choice is seeded from the run's seed, so the "
-                 "same commit, machine and thread count give identical numbers. Other CPUs may "
-                 "differ in the last digits (oneDNN/MKL pick kernels by CPU). On GPUs the runs "
+                 "same commit, machine and thread count give identical numbers. Another CPU may "
+                 "not: oneDNN/MKL pick kernels by CPU, and their rounding differences grow "
+                 "through training (the toy demo's cell means moved by several mIoU between "
+                 "two machines; README). On GPUs the runs "
                  "are not bit-reproducible: the trainer sets `cudnn.benchmark` (as upstream) "
                  "and not `torch.use_deterministic_algorithms`.")
     if "recipe_sha" in frame:
