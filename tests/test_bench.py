@@ -106,8 +106,9 @@ def test_bench_quick_measures_everything(repo, capsys, tmp_path, monkeypatch):
         assert row["s_per_iter"] > 0 and row["flops_per_iter"] > 0
         assert 0 < row["fraction_of_matmul_peak"] < 5 and row["peak_memory_mb"] > 0
     tiny, paper = result["loaders"]
+    toy_crop = load_recipe("unimatch", "toy", repo / "config").augment.crop_size
     assert (tiny["config"], tiny["crop"], paper["config"], paper["crop"]) == (
-        "tiny", 64, "paper", 512)
+        "tiny", toy_crop, "paper", 512)
     for loader in (tiny, paper):
         assert loader["images_per_s_per_worker"] > 0
         assert set(loader["s_per_image_by_part"]) == {"decode", "weak", "strong", "cutmix",
