@@ -115,7 +115,7 @@ def test_bench_quick_measures_everything(repo, capsys, tmp_path, monkeypatch):
                                                       "normalize"}
     assert {r["method"] for r in result["consumption"]} == {"unimatch", "semivl"}
     assert all(r["workers_needed"] >= 1 for r in result["consumption"])
-    assert "| unimatch | tiny (toy) | 64 | 4 |" in render_bench(result)
+    assert f"| unimatch | tiny (toy) | {toy_crop} | 4 |" in render_bench(result)
     assert 0 < result["evaluation"][0]["metric_share"] < 1
     options = result["speed_options"][0]["options"]
     assert options["fp32 (default)"]["speedup"] == 1.0
