@@ -3,7 +3,9 @@
 For each dataset: mIoU at the final iteration and best on val (rows are methods, columns the
 labelled splits headed by their number of labelled images), each method followed by its
 published numbers and the difference to them; the ablation of SemiVL's components with deltas
-to the full method; training cost per cell; and footnotes on protocol, code, configs and data.
+to the full method; whether the numbers reproduce SemiVL's headline findings
+(:mod:`semivl.report.findings`); training cost per cell; and footnotes on protocol, code,
+configs and data.
 Cells whose runs failed or never ran say so instead of a number.
 """
 
@@ -234,6 +236,8 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
                   zero_shot: dict[str, dict] | None = None) -> str:
     """Markdown with one section per dataset (see the module docstring). ``zero_shot`` maps a
     dataset to its zero-shot dense CLIP metrics (``semivl evaluate --zero-shot``)."""
+    from semivl.report.findings import paper_findings  # it uses this module's labels
+
     zero_shot = zero_shot or {}
     lines = [f"# {title}", "",
              "mIoU (%) on the validation split, mean ± sample std over seeds (number of seeds "
@@ -249,6 +253,7 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
             marked |= used
             lines += [f"### {label}", "", *table, ""]
         lines += ["### Ablation: SemiVL without each component", "", *_ablation_table(part)]
+        lines += paper_findings(part, zero_shot.get(str(dataset)))
         cost = _cost_table(part)
         if cost:
             lines += ["### Training cost per cell", "", *cost]
