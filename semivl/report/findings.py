@@ -13,23 +13,24 @@ import math
 
 import pandas as pd
 
-from semivl.report.tables import METHOD_LABELS, format_delta
+from semivl.report.tables import METHOD_LABELS, format_delta, summarise
 
 
-def _stats(part: pd.DataFrame, method: str, split: str) -> tuple[float, float, int]:
-    values = part.loc[(part["method"] == method) & (part["split"] == split), "miou"].dropna()
-    n = int(values.count())
-    mean = float(values.mean()) if n else math.nan
-    std = float(values.std(ddof=1)) if n > 1 else math.nan
-    return mean, std, n
+def _stats(summary: pd.DataFrame, method: str, split: str) -> tuple[float, float, int]:
+    """(mean, sample std, count) of a cell of :func:`summarise`'s table; NaNs and 0 if absent."""
+    if (split, method) not in summary.index:
+        return math.nan, math.nan, 0
+    row = summary.loc[(split, method)]
+    return float(row["mean"]), float(row["std"]), int(row["n"])
 
 
 def _verdict(ok: bool | None) -> str:
     return "not measured" if ok is None else ("holds" if ok else "**does not hold**")
 
 
-def _order(part: pd.DataFrame, upper: str, lower: str, split: str, labelled: int) -> str:
-    (mu_a, sd_a, n_a), (mu_b, sd_b, n_b) = _stats(part, upper, split), _stats(part, lower, split)
+def _order(summary: pd.DataFrame, upper: str, lower: str, split: str, labelled: int) -> str:
+    (mu_a, sd_a, n_a), (mu_b, sd_b, n_b) = (_stats(summary, upper, split),
+                                            _stats(summary, lower, split))
     name_a, name_b = METHOD_LABELS.get(upper, upper), METHOD_LABELS.get(lower, lower)
     claim = f"{name_a} > {name_b} at {labelled} labels"
     if not (n_a and n_b):
@@ -49,33 +50,32 @@ def paper_findings(part: pd.DataFrame, zero_shot: dict | None = None) -> list[st
     methods = set(part["method"])
     if not {"supervised", "unimatch", "semivl"} <= methods:
         return []
+    summary = summarise(part).set_index(["split", "method"])
     splits = (part[["split", "num_labeled"]].drop_duplicates()
               .sort_values(["num_labeled", "split"], ignore_index=True))
     fewest, most = splits.iloc[0], splits.iloc[-1]
-    lines = [_order(part, "semivl", "unimatch", fewest["split"], fewest["num_labeled"]),
-             _order(part, "unimatch", "supervised", fewest["split"], fewest["num_labeled"])]
+    lines = [_order(summary, "semivl", "unimatch", fewest["split"], fewest["num_labeled"]),
+             _order(summary, "unimatch", "supervised", fewest["split"], fewest["num_labeled"])]
     if zero_shot is not None:
-        gaps = [(_stats(part, "semivl", s)[0] - zero_shot["miou"], int(n))
+        gaps = [(_stats(summary, "semivl", s)[0] - zero_shot["miou"], int(n))
                 for s, n in zip(splits["split"], splits["num_labeled"], strict=True)]
         measured = [g for g in gaps if not math.isnan(g[0])]
         ok = all(g > 0 for g, _ in measured) if measured else None
         lines.append("SemiVL above the zero-shot dense CLIP labels at every split: "
                      f"{_verdict(ok)} (" + ", ".join(f"{n} labels {format_delta(g)}"
                                                     for g, n in measured) + ")")
+    full, _, n_full = _stats(summary, "semivl", fewest["split"])
     for ablation in ("semivl_no_definitions", "semivl_no_spatial_ft"):
         if ablation not in methods:
             continue
-        full, _, n_full = _stats(part, "semivl", fewest["split"])
-        mean, _, n = _stats(part, ablation, fewest["split"])
+        mean, _, n = _stats(summary, ablation, fewest["split"])
         ok = None if not (n and n_full) else mean < full
         delta = f" (Δ {format_delta(mean - full)})" if ok is not None else ""
         lines.append(f"{METHOD_LABELS[ablation]} below full SemiVL at {fewest['num_labeled']} "
                      f"labels: {_verdict(ok)}{delta}")
     if len(splits) > 1:
-        gap_few = (_stats(part, "semivl", fewest["split"])[0]
-                   - _stats(part, "supervised", fewest["split"])[0])
-        gap_most = (_stats(part, "semivl", most["split"])[0]
-                    - _stats(part, "supervised", most["split"])[0])
+        gap_few, gap_most = (_stats(summary, "semivl", s)[0] - _stats(summary, "supervised", s)[0]
+                             for s in (fewest["split"], most["split"]))
         # a gain, and a larger one with fewer labels (a loss that grows is no shrinking gain)
         ok = (None if math.isnan(gap_few) or math.isnan(gap_most)
               else gap_few > 0 and gap_few > gap_most)
