@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Measured from a fresh clone (README, Requirements); printed so that a person knows what to expect.
-DEMO_TIME := about 7 minutes after installation on 2 cores at 205 GFLOP/s (semivl bench --quick), about 18 (estimated) at half that rate
+DEMO_TIME := about 10.5 minutes after installation on 2 cores at 172 GFLOP/s (semivl bench --quick), about 30 (estimated) at half that rate
 
 demo: $(STAMP)
 	@echo "Running the demo: 80 jobs, $(DEMO_TIME). Snakemake prints 'N of 80 steps done' after each job and a line per finished training run."

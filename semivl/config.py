@@ -77,6 +77,34 @@ class OfficialSplits:
 
 
 @dataclass(frozen=True)
+class AppearanceModes:
+    """Per-pixel appearance-mode maps of a generated dataset (the toy): ``<dir>/<stem>.png``
+    beside the masks, value 0 for background, 255 where the mask ignores, and ``1 + i`` for
+    the ``i``-th look of :attr:`looks` (classes in ``class_names`` order, then the class's
+    looks in order). Evaluation reports the accuracy on each look's pixels."""
+
+    dir: str
+    looks: dict[str, list[str]]  # object class name -> its looks' names, mode 0 first
+
+    def check_classes(self, path: str, class_names: list[str]) -> None:
+        for name, looks in self.looks.items():
+            _require(name in class_names, f"{path}.looks.{name}",
+                     f"one of the class names {class_names}", name)
+            _require(len(looks) > 0, f"{path}.looks.{name}", "at least one look", looks)
+        _require(len(self.names()) < 255, f"{path}.looks", "fewer than 255 looks in all",
+                 len(self.names()))
+
+    def names(self) -> list[str]:
+        """``"<class>/<mode> <look>"`` for map values 1, 2, ... in order."""
+        return [f"{cls}/{mode} {look}" for cls, looks in self.looks.items()
+                for mode, look in enumerate(looks)]
+
+    def class_of(self) -> list[str]:
+        """The object class of map values 1, 2, ... in order."""
+        return [cls for cls, looks in self.looks.items() for _ in looks]
+
+
+@dataclass(frozen=True)
 class DatasetConfig:
     """Facts about a dataset: classes, on-disk layout, its labelled splits and its sources."""
 
@@ -101,8 +129,12 @@ class DatasetConfig:
     expected_counts: dict[str, int] = field(default_factory=dict)
     # Which release of the data, with its date (the footnote of tables.md).
     release: str = ""
+    # Generated datasets only: per-pixel appearance-mode maps (see AppearanceModes).
+    appearance_modes: AppearanceModes | None = None
 
     def check(self, path: str) -> None:
+        if self.appearance_modes is not None:
+            self.appearance_modes.check_classes(f"{path}.appearance_modes", self.class_names)
         _require(self.num_classes >= 2, f"{path}.num_classes", ">= 2", self.num_classes)
         _require(
             len(self.class_names) == self.num_classes,

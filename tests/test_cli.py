@@ -48,7 +48,12 @@ def test_full_chain_by_hand(toy_root, config_dir, tmp_path, capsys):
     assert main(["train", *common, "--out", str(run)]) == 0
     assert main(["evaluate", *common, "--run-dir", str(run)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics["per_class_iou"]) == {"background", "disc", "square", "triangle", "ring"}
+    assert set(metrics["per_class_iou"]) == {"background", "cat", "dog", "bird", "fish"}
+    # the toy's appearance modes: accuracy per look, and the looks the 6 labels show
+    assert len(metrics["per_mode_accuracy"]) == 16
+    assert all(v is None or 0 <= v <= 100 for v in metrics["per_mode_accuracy"].values())
+    assert 0 < len(metrics["labelled_modes"]) < 16
+    assert set(metrics["labelled_modes"]) <= set(metrics["per_mode_accuracy"])
     assert 0 <= metrics["miou"] <= 100 and metrics["num_labeled"] == 6
     csv_path = tmp_path / "results" / "metrics.csv"
     assert main(["aggregate", "--out", str(csv_path), str(run / "metrics.json")]) == 0
@@ -216,5 +221,5 @@ def test_clip_and_text_for_a_grid(tmp_path, repo, capsys):
     assert main(["text", "--grid", grid, "--config-dir", config, "--clip-dir",
                  str(tmp_path / "clip"), "--out-dir", str(tmp_path / "text")]) == 0
     emb = torch.load(tmp_path / "text" / "tiny_clip_random" / "toy.pt", weights_only=True)
-    assert emb["names"].shape == (5, 64) and emb["concepts"].shape == (14, 64)
+    assert emb["names"].shape == (5, 64) and emb["concepts"].shape == (15, 64)
     assert emb["definitions_source"] == "project"

@@ -4,9 +4,9 @@ the zero-shot dense CLIP labels of the pretrained model."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 
-import numpy as np
 import pytest
 import torch
 from conftest import REPO
@@ -119,60 +119,10 @@ def test_a_bad_pretraining_config_names_the_file_and_key(tmp_path):
     config = tmp_path / "config"
     shutil.copytree(CONFIG, config)
     path = config / "pretrain" / "tiny_clip_toy.yaml"
-    path.write_text(path.read_text().replace("warmup_steps: 40", "warmup_steps: 5000"))
+    text = path.read_text()
+    assert "\nwarmup_steps: " in text
+    path.write_text(re.sub(r"\nwarmup_steps: \d+", "\nwarmup_steps: 5000", text))
     with pytest.raises(ConfigError, match=r"tiny_clip_toy.yaml: pretrain.warmup_steps"):
         load_pretrain_config("tiny_clip_toy", config)
     with pytest.raises(ConfigError, match="known: \\['tiny_clip_toy'\\]"):
         load_pretrain_config("nope", config)
-
-
-@pytest.mark.slow
-def test_zero_shot_dense_labels_of_the_pretrained_clip_beat_chance(tmp_path, monkeypatch):
-    """The demo's pretraining recipe, then SemiVL's dense CLIP labels on the toy val set."""
-    from semivl.config import load_recipe
-    from semivl.data.prepare.toy import ToySpec, generate_toy
-    from semivl.data.splits import read_id_list, voc_pairs, write_split_file
-    from semivl.engine.evaluate import evaluate, val_dataset
-    from semivl.engine.metrics import IoUAccumulator
-    from semivl.engine.zero_shot import build_zero_shot
-    from semivl.models.semivl_model import ModelContext
-    from semivl.models.text import write_text_embeddings
-
-    config = tmp_path / "config"
-    shutil.copytree(CONFIG, config)
-    monkeypatch.chdir(tmp_path)
-    cfg = load_pretrain_config("tiny_clip_toy", config)
-    scenes_dir = generate_caption_set(tmp_path / "scenes", cfg.data.num_images,
-                                      seed=cfg.data.seed, spec=cfg.data.spec(), progress=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # the demo's recipe: about 4.5 minutes on two cores
-    try:
-        pretrain_clip(cfg, "tiny_clip_toy", config, scenes_dir,
-                      "resources/pretrained/tiny_clip_toy", progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    fetch_clip("tiny_clip_toy", config, tmp_path / "clip" / "tiny_clip_toy.pt")
-    recipe = load_recipe("semivl", "toy", config)
-    write_text_embeddings(load_clip("tiny_clip_toy", config, tmp_path / "clip"), recipe.dataset,
-                          config, tmp_path / "text" / "tiny_clip_toy" / "toy.pt",
-                          "tiny_clip_toy")
-    root = generate_toy(tmp_path / "toy", seed=0, spec=ToySpec())
-    val_ids = read_id_list(root / "ImageSets" / "Segmentation" / "val.txt")
-    write_split_file(tmp_path / "val.txt", voc_pairs(val_ids))
-    context = ModelContext(dataset=recipe.dataset, crop_size=recipe.augment.crop_size,
-                           config_dir=config, clip_dir=tmp_path / "clip",
-                           text_dir=tmp_path / "text")
-    dataset = val_dataset(recipe, root, tmp_path / "val.txt")
-    result = evaluate(build_zero_shot(recipe, context), dataset, recipe, torch.device("cpu"),
-                      progress=False)
-    # chance: every pixel background (the majority class)
-    majority = IoUAccumulator(5)
-    for i in range(len(dataset)):
-        _, mask, _ = dataset[i]
-        majority.update(torch.zeros_like(torch.as_tensor(mask)), torch.as_tensor(mask))
-    # measured: 25.0 against 16.8 (uniformly random labels: 6.6)
-    assert result.miou > majority.miou() + 5, (result.miou, majority.miou(),
-                                                result.per_class_iou)
-    # the background, discs and rings are recognised; squares and triangles barely
-    assert min(result.per_class_iou[c] for c in ("background", "disc", "ring")) > 5
-    assert all(np.isfinite(v) for v in result.per_class_iou.values())

@@ -24,7 +24,7 @@ from semivl.report.qualitative import plot_qualitative
 from semivl.report.tables import format_cell, format_delta, render_tables
 
 GOLDEN = Path(__file__).parent / "golden" / "tables.md"
-CLASSES = ["background", "disc", "square", "triangle", "ring"]
+CLASSES = ["background", "cat", "dog", "bird", "fish"]
 METHODS = ["supervised", "unimatch", "semivl", "semivl_no_definitions", "semivl_no_spatial_ft"]
 # (split, method) -> mIoU of seeds 0 and 1; a seed left out has no metrics.json.
 MIOU = {

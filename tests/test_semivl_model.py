@@ -165,8 +165,8 @@ def test_segmentor_shapes_and_feature_perturbation(repo, shape):
         clean, perturbed = model(x, need_fp=True, fp_rate=0.5)
     assert out.shape == clean.shape == perturbed.shape == (2, 5, *shape)
     assert torch.allclose(out, clean, atol=1e-5) and not torch.allclose(clean, perturbed)
-    # concept_max: 14 toy concepts in the decoder, max-reduced to 5 classes.
-    assert model.text_embeddings.shape[0] == 14 and model.concept_class.max() == 4
+    # concept_max: 15 toy concepts in the decoder, max-reduced to 5 classes.
+    assert model.text_embeddings.shape[0] == 15 and model.concept_class.max() == 4
 
 
 def test_double_interpolation_of_the_head_output(repo):

@@ -8,11 +8,20 @@ from semivl.data.prepare.toy import (
     BACKGROUND_WORDS,
     CAPTION_WORDS,
     CLASS_NAMES,
+    MODE_DIR,
+    MODE_PROBS,
+    NUM_MODES,
+    PATTERNS,
+    SCHEMES,
     ToySpec,
     generate_caption_set,
     generate_toy,
+    look_name,
+    look_of,
     make_sample,
+    mode_of_value,
     parse_caption,
+    pretraining_sample,
     read_captions,
     visible_classes,
 )
@@ -78,11 +87,18 @@ def test_captions_are_deterministic_and_name_exactly_the_classes_in_the_mask(tmp
     assert a == b and len(a) == 50
     for sample_id, caption in a.items():
         mask = np.asarray(Image.open(tmp_path / "a" / "SegmentationClass" / f"{sample_id}.png"))
-        named, _ = parse_caption(caption)
+        objects, _ = parse_caption(caption)
+        named = [name for name, _ in objects]
         present = sorted(set(np.unique(mask).tolist()) - {0, 255})
         # every visible object class once, largest area first; nothing that is not there
         assert sorted(CLASS_NAMES.index(n) for n in named) == present, (sample_id, caption)
         assert [CLASS_NAMES.index(n) for n in named] == visible_classes(mask)
+        # look words are those of one of the class's looks in the image
+        modes = np.asarray(Image.open(tmp_path / "a" / MODE_DIR / f"{sample_id}.png"))
+        for name, words in objects:
+            cls = CLASS_NAMES.index(name)
+            looks = {look_name(*mode_of_value(int(v))) for v in np.unique(modes[mask == cls])}
+            assert any(set(words) <= set(look.split()) for look in looks), (caption, looks)
     # the background phrase names the background actually drawn
     for i in range(40):
         sample = make_sample(np.random.default_rng([4, i]), spec)
@@ -96,8 +112,8 @@ def test_captions_are_deterministic_and_name_exactly_the_classes_in_the_mask(tmp
     for name, options in CAPTION_WORDS.items():
         assert {word for word, _ in options} <= set(definitions[name])
     for phrases in BACKGROUND_WORDS.values():
-        assert any(concept in phrase for phrase in phrases
-                   for concept in definitions["background"])
+        assert all(any(concept in phrase for concept in definitions["background"])
+                   for phrase in phrases)
 
 
 def test_pretraining_scenes_never_repeat_a_segmentation_image(tmp_path):
@@ -124,8 +140,65 @@ def test_captions_fit_the_tiny_clip_context():
 
     context = clip_source("tiny_clip_toy", REPO / "config").model_cfg["text_cfg"]["context_length"]
     longest = max((w for opts in CAPTION_WORDS.values() for w, _ in opts), key=len)
-    worst = (f"a picture of a {longest}, a {longest} and a {longest} "
+    pattern = max(PATTERNS, key=len)
+    colour = max((name for name, _, _ in SCHEMES), key=len)
+    animal = f"a {pattern} {colour} {longest}"
+    worst = (f"a picture of {animal}, {animal} and {animal} "
              f"{max((p for ps in BACKGROUND_WORDS.values() for p in ps), key=len)}")
     tokenize_captions([worst], context)
     with pytest.raises(ValueError, match="context_length"):
         tokenize_captions([worst + " and more words" * 5], context)
+
+
+def test_every_look_belongs_to_one_class_and_no_colour_or_pattern_alone_tells_the_class():
+    looks = {look_of(cls, mode): (cls, mode) for cls in range(1, 5) for mode in range(NUM_MODES)}
+    assert len(looks) == 16  # 4 schemes x 4 patterns, each the look of exactly one class
+    for cls in range(1, 5):
+        assert {look_of(cls, m)[0] for m in range(NUM_MODES)} == set(range(len(SCHEMES)))
+        assert {look_of(cls, m)[1] for m in range(NUM_MODES)} == set(range(len(PATTERNS)))
+
+
+def test_the_dataset_config_names_the_generators_looks(repo):
+    from semivl.config import load_dataset_config
+
+    cfg = load_dataset_config("toy", repo / "config")
+    assert tuple(cfg.class_names) == CLASS_NAMES
+    assert cfg.appearance_modes.dir == MODE_DIR
+    assert cfg.appearance_modes.names() == [
+        f"{CLASS_NAMES[c]}/{m} {look_name(c, m)}" for c in range(1, 5) for m in range(NUM_MODES)]
+
+
+def _split_looks(tmp_path, repo):
+    """The demo's toy dataset (seed 0) and the looks each of its labelled splits shows."""
+    from semivl.config import load_dataset_config
+    from semivl.data.make_splits import generated_split
+    from semivl.data.modes import split_modes
+
+    cfg = load_dataset_config("toy", repo / "config")
+    root = generate_toy(tmp_path / "toy", seed=0, spec=ToySpec(num_val=0))
+    out = {}
+    for count in cfg.splits.values():
+        labelled, _ = generated_split(cfg, root, count, seed=0)
+        out[count] = split_modes(root, [image for image, _ in labelled], cfg.appearance_modes)
+    return cfg, out
+
+
+def test_few_label_splits_miss_looks_that_more_labels_and_the_pretraining_scenes_show(
+        tmp_path, repo):
+    cfg, shown = _split_looks(tmp_path, repo)
+    # measured on the demo's data: 6 labels show 8 of the 16 looks (cat/0, the commonest
+    # cat, among the missed), 12 show 11, 24 and 48 show 15 (all but dog/3 plain green)
+    assert len(shown[6]) <= 10 and len(shown[48]) >= 14
+    assert set(shown[6]) <= set(shown[12]) <= set(shown[24]) <= set(shown[48])  # nested
+    # the captioned pretraining scenes (the recipe's first 600 of 10000) show every look,
+    # each about as often as its mode probability says
+    from semivl.engine.pretrain_config import load_pretrain_config
+
+    spec = load_pretrain_config("tiny_clip_toy", repo / "config").data.spec()
+    counts = np.zeros((4, NUM_MODES))
+    for i in range(600):
+        for cls, mode in pretraining_sample(0, i, spec).looks:
+            counts[cls - 1, mode] += 1
+    assert counts.min() > 0
+    share = counts.sum(axis=0) / counts.sum()
+    assert np.allclose(share, MODE_PROBS, atol=0.05), share

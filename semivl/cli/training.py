@@ -68,10 +68,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if record is not None:
         miou, per_class, num_images = (record["miou"], record["per_class_iou"],
                                        record["num_images"])
-        definitions = record["class_definitions"]
+        definitions, per_mode = record["class_definitions"], record.get("per_mode_accuracy")
     else:
         print(f"evaluating {weights} ({why})", flush=True)
-        miou, per_class, num_images, definitions = _evaluate_run(args, weights)
+        miou, per_class, num_images, definitions, per_mode = _evaluate_run(args, weights)
     metrics = {
         "dataset": args.dataset,
         "split": args.split,
@@ -88,6 +88,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         # The commit that trained the model (provenance.json of the run), for tables.md.
         "code_commit": training_commit(args.run_dir),
     }
+    if recipe.dataset.appearance_modes is not None:
+        metrics["per_mode_accuracy"] = per_mode
+        metrics["labelled_modes"] = _labelled_modes(args, recipe.dataset)
     out = args.out or args.run_dir / "metrics.json"
     # Sorted, indented JSON: the same bytes as write_json_atomic, without importing torch.
     write_text_atomic(json.dumps(metrics, indent=2, sort_keys=True) + "\n", out)
@@ -107,7 +110,17 @@ def _evaluate_run(args: argparse.Namespace, weights: Path):
                               device_for(args.device), progress=not args.no_progress,
                               context=spec.model_context())
     return (result.miou, result.per_class_iou, result.num_images,
-            definitions_used(spec.recipe, args.config_dir))
+            definitions_used(spec.recipe, args.config_dir), result.per_mode_accuracy)
+
+
+def _labelled_modes(args: argparse.Namespace, dataset) -> list[str]:
+    """The looks the run's labelled images show (datasets with appearance-mode maps)."""
+    from semivl.data.modes import split_modes
+    from semivl.data.splits import read_split_file
+
+    labelled = read_split_file(args.splits_dir / args.split / "labeled.txt")
+    return split_modes(args.data_root, [image for image, _ in labelled],
+                       dataset.appearance_modes)
 
 
 def _evaluate_zero_shot(args: argparse.Namespace) -> None:

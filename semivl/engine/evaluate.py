@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -12,6 +13,7 @@ from tqdm import tqdm
 
 from semivl.config import Recipe
 from semivl.data.dataset import SegmentationDataset, collate_val
+from semivl.data.modes import count_mode_hits, per_mode_accuracy, read_mode_map
 from semivl.data.sampling import SeededSampler
 from semivl.engine.distributed import DistInfo, all_reduce_sum
 from semivl.engine.inference import predict
@@ -25,6 +27,8 @@ class EvalResult:
     miou: float
     per_class_iou: dict[str, float]
     num_images: int
+    # Datasets with appearance-mode maps (the toy): percent of each look's pixels right.
+    per_mode_accuracy: dict[str, float | None] | None = None
 
 
 def val_dataset(recipe: Recipe, data_root: Path, val_split: Path) -> SegmentationDataset:
@@ -50,24 +54,37 @@ def evaluate(model: nn.Module, dataset: SegmentationDataset, recipe: Recipe,
     was_training = model.training
     model.eval()
     acc = IoUAccumulator(data_cfg.num_classes, data_cfg.ignore_index)
+    modes = data_cfg.appearance_modes
+    looks = len(modes.names()) if modes else 0
+    hits, totals = np.zeros(looks, dtype=np.int64), np.zeros(looks, dtype=np.int64)
     count = 0
     with torch.no_grad():
-        for image, mask, _name in tqdm(loader, desc="evaluate", unit="img", leave=False,
+        for image, mask, name in tqdm(loader, desc="evaluate", unit="img", leave=False,
                                        disable=not (progress and info.is_main)):
             scores = predict(model, image.to(device), data_cfg.num_classes, cfg.mode,
                              cfg.crop_size, cfg.stride, out_size=tuple(mask.shape[-2:]),
                              batch_windows=cfg.batch_windows)
-            acc.update(scores.argmax(dim=1).cpu(), mask)
+            pred = scores.argmax(dim=1).cpu()
+            acc.update(pred, mask)
+            if modes:
+                mode_map = read_mode_map(dataset.root, name, modes)
+                count_mode_hits(pred[0].numpy(), mode_map, data_cfg, hits, totals)
             count += 1
     model.train(was_training)
     counts = torch.tensor([acc.intersection.tolist(), acc.union.tolist(), [count] * len(
         acc.union)], dtype=torch.float64, device=device)
     counts = all_reduce_sum(counts, info).cpu()
     iou = counts[0] / (counts[1] + 1e-10) * 100.0
+    per_mode = None
+    if modes:
+        mode_counts = all_reduce_sum(torch.tensor(np.stack([hits, totals]), dtype=torch.float64,
+                                                  device=device), info).cpu().numpy()
+        per_mode = per_mode_accuracy(mode_counts[0], mode_counts[1], modes)
     return EvalResult(
         miou=float(iou.mean()),
         per_class_iou={n: float(v) for n, v in zip(data_cfg.class_names, iou, strict=True)},
         num_images=int(counts[2][0]),
+        per_mode_accuracy=per_mode,
     )
 
 

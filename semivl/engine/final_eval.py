@@ -37,7 +37,10 @@ def file_sha256(path: Path) -> str:
 def final_eval_record(result, iteration: int, processes: int, recipe, val_split: Path,
                       class_definitions: str | None) -> dict[str, Any]:
     """The ``final_eval`` entry of ``train_summary.json`` (byte-stable: no times or paths)."""
+    extra = ({} if result.per_mode_accuracy is None
+             else {"per_mode_accuracy": result.per_mode_accuracy})
     return {
+        **extra,
         "iter": iteration,
         "miou": result.miou,
         "per_class_iou": result.per_class_iou,

@@ -74,4 +74,6 @@ def zero_shot_metrics(recipe: Recipe, method: str, result, config_dir: Path) -> 
         "miou": result.miou,
         "per_class_iou": result.per_class_iou,
         "num_val_images": result.num_images,
+        **({} if result.per_mode_accuracy is None
+           else {"per_mode_accuracy": result.per_mode_accuracy}),
     }

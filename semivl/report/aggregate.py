@@ -20,7 +20,10 @@ from semivl.provenance import read_attempts
 COLUMNS = ["dataset", "split", "num_labeled", "method", "seed", "miou", "miou_best",
            "best_iter", "final_iter"]
 # Keys older metrics files may lack (empty in the CSV then).
-OPTIONAL_COLUMNS = ["class_definitions", "code_commit"]
+# Datasets with appearance-mode maps (the toy) add per-look accuracy and the looks the labelled
+# images show, as JSON text.
+OPTIONAL_COLUMNS = ["class_definitions", "code_commit", "per_mode_accuracy", "labelled_modes"]
+JSON_COLUMNS = ("per_mode_accuracy", "labelled_modes")
 # From provenance.json: training hours (GPU-hours, or wall hours of a CPU run), the device, and
 # the first 12 hex digits of the sha256 of the data's prepared.json and of the recipe.
 PROVENANCE_COLUMNS = ["hours", "device", "data_sha", "recipe_sha"]
@@ -53,7 +56,7 @@ def collect_metrics(paths: list[Path]) -> pd.DataFrame:
         if absent:
             raise ValueError(f"{path}: missing key(s) {absent}; rerun `semivl evaluate`")
         rows.append({key: data[key] for key in COLUMNS}
-                    | {key: data.get(key) for key in OPTIONAL_COLUMNS}
+                    | {key: _json_or_plain(key, data.get(key)) for key in OPTIONAL_COLUMNS}
                     | run_provenance(path.parent, data["dataset"], data["method"]))
     if missing:
         head = ", ".join(missing[:5])
@@ -65,6 +68,13 @@ def collect_metrics(paths: list[Path]) -> pd.DataFrame:
     frame["status"], frame["reason"] = "ok", ""
     return frame.sort_values(["dataset", "num_labeled", "split", "method", "seed"],
                              ignore_index=True)
+
+
+def _json_or_plain(key: str, value):
+    """JSON text for the structured optional columns (byte-stable), other values as they are."""
+    if key in JSON_COLUMNS and value is not None:
+        return json.dumps(value)
+    return value
 
 
 def run_provenance(run_dir: Path, dataset: str, method: str) -> dict:

@@ -237,6 +237,7 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
     """Markdown with one section per dataset (see the module docstring). ``zero_shot`` maps a
     dataset to its zero-shot dense CLIP metrics (``semivl evaluate --zero-shot``)."""
     from semivl.report.findings import paper_findings  # it uses this module's labels
+    from semivl.report.modes_table import modes_section
 
     zero_shot = zero_shot or {}
     lines = [f"# {title}", "",
@@ -254,6 +255,7 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
             lines += [f"### {label}", "", *table, ""]
         lines += ["### Ablation: SemiVL without each component", "", *_ablation_table(part)]
         lines += paper_findings(part, zero_shot.get(str(dataset)))
+        lines += modes_section(part, zero_shot.get(str(dataset)))
         cost = _cost_table(part)
         if cost:
             lines += ["### Training cost per cell", "", *cost]
