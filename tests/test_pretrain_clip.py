@@ -126,3 +126,13 @@ def test_a_bad_pretraining_config_names_the_file_and_key(tmp_path):
         load_pretrain_config("tiny_clip_toy", config)
     with pytest.raises(ConfigError, match="known: \\['tiny_clip_toy'\\]"):
         load_pretrain_config("nope", config)
+
+
+def test_a_pretraining_size_the_clip_does_not_take_fails_before_writing(tmp_path, scenes):
+    from semivl.config import ConfigError
+
+    cfg = dataclasses.replace(_small(), image_size=64)
+    with pytest.raises(ConfigError, match=r"tiny_clip_toy.yaml: pretrain.image_size is 64, "
+                                          r"but .* takes 48-pixel images"):
+        pretrain_clip(cfg, "tiny_clip_toy", CONFIG, scenes, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()

@@ -31,8 +31,8 @@ SMALL_GRID = {
 # The demo's CLIP pretraining, shrunk to seconds: 256 scenes, 6 steps.
 TINY_PRETRAIN = """
 clip: tiny_clip_toy
-data: {generator: toy, num_images: 256, seed: 0, side: 64}
-image_size: 64
+data: {generator: toy, num_images: 256, seed: 0, side: 48}
+image_size: 48
 steps: 6
 batch_size: 32
 warmup_steps: 2

@@ -163,6 +163,14 @@ def pretrain_clip(cfg: PretrainConfig, name: str, config_dir: Path, data: Path, 
     from semivl.models.clip_source import build_clip, clip_source
 
     source = clip_source(cfg.clip, config_dir)
+    clip_side = source.model_cfg["vision_cfg"]["image_size"]
+    if cfg.image_size != clip_side:
+        from semivl.config import ConfigError
+
+        raise ConfigError(f"{pretrain_config_path(name, config_dir)}: pretrain.image_size is "
+                          f"{cfg.image_size}, but config/clip.yaml: {cfg.clip} takes "
+                          f"{clip_side}-pixel images; set image_size (and data.side) to "
+                          f"{clip_side}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
