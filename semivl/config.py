@@ -186,6 +186,13 @@ class ModelConfig:
     # Name of pretrained backbone weights (config/weights.yaml), loaded into `model.backbone`.
     pretrained: str | None = None
 
+    def check(self, path: str) -> None:
+        # SemiVL's class texts: this project's encoding (`semivl text`) or upstream's own
+        # files (config/upstream_text.yaml); checked further in load_recipe.
+        source = self.args.get("text_embeddings", "project")
+        _require(source in ("project", "upstream"), f"{path}.args.text_embeddings",
+                 "'project' or 'upstream'", source)
+
 
 @dataclass(frozen=True)
 class ParamKeyConfig:
@@ -584,6 +591,11 @@ def load_recipe(method: str, dataset: str, config_dir: Path = CONFIG_DIR) -> Rec
     if "guidance" in built and algorithm != "semivl":
         raise ConfigError(f"{path}: guidance: only method semivl uses dense CLIP guidance; "
                           f"remove the section or set train.method: semivl")
+    if built["model"].args.get("text_embeddings") == "upstream":
+        from semivl.models.text_reference import check_upstream_recipe
+
+        check_upstream_recipe(path, built["model"], built.get("guidance"), dataset_cfg,
+                              config_dir)
     return Recipe(method=method, dataset=dataset_cfg, **built)
 
 

@@ -94,15 +94,19 @@ def read_attempts(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def write_provenance(run_dir: Path, *, seed: int, configs: list[Path]) -> dict:
+def write_provenance(run_dir: Path, *, seed: int, configs: list[Path],
+                     text_embeddings: dict | None = None) -> dict:
     """Write ``<run_dir>/provenance.json``: code, inputs (recipe, dataset config, split lists
-    and the dataset's ``prepared.json``, each with its sha256), seed, environment, attempts,
-    total wall time and GPU-hours."""
+    and the dataset's ``prepared.json``, each with its sha256), the text embeddings the run
+    read and their check against upstream's (``text_embeddings``, see
+    :func:`semivl.models.text_reference.run_text_record`; null for models without text), seed,
+    environment, attempts, total wall time and GPU-hours."""
     attempts = read_attempts(run_dir)
     record = {
         "code": code_version(),
         "inputs": {str(p): sha256_of(p) if Path(p).is_file() else None
                    for p in configs if p is not None},
+        "text_embeddings": text_embeddings,
         "seed": seed,
         "environment": environment(),
         "attempts": len(attempts),

@@ -100,8 +100,8 @@ def test_semivl_recipes_follow_the_spec_table(repo):
     """Per-dataset learning rates, multipliers, schedules and texts (spec semivl.md 4.4)."""
     expect = {  # lr, backbone mult, epochs, iters, crop, decoder text, guidance text
         "pascal": (1e-4, 0.01, 80, None, 512, "names", "concept_max"),
-        "coco": (4e-4, 0.001, 10, None, 512, "names", "concept_max"),
-        "ade20k": (4e-4, 0.001, 40, None, 512, "names", "concept_max"),
+        "coco": (4e-4, 0.001, 10, None, 512, "names", "names"),
+        "ade20k": (4e-4, 0.001, 40, None, 512, "names", "names"),
         "cityscapes": (5e-5, 0.1, None, 83760, 801, "concept_avg", "concept_max"),
     }
     for dataset, (lr, bb, epochs, iters, crop, dec, guid) in expect.items():
@@ -169,3 +169,25 @@ def test_toy_methods_train_on_equal_footing(repo):
             _, per_epoch, epochs = schedule(recipe.train, length, 1)
             iters[method] = per_epoch * epochs
         assert max(iters.values()) <= 1.25 * min(iters.values()), (split, iters)
+
+
+def test_coco_and_ade20k_guide_with_plain_names_unless_asked_for_project_definitions(repo):
+    """Upstream's experiments 42/43 have no class definitions (no mcc_text): SemiVL there reads
+    only the names; the project's definitions are the opt-in method semivl_project_definitions."""
+    from semivl.models.text import definitions_used
+
+    config = repo / "config"
+    for dataset in ("coco", "ade20k"):
+        upstream = load_recipe("semivl", dataset, config)
+        assert (upstream.model.args["decoder_text"], upstream.guidance.text) == ("names", "names")
+        assert definitions_used(upstream, config) is None
+        project = load_recipe("semivl_project_definitions", dataset, config)
+        assert project.guidance.text == "concept_max"
+        assert definitions_used(project, config) == "project"
+        assert project.train.method == "semivl"
+        # everything else is the upstream recipe's
+        assert (project.optim, project.train, project.augment, project.eval) == (
+            upstream.optim, upstream.train, upstream.augment, upstream.eval)
+    assert definitions_used(load_recipe("semivl", "pascal", config), config) == "upstream"
+    with pytest.raises(ConfigError, match="semivl_project_definitions"):
+        load_recipe("semivl_project_definitions", "pascal", config)

@@ -19,6 +19,7 @@ from semivl.data.transforms import (
     PAD_UNLABELED,
     mmseg_rescale_size,
     pad_and_crop,
+    resize_mmseg,
     resize_unimatch,
     weak_augment,
 )
@@ -109,6 +110,18 @@ def test_resize_ranges():
     assert mmseg_rescale_size(500, 375, (2048, 512)) == (683, 512)
 
 
+def test_mmseg_resize_samples_masks_on_opencvs_grid():
+    """``resize: mmseg`` is mmcv's OpenCV resize: INTER_NEAREST takes source pixel
+    floor(x * src / dst), not PIL NEAREST's pixel-centred floor((x + 0.5) * src / dst)."""
+    mask = Image.fromarray(np.tile(np.arange(8, dtype=np.uint8), (4, 1)))  # 8 x 4, column ids
+    img = Image.new("RGB", mask.size)
+    # (8, 4) x 0.5 fits the 8 x 4 image to 4 x 2: every second column from the first
+    _, out = resize_mmseg(img, mask, np.random.default_rng(0), (8, 4), (0.5, 0.5))
+    out = np.asarray(out)
+    assert out.shape == (2, 4) and out[0].tolist() == [0, 2, 4, 6]
+    assert np.asarray(mask.resize((4, 2), Image.NEAREST))[0].tolist() == [1, 3, 5, 7]
+
+
 def test_weak_augment_shapes_deterministic():
     cfg = AugmentConfig(crop_size=24)
     img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (30, 40, 3), dtype=np.uint8))
@@ -162,3 +175,44 @@ def test_failed_atomic_write_keeps_the_old_file_and_names_it(tmp_path):
     with pytest.raises(OSError, match="could not write .*model.pt.*GB free.*unchanged"):
         atomic_write(target, fail)
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_repeated_split_line_is_rejected_with_both_line_numbers(tmp_path):
+    path = tmp_path / "labeled.txt"
+    path.write_text("a.jpg a.png\nb.jpg b.png\na.jpg a.png\n")
+    with pytest.raises(SplitFileError, match=r"labeled.txt:3: image a.jpg is already named on "
+                                             r"line 1"):
+        read_split_file(path)
+
+
+def test_only_unlabelled_lists_may_omit_masks(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    pairs = [("a.jpg", "None")]
+    check_pairs_exist(tmp_path, pairs, tmp_path / "unlabeled.txt", check_masks=False)
+    with pytest.raises(SplitFileError, match="have no mask.*only unlabelled lists"):
+        check_pairs_exist(tmp_path, pairs, tmp_path / "labeled.txt")
+
+
+def test_unlabelled_images_need_no_masks(toy_root, repo, tmp_path):
+    """Upstream's loader never reads unlabelled masks: 'image None' lines and absent mask
+    files give the same items as the list with masks."""
+    cfg = load_dataset_config("toy", repo / "config")
+    aug = AugmentConfig(crop_size=32)
+    listed = toy_root.parent / "splits" / "6" / "unlabeled.txt"
+    pairs = read_split_file(listed)[:4]
+    root = tmp_path / "root"
+    for image, _ in pairs:  # the images only: no mask file exists under this root
+        (root / image).parent.mkdir(parents=True, exist_ok=True)
+        (root / image).write_bytes((toy_root / image).read_bytes())
+    with_masks = tmp_path / "with_masks.txt"
+    with_masks.write_text("".join(f"{i} {m}\n" for i, m in pairs))
+    no_masks = tmp_path / "none.txt"
+    no_masks.write_text("".join(f"{i} None\n" for i, _ in pairs))
+    reference = SegmentationDataset(toy_root, with_masks, cfg, "train_u", aug)
+    for split_file in (no_masks, with_masks):  # 'None', and names of absent files
+        dataset = SegmentationDataset(root, split_file, cfg, "train_u", aug)
+        for key in [(0, (1, 2, 3, 4)), (3, (5, 6, 7, 8))]:
+            for got, want in zip(dataset[key], reference[key], strict=True):
+                assert torch.equal(torch.as_tensor(got), torch.as_tensor(want))
+    with pytest.raises(SplitFileError, match="only unlabelled lists"):
+        SegmentationDataset(root, no_masks, cfg, "train", aug)

@@ -422,3 +422,55 @@ def test_generated_ade20k_splits_reproduce_semivl_byte_for_byte(repo):
         assert sha(labeled) == pinned[f"{split}/labeled.txt"], split
         assert sha(unlabeled) == pinned[f"{split}/unlabeled.txt"], split
     assert sha(pairs("ADE_val", "validation", cfg.expected_counts["val"])) == pinned["val.txt"]
+
+
+def test_official_split_sharing_an_image_with_val_is_rejected(tmp_path):
+    fixture, config, root = _prepared_ade(tmp_path)
+    unlabeled = fixture.split_files["1_8/unlabeled.txt"].decode().splitlines()
+    val_line = fixture.split_files["val.txt"].decode().splitlines()[0]
+    fixture.split_files["1_8/unlabeled.txt"] = "\n".join([val_line, *unlabeled[1:]]).encode()
+    with FileServer(served_files(fixture)) as server:
+        _point_splits_at(config, "ade20k", server.url)
+        with pytest.raises(SplitFileError, match=r"1_8/unlabeled.txt: 1 image\(s\) are also in "
+                                                 r"the val list, e.g. images/validation/"):
+            _write_official(config, root, tmp_path / "s", ["1_8"], False, tmp_path / "c")
+    assert not (tmp_path / "s" / "1_8").exists()
+
+
+def test_official_split_with_a_repeated_line_is_rejected(tmp_path):
+    fixture, config, root = _prepared_ade(tmp_path)
+    lines = fixture.split_files["1_8/unlabeled.txt"].decode().splitlines()
+    fixture.split_files["1_8/unlabeled.txt"] = "\n".join([lines[0], *lines[:-1]]).encode()
+    with FileServer(served_files(fixture)) as server:
+        _point_splits_at(config, "ade20k", server.url)
+        with pytest.raises(SplitFileError, match="unlabeled.txt:2: image .* already named on "
+                                                 "line 1"):
+            _write_official(config, root, tmp_path / "s", ["1_8"], False, tmp_path / "c")
+
+
+def test_cached_official_list_is_verified_again_when_used(tmp_path):
+    fixture, config, root = _prepared_ade(tmp_path)
+    with FileServer(served_files(fixture)) as server:
+        _point_splits_at(config, "ade20k", server.url)
+        _write_official(config, root, tmp_path / "s", ["1_8"], True, tmp_path / "c")
+    cached = tmp_path / "c" / "ade20k" / COMMIT / "1_8" / "labeled.txt"
+    lines = cached.read_text().splitlines()
+    cached.write_text("\n".join(reversed(lines)))  # same lines, same count: still wrong
+    with pytest.raises(SplitFileError, match=r"cache was changed or damaged.*Delete this file"):
+        _write_official(config, root, tmp_path / "s2", ["1_8"], False, tmp_path / "c")
+    assert cached.read_text() == "\n".join(reversed(lines))  # kept for inspection
+    assert not (tmp_path / "s2").exists()
+
+
+def test_check_reports_an_unreadable_image_as_unreadable(tmp_path, capsys):
+    fixture = make_ade20k()
+    with _serve(fixture) as server:
+        config = write_config(fixture, tmp_path / "config", server.url)
+        out = prepare_dataset("ade20k", tmp_path / "ade", tmp_path / "a", config, progress=False)
+    image = out / "images" / "validation" / "ADE_val_00000001.jpg"
+    image.write_bytes(image.read_bytes()[:40])  # truncated JPEG
+    assert _run("data", "check", "ade20k", "--data-root", out, "--config-dir", config,
+                "--no-progress") == 2
+    captured = capsys.readouterr()
+    assert "1 unreadable images, e.g. images/validation/ADE_val_00000001.jpg" in captured.err
+    assert "out of range" not in captured.err

@@ -47,10 +47,13 @@ def test_ohem_keeps_hard_pixels():
     # min_kept larger than the valid count: plain CE over all valid pixels
     full = ProbOhemCrossEntropy(0.7, 1000)(pred, target)
     assert full.item() == pytest.approx(F.cross_entropy(pred, target, ignore_index=255).item())
-    # min_kept 0: pixels whose true-class probability is at most 0.7
+    # min_kept 0 (upstream util/ohem.py): no threshold, every valid pixel is kept
+    assert ProbOhemCrossEntropy(0.7, 0)(pred, target).item() == pytest.approx(full.item())
+    # min_kept 1: pixels whose true-class probability is at most 0.7 (the smallest is below)
     kept = valid & (true_prob <= 0.7)
+    assert 0 < int(kept.sum()) < int(valid.sum())
     expected = F.cross_entropy(pred, torch.where(kept, target, 255), ignore_index=255)
-    assert ProbOhemCrossEntropy(0.7, 0)(pred, target).item() == pytest.approx(expected.item())
+    assert ProbOhemCrossEntropy(0.7, 1)(pred, target).item() == pytest.approx(expected.item())
     # min_kept raises the threshold to the k-th smallest probability (invalid pixels count 1)
     probs = torch.where(valid, true_prob, torch.ones_like(true_prob)).flatten()
     kth = probs.sort().values[14]

@@ -314,3 +314,57 @@ def test_findings_say_which_ordering_fails_and_by_how_much():
     worse.loc[worse["method"] == "semivl", "miou"] -= 40
     assert "shrinks as labels grow: **does not hold** (6 labels −35.0, 48 labels −10.5)" in \
         "\n".join(paper_findings(worse))
+
+
+def test_project_definitions_are_an_opt_in_row_marked_with_a_dagger():
+    """COCO/ADE20K: SemiVL guides with the names (upstream); the project's definitions are
+    their own method, marked †, and the no-definitions ablation is not claimed there."""
+    from semivl.report.findings import paper_findings
+    from semivl.report.tables import render_tables
+
+    rows = []
+    methods = {"supervised": ((20.0, 21.0), None), "unimatch": ((25.0, 26.0), None),
+               "semivl": ((30.0, 31.0), None), "semivl_project_definitions": ((34.0, 35.0),
+                                                                              "project"),
+               "semivl_no_definitions": ((30.0, 31.0), None)}
+    for method, (values, definitions) in methods.items():
+        rows += [{"dataset": "coco", "split": "1_512", "num_labeled": 232, "method": method,
+                  "seed": seed, "miou": v, "miou_best": v, "class_definitions": definitions}
+                 for seed, v in enumerate(values)]
+    frame = pd.DataFrame(rows)
+    text = render_tables(frame, "Results")
+    assert "| SemiVL | 30.5" in text
+    assert "| SemiVL with this project's class definitions † | 34.5" in text
+    assert "; Δ +4.0" in text and "what definitions add is the row with this project's" in text
+    findings = "\n".join(paper_findings(frame))
+    assert ("w/o class definitions below full SemiVL at 232 labels: not measured (SemiVL "
+            "guides with the plain class names here" in findings)
+    assert ("SemiVL with this project's class definitions > SemiVL at 232 labels: holds "
+            "(margin +4.0" in findings)
+
+
+def test_cells_trained_on_fewer_processes_than_the_recipe_are_marked(grid):
+    """From each run's config.yaml: fewer processes than `resources.gpus` (gradient
+    accumulation) puts § on the cell and the batch plan in the footnote."""
+    def config(run: Path, processes: int, steps: int) -> None:
+        (run / "config.yaml").write_text(yaml.safe_dump({
+            "recipe": {"resources": {"gpus": 4}, "train": {"batch_size": 2}},
+            "batch": {"processes": processes, "images_per_process": 2,
+                      "accumulation_steps": steps, "global_batch_size": 8}}))
+
+    config(grid.run_dir("toy", "6", "semivl", 0), 1, 4)   # one GPU, accumulating
+    config(grid.run_dir("toy", "6", "semivl", 1), 4, 1)   # upstream's layout
+    config(grid.run_dir("toy", "48", "semivl", 0), 4, 1)
+    config(grid.run_dir("toy", "48", "semivl", 1), 4, 1)
+    text = render_tables(collect_grid(grid, allow_incomplete=True), "Demo")
+    assert _row(text, "| SemiVL †", "### mIoU at the final")[:2] == [
+        "51.0 ± 1.4 (2) §", "70.5 ± 0.7 (2)"]
+    assert _row(text, "| SemiVL †", "### mIoU best on val")[0].endswith(" §")
+    assert _row(text, "| UniMatch", "### mIoU at the final")[0] == "46.0 ± 1.4 (2)"
+    note = next(line for line in text.splitlines() if line.startswith("§ "))
+    assert "SemiVL (6): 1 process × 2 images × 4 accumulation steps = 8 images per step; " \
+           "the recipe's layout is 4 GPUs × 2 images" in note
+    assert "batch norm" in note and "48" not in note
+    # runs without config.yaml (older versions) are not marked
+    assert "§" not in render_tables(collect_grid(grid, allow_incomplete=True).drop(
+        columns=["processes"]), "Demo")

@@ -186,3 +186,19 @@ def _initial_tiny_fcn():
 
     torch.manual_seed(0)
     return TinyFCN(5, width=8).state_dict()
+
+
+def test_a_training_list_sharing_images_with_val_is_refused(toy_root, config_dir, tmp_path):
+    """A hand-edited list must not train on val images: nothing is written."""
+    from semivl.data.splits import SplitFileError
+
+    splits = toy_root.parent / "splits"
+    unlabeled = tmp_path / "unlabeled.txt"
+    val_line = (splits / "val.txt").read_text().splitlines()[0]
+    unlabeled.write_text((splits / "6" / "unlabeled.txt").read_text() + val_line + "\n")
+    spec = RunSpec(recipe=load_recipe("unimatch", "toy", config_dir), data_root=toy_root,
+                   labeled_split=splits / "6" / "labeled.txt", unlabeled_split=unlabeled,
+                   val_split=splits / "val.txt", out_dir=tmp_path / "run", seed=0)
+    with pytest.raises(SplitFileError, match="unlabeled.txt: 1 image.*also in the val list"):
+        train(spec, progress=False)
+    assert not (tmp_path / "run").exists()

@@ -46,7 +46,7 @@ def cmd_clip_fetch(args: argparse.Namespace) -> None:
 def cmd_text(args: argparse.Namespace) -> None:
     from semivl.config import load_dataset_config
     from semivl.models.clip_source import load_clip
-    from semivl.models.text import text_file, write_text_embeddings
+    from semivl.models.text import write_text_embeddings
 
     if args.grid:
         if args.dataset or args.clip:
@@ -63,12 +63,27 @@ def cmd_text(args: argparse.Namespace) -> None:
     for clip_name, dataset in jobs:
         if clip_name not in clips:
             clips[clip_name] = load_clip(clip_name, args.config_dir, args.clip_dir)
-        out = text_file(args.out_dir, clip_name, dataset)
-        write_text_embeddings(clips[clip_name], load_dataset_config(dataset, args.config_dir),
-                              args.config_dir, out, clip_name)
-        print(f"wrote {out}")
+        out, record = write_text_embeddings(
+            clips[clip_name], load_dataset_config(dataset, args.config_dir), args.config_dir,
+            args.out_dir, clip_name, cache_dir=args.cache_dir)
+        print(f"wrote {out}; {_text_check_summary(record)}")
     if not jobs:
         print("no text embeddings needed by this grid")
+
+
+def _text_check_summary(record: dict) -> str:
+    """One line on the upstream check of ``semivl text`` (the sidecar's record)."""
+    if record["check"] != "passed":
+        return f"upstream check {record['check']}"
+    parts = []
+    for key, variant in record["variants"].items():
+        if variant["check"] != "passed":
+            parts.append(f"{key} {variant['check']}")
+            continue
+        worst = variant["worst_row"]
+        parts.append(f"{key} min cosine {worst['cosine']:.6f} (row {worst['index']} "
+                     f"{worst['text']!r}) vs {variant['file']}")
+    return "upstream check passed: " + "; ".join(parts)
 
 
 def cmd_weights_fetch(args: argparse.Namespace) -> None:
@@ -144,12 +159,18 @@ def add_clip(sub: argparse._SubParsersAction) -> None:
 def add_text(sub: argparse._SubParsersAction) -> None:
     """``semivl text``."""
     text = sub.add_parser("text", help="encode class names and definitions with CLIP's text "
-                                       "tower (config/classes/<dataset>.yaml)")
+                                       "tower (config/classes/<dataset>.yaml)",
+                          description="For the CLIP upstream used (upstream_text: true in "
+                                      "config/clip.yaml) the embeddings are compared with "
+                                      "upstream's, row by row (needs internet once).")
     text.add_argument("--dataset", help="dataset name")
     text.add_argument("--clip", help="CLIP name (config/clip.yaml)")
     text.add_argument("--grid", type=Path, help="every (CLIP, dataset) the grid needs")
     text.add_argument("--config-dir", type=Path, default=Path("config"))
     text.add_argument("--clip-dir", type=Path, default=Path("resources/clip"))
     text.add_argument("--out-dir", type=Path, default=Path("resources/text"),
-                      help="writes <out-dir>/<clip>/<dataset>.pt")
+                      help="writes <out-dir>/<clip>/<dataset>.pt and, beside it, .json: the "
+                           "check against upstream's embeddings (config/upstream_text.yaml)")
+    text.add_argument("--cache-dir", type=Path, default=Path("resources/cache/text"),
+                      help="download cache of upstream's embeddings (kept across runs)")
     text.set_defaults(func=cmd_text)

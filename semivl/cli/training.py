@@ -31,10 +31,13 @@ def cmd_train(args: argparse.Namespace) -> None:
             record_attempt(Path(args.out), outcome=outcome, wall_s=time.monotonic() - tic,
                            gpus=gpus_in_use())
     if main_process:
+        from semivl.models.text_reference import run_text_record
+
         recipe = args.config_dir / "recipes" / args.method / f"{args.dataset}.yaml"
         write_provenance(Path(args.out), seed=args.seed, configs=[
             recipe, args.config_dir / "datasets" / f"{args.dataset}.yaml", spec.labeled_split,
-            spec.unlabeled_split, spec.val_split, Path(spec.data_root) / "prepared.json"])
+            spec.unlabeled_split, spec.val_split, Path(spec.data_root) / "prepared.json"],
+            text_embeddings=run_text_record(spec.recipe, args.text_dir, args.config_dir))
     print(f"trained {args.method} on {args.dataset}/{args.split} seed {args.seed}: "
           f"final mIoU {summary['final_miou']:.2f}, best {summary['best_miou']:.2f}")
 

@@ -1,9 +1,10 @@
 """`semivl data check`: is a prepared dataset complete and consistent?
 
 Per part (train, val): the number of image/mask pairs against the configured count, images or
-masks missing, masks whose size differs from their image, and mask values outside
-``[0, num_classes) ∪ {ignore}`` (after ``reduce_zero_label``). Masks are decoded in a worker
-pool; a ``sample`` checks a fixed, evenly spaced subset of pairs (counts are always complete).
+masks missing, images or masks that cannot be decoded, masks whose size differs from their
+image, and mask values outside ``[0, num_classes) ∪ {ignore}`` (after ``reduce_zero_label``).
+Images and masks are decoded in a worker pool; a ``sample`` checks a fixed, evenly spaced
+subset of pairs (counts are always complete).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class PartReport:
     checked: int = 0
     missing_images: list[str] = field(default_factory=list)
     missing_masks: list[str] = field(default_factory=list)
+    unreadable_images: list[str] = field(default_factory=list)
+    unreadable_masks: list[str] = field(default_factory=list)
     size_mismatch: list[str] = field(default_factory=list)
     bad_values: list[str] = field(default_factory=list)
     values: set[int] = field(default_factory=set)
@@ -46,6 +49,8 @@ class PartReport:
             found.append(f"{self.part}: {self.pairs} pairs, expected {self.expected}")
         for what, names in (("missing images", self.missing_images),
                             ("missing masks", self.missing_masks),
+                            ("unreadable images", self.unreadable_images),
+                            ("unreadable masks", self.unreadable_masks),
                             ("mask size differs from image", self.size_mismatch),
                             ("mask values out of range", self.bad_values)):
             if names:
@@ -67,7 +72,7 @@ class CheckReport:
 
     def summary(self) -> str:
         head = (f"{'part':<6} {'pairs':>8} {'expected':>9} {'checked':>8} {'no image':>9} "
-                f"{'no mask':>8} {'size':>6} {'values':>7}  mask values seen")
+                f"{'no mask':>8} {'unreadable':>10} {'size':>6} {'values':>7}  mask values seen")
         lines = [f"data check: {self.dataset} at {self.root}", head, "-" * len(head)]
         for p in self.parts:
             seen = sorted(p.values)
@@ -75,6 +80,7 @@ class CheckReport:
             expected = "-" if p.expected is None else str(p.expected)
             lines.append(f"{p.part:<6} {p.pairs:>8} {expected:>9} {p.checked:>8} "
                          f"{len(p.missing_images):>9} {len(p.missing_masks):>8} "
+                         f"{len(p.unreadable_images) + len(p.unreadable_masks):>10} "
                          f"{len(p.size_mismatch):>6} {len(p.bad_values):>7}  {shown}")
         problems = self.problems
         lines.append("OK" if not problems else "PROBLEMS:\n  " + "\n  ".join(problems))
@@ -82,7 +88,8 @@ class CheckReport:
 
 
 def _check_pair(pair: Pair, root: Path, cfg: DatasetConfig) -> tuple[str, str, list[int]]:
-    """('ok'|'no_image'|'no_mask'|'size'|'values', name, distinct mask values) of one pair."""
+    """('ok'|'no_image'|'no_mask'|'bad_image'|'bad_mask'|'size'|'values', name, distinct mask
+    values) of one pair."""
     image, mask = pair
     image_path, mask_path = root / image, root / mask
     if not image_path.is_file():
@@ -91,9 +98,15 @@ def _check_pair(pair: Pair, root: Path, cfg: DatasetConfig) -> tuple[str, str, l
         return "no_mask", mask, []
     try:
         with Image.open(image_path) as handle:
+            handle.load()  # decodes: a truncated or corrupt file fails here, not in training
             size = handle.size
+    except OSError as err:
+        return "bad_image", f"{image} ({type(err).__name__}: {err})", []
+    try:
         labels = read_mask(mask_path, cfg, check=False)
-    except (OSError, DataError) as err:
+    except OSError as err:
+        return "bad_mask", f"{mask} ({type(err).__name__}: {err})", []
+    except DataError as err:
         return "values", f"{mask} ({err})", []
     values = np.unique(labels).tolist()
     if (labels.shape[1], labels.shape[0]) != size:
@@ -130,6 +143,7 @@ def check_dataset(cfg: DatasetConfig, root: Path, *, sample: int | None = None,
         else:
             results = list(bar(map(check, chosen)))
         buckets = {"no_image": report.missing_images, "no_mask": report.missing_masks,
+                   "bad_image": report.unreadable_images, "bad_mask": report.unreadable_masks,
                    "size": report.size_mismatch, "values": report.bad_values}
         for status, name, values in results:
             report.values.update(values)

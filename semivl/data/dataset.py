@@ -32,8 +32,8 @@ class SegmentationDataset(Dataset):
 
     * ``train``: a weakly augmented labelled crop and its mask (padding 255);
     * ``train_u``: an unlabelled crop as UniMatch returns it: the weak view, two strong views,
-      the ignore mask (255 where the crop was padded) and two CutMix boxes. The mask file is
-      read only to locate padding (its values are never used as labels);
+      the ignore mask (255 where the crop was padded) and two CutMix boxes. Unlabelled masks
+      are never read (as upstream): the list may name ``None`` or a file that is absent;
     * ``val``: the whole image (optionally short-side resized) and its original-size mask.
     """
 
@@ -43,7 +43,7 @@ class SegmentationDataset(Dataset):
             raise ValueError(f"mode must be 'train', 'train_u' or 'val', got {mode!r}")
         self.root = require_data_root(root, dataset.name)
         self.pairs: list[Pair] = read_split_file(split_file)
-        check_pairs_exist(self.root, self.pairs, split_file)
+        check_pairs_exist(self.root, self.pairs, split_file, check_masks=mode != "train_u")
         self.cfg = dataset
         self.mode = mode
         self.augment = augment
@@ -52,10 +52,10 @@ class SegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def _load(self, index: int, check: bool = True) -> tuple[Image.Image, Image.Image, str]:
+    def _load(self, index: int) -> tuple[Image.Image, Image.Image, str]:
         image_rel, mask_rel = self.pairs[index]
         image = Image.open(self.root / image_rel).convert("RGB")
-        mask = Image.fromarray(read_mask(self.root / mask_rel, self.cfg, check=check))
+        mask = Image.fromarray(read_mask(self.root / mask_rel, self.cfg))
         return image, mask, image_rel
 
     def __getitem__(self, key):
@@ -74,7 +74,9 @@ class SegmentationDataset(Dataset):
         return normalize(image, self.augment.mean, self.augment.std), mask_to_tensor(mask), name
 
     def _unlabeled_item(self, index: int, aug_seed: tuple[int, ...]):
-        image, mask, _ = self._load(index, check=False)
+        image = Image.open(self.root / self.pairs[index][0]).convert("RGB")
+        # Only padding matters: an all-zero mask the augmentation pads with PAD_UNLABELED.
+        mask = Image.new("L", image.size, 0)
         rng = np.random.default_rng(list(aug_seed))
         image, mask = weak_augment(image, mask, self.augment, rng, mask_pad=PAD_UNLABELED)
         size = self.augment.crop_size

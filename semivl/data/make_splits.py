@@ -5,13 +5,16 @@ Two sources:
 * ``official``: the upstream lists (UniMatch's for VOC, COCO and Cityscapes; SemiVL's for
   ADE20K) downloaded from GitHub at the commit pinned in ``config/datasets/<dataset>.yaml``
   into a cache, verified by sha256 (pinned in the dataset config, or in
-  ``config/data.lock.yaml`` on first download) and by line counts: labelled = the split's
-  size, unlabelled = train - labelled, val = the val count (``expected_counts``). Every image
-  they name must exist in the prepared dataset, and so must every labelled and val mask.
+  ``config/data.lock.yaml`` on first download; a cached list is verified again each time it
+  is used) and by line counts: labelled = the split's size, unlabelled = train - labelled,
+  val = the val count (``expected_counts``). Every image they name must exist in the
+  prepared dataset, and so must every labelled and val mask.
 * ``generated``: nested prefixes of one shuffled list, as SemiVL's ``gen_ade_splits.py``:
   the labelled pool (sorted) is shuffled with ``random.Random(seed)``; a split of n takes the
   first n; unlabelled = the rest of the pool, then the training images outside the pool
   (sorted). For ADE20K with seed 0 this reproduces SemiVL's files.
+
+With either source, no file may name an image twice and no training image may be in val.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from semivl.data.splits import (
     SplitFileError,
     check_pairs_exist,
     read_split_file,
+    require_disjoint_from_val,
     write_split_file,
 )
-from semivl.download import DownloadError, download
+from semivl.download import DownloadError, download, sha256_of
 
 
 def nested_split(pool: list[Pair], train: list[Pair], num_labeled: int,
@@ -74,6 +78,14 @@ def official_file(cfg: DatasetConfig, file: str, cache_dir: Path, config_dir: Pa
         if pinned is None:
             lockfile.pin(lock_path(config_dir), lock_key, sha,
                          "dataset archives and split lists")
+    elif pinned is not None and (found := sha256_of(dest)) != pinned:
+        where = ("config/datasets/" f"{cfg.name}.yaml" if official.sha256.get(file)
+                 else f"{lock_path(config_dir)} ({lock_key})")
+        raise SplitFileError(
+            f"{dest}: the cached official {cfg.name} list {file} has sha256 {found}, but "
+            f"{where} pins {pinned}; the cache was changed or damaged. Delete this file to "
+            f"download it again (nothing was written)"
+        )
     return read_split_file(dest)
 
 
@@ -112,12 +124,19 @@ def write_splits(cfg: DatasetConfig, root: Path, out_dir: Path, *, splits: list[
             raise SplitFileError(f"split {split!r} is not defined for {cfg.name}; "
                                  f"known splits: {sorted(cfg.splits)}")
     written = []
+    if source == "official":
+        val_pairs = official_file(cfg, "val.txt", cache_dir, config_dir)
+        _require_count(val_pairs, cfg.expected_counts.get("val"), f"{cfg.name} val.txt")
+    else:
+        val_pairs = part_pairs(cfg, root, "val")
     for split in splits:
         if source == "official":
             labeled, unlabeled = official_split(cfg, split, cache_dir, config_dir)
         else:
             labeled, unlabeled = generated_split(cfg, root, cfg.splits[split], seed)
         folder = out_dir / split
+        require_disjoint_from_val(labeled, val_pairs, f"{cfg.name} {split}/labeled.txt")
+        require_disjoint_from_val(unlabeled, val_pairs, f"{cfg.name} {split}/unlabeled.txt")
         check_pairs_exist(root, labeled, folder / "labeled.txt")
         check_pairs_exist(root, unlabeled, folder / "unlabeled.txt", check_masks=False)
         write_split_file(folder / "labeled.txt", labeled)
@@ -126,11 +145,7 @@ def write_splits(cfg: DatasetConfig, root: Path, out_dir: Path, *, splits: list[
               f"({len(unlabeled)}) [{source}]")
         written += [folder / "labeled.txt", folder / "unlabeled.txt"]
     if val:
-        if source == "official":
-            pairs = official_file(cfg, "val.txt", cache_dir, config_dir)
-            _require_count(pairs, cfg.expected_counts.get("val"), f"{cfg.name} val.txt")
-        else:
-            pairs = part_pairs(cfg, root, "val")
+        pairs = val_pairs
         check_pairs_exist(root, pairs, out_dir / "val.txt")
         write_split_file(out_dir / "val.txt", pairs)
         print(f"wrote {out_dir}/val.txt ({len(pairs)}) [{source}]")

@@ -18,7 +18,11 @@ PAD_UNLABELED = 254  # marks padding in unlabelled masks; becomes the ignore mas
 
 def resize_unimatch(img: Image.Image, mask: Image.Image, rng: np.random.Generator,
                     ratio_range: tuple[float, float]) -> tuple[Image.Image, Image.Image]:
-    """New long side drawn uniformly from the integers in [lo * L, hi * L], aspect kept."""
+    """New long side drawn uniformly from the integers in [lo * L, hi * L], aspect kept.
+
+    UniMatch's ``dataset/transform.py`` resizes with PIL (bilinear image, nearest mask), and
+    so does this function.
+    """
     w, h = img.size
     long_side = int(rng.integers(int(max(h, w) * ratio_range[0]),
                                  int(max(h, w) * ratio_range[1]) + 1))
@@ -36,14 +40,37 @@ def mmseg_rescale_size(w: int, h: int, scale: tuple[float, float]) -> tuple[int,
     return int(w * factor + 0.5), int(h * factor + 0.5)
 
 
+def mmseg_ratio_scale(img_scale: tuple[int, int], ratio: float) -> tuple[int, int]:
+    """mmseg's ``random_sample_ratio`` target: each edge of ``img_scale`` times ``ratio``,
+    truncated."""
+    return int(img_scale[0] * ratio), int(img_scale[1] * ratio)
+
+
+def _cv2_resize(array: np.ndarray, size: tuple[int, int], nearest: bool) -> np.ndarray:
+    import cv2  # imported here: the CLI's start-up must not pay for OpenCV
+
+    interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(array), size, interpolation=interpolation)
+
+
+def rescale_mmseg(img: Image.Image, mask: Image.Image | None, scale: tuple[float, float]
+                  ) -> tuple[Image.Image, Image.Image | None]:
+    """mmcv ``imrescale`` (keep ratio, OpenCV backend) of the image (bilinear) and the mask
+    (OpenCV ``INTER_NEAREST``, whose sampling grid is not pixel-centred, unlike PIL's)."""
+    size = mmseg_rescale_size(*img.size, scale)
+    out = Image.fromarray(_cv2_resize(np.asarray(img), size, nearest=False))
+    if mask is None:
+        return out, None
+    return out, Image.fromarray(_cv2_resize(np.asarray(mask), size, nearest=True))
+
+
 def resize_mmseg(img: Image.Image, mask: Image.Image, rng: np.random.Generator,
                  img_scale: tuple[int, int], ratio_range: tuple[float, float]
                  ) -> tuple[Image.Image, Image.Image]:
-    """mmseg ``Resize(img_scale, ratio_range, keep_ratio=True)``: r ~ U(lo, hi)."""
+    """mmseg ``Resize(img_scale, ratio_range, keep_ratio=True)``: r ~ U(lo, hi), then
+    :func:`rescale_mmseg` to ``img_scale * r``."""
     ratio = float(rng.uniform(ratio_range[0], ratio_range[1]))
-    target = (int(img_scale[0] * ratio), int(img_scale[1] * ratio))
-    size = mmseg_rescale_size(*img.size, target)
-    return img.resize(size, Image.BILINEAR), mask.resize(size, Image.NEAREST)
+    return rescale_mmseg(img, mask, mmseg_ratio_scale(img_scale, ratio))
 
 
 def pad_and_crop(img: Image.Image, mask: Image.Image, size: int, rng: np.random.Generator,
@@ -99,11 +126,16 @@ def mask_to_tensor(mask: Image.Image | np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(mask, dtype=np.int64).copy())
 
 
+def short_side_scale(w: int, h: int, short: int) -> tuple[float, float]:
+    """The ``(h, w)`` scale mmseg 0.x's ``Resize(min_size=short)`` hands to ``imrescale``
+    when the short side is to become ``short`` (aspect kept, the long side uncapped)."""
+    return (short * h / w, short) if h > w else (short, short * w / h)
+
+
 def resize_short_side(img: Image.Image, short: int) -> Image.Image:
-    """Resize so the short side is ``short`` pixels, aspect kept and the long side uncapped."""
-    w, h = img.size
-    factor = short / min(w, h)
-    return img.resize((int(w * factor + 0.5), int(h * factor + 0.5)), Image.BILINEAR)
+    """SemiVL's VOC/ADE20K validation resize: the short side to ``short`` pixels, aspect kept
+    and the long side uncapped, with mmcv's ``imrescale`` (OpenCV bilinear)."""
+    return rescale_mmseg(img, None, short_side_scale(*img.size, short))[0]
 
 
 # --------------------------------------------------------------------------------------------

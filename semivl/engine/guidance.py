@@ -123,5 +123,6 @@ def build_guidance(recipe: Recipe, model: nn.Module, context) -> DenseClipGuidan
             backbone.exact_gelu, backbone.ln_eps, backbone.renorm_clip_input):
         raise ValueError("the guidance teacher's numerics differ from the backbone's")
     text, concept_class = class_texts_for(recipe.model.args["clip"], context, cfg.text,
-                                          teacher.embed_dim)
+                                          teacher.embed_dim,
+                                          recipe.model.args.get("text_embeddings", "project"))
     return DenseClipGuidance(teacher, text, concept_class, recipe.dataset.num_classes, cfg)

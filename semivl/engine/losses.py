@@ -14,7 +14,9 @@ class ProbOhemCrossEntropy(nn.Module):
 
     Pixels whose probability for the true class is at most ``thresh`` are kept; if that keeps
     fewer than ``min_kept`` pixels, the threshold rises to the ``min_kept``-th smallest
-    probability. If the image batch has fewer than ``min_kept`` valid pixels, all are kept.
+    probability. If the image batch has fewer than ``min_kept`` valid pixels, or ``min_kept``
+    is 0, all valid pixels are kept (upstream ``util/ohem.py`` thresholds only when
+    ``min_kept > 0``).
     The loss is the mean CE over the kept pixels.
     """
 
@@ -31,18 +33,18 @@ class ProbOhemCrossEntropy(nn.Module):
         valid = flat != self.ignore_index
         num_valid = int(valid.sum())
         kept = valid
-        if num_valid > 0 and self.min_kept <= num_valid:
+        # Upstream (util/ohem.py) applies the threshold only when min_kept > 0: with
+        # min_kept = 0 every valid pixel is kept.
+        if self.min_kept > 0 and self.min_kept <= num_valid:
             with torch.no_grad():
                 prob = pred.detach().softmax(dim=1).transpose(0, 1).reshape(c, -1)
                 safe_target = torch.where(valid, flat, torch.zeros_like(flat))
                 true_prob = prob[safe_target, torch.arange(flat.numel(), device=pred.device)]
                 true_prob = torch.where(valid, true_prob, torch.ones_like(true_prob))
-                threshold = torch.tensor(self.thresh, dtype=true_prob.dtype,
-                                         device=pred.device)
-                if self.min_kept > 0:
-                    order = true_prob.argsort()
-                    kth = true_prob[order[min(flat.numel(), self.min_kept) - 1]]
-                    threshold = torch.maximum(threshold, kth)
+                order = true_prob.argsort()
+                kth = true_prob[order[min(flat.numel(), self.min_kept) - 1]]
+                threshold = torch.maximum(
+                    torch.tensor(self.thresh, dtype=true_prob.dtype, device=pred.device), kth)
                 kept = valid & (true_prob <= threshold)
         masked = torch.where(kept, flat, torch.full_like(flat, self.ignore_index))
         return F.cross_entropy(pred, masked.view(b, h, w), ignore_index=self.ignore_index)

@@ -43,6 +43,7 @@ from semivl.atomic import atomic_write
 from semivl.config import Recipe, TrainConfig
 from semivl.data.dataset import SegmentationDataset, seed_worker
 from semivl.data.sampling import SeededSampler
+from semivl.data.splits import read_split_file, require_disjoint_from_val
 from semivl.engine import distributed as D
 from semivl.engine.checkpoint import (
     load_checkpoint,
@@ -166,6 +167,11 @@ def _make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
         length = len(unlabeled)  # an epoch is one pass over the unlabelled set
     else:
         datasets, streams, length = [labeled], [STREAM_LABELED], len(labeled)
+    if spec.val_split is not None:  # a hand-edited list must not train on val images either
+        val_pairs = read_split_file(spec.val_split)
+        for dataset, split in zip(datasets[:2], (spec.labeled_split, spec.unlabeled_split),
+                                  strict=False):
+            require_disjoint_from_val(dataset.pairs, val_pairs, str(split))
     accumulation, iters_per_epoch, epochs = schedule(cfg, length, info.world,
                                                      str(spec.labeled_split))
     return Plan(datasets, streams, length, accumulation, iters_per_epoch, epochs)

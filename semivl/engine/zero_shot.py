@@ -53,7 +53,8 @@ def build_zero_shot(recipe: Recipe, context) -> ZeroShotDenseClip:
                          f"{recipe.dataset.name} has none")
     teacher = dense_clip_teacher(recipe, context, recipe.eval.crop_size or context.crop_size)
     text, concept_class = class_texts_for(recipe.model.args["clip"], context,
-                                          recipe.guidance.text, teacher.embed_dim)
+                                          recipe.guidance.text, teacher.embed_dim,
+                                          recipe.model.args.get("text_embeddings", "project"))
     return ZeroShotDenseClip(teacher, text, concept_class, recipe.dataset.num_classes,
                              recipe.guidance.temperature)
 

@@ -31,6 +31,10 @@ class ClipSource:
     # The config/pretrain/<name>.yaml whose `semivl pretrain-clip` writes the checkpoint
     # ``pretrained`` names (the demo's tiny CLIP); the workflow runs it before fetching.
     pretrain: str | None = None
+    # True only for the weights upstream SemiVL computed its text embeddings with (OpenAI CLIP
+    # ViT-B/16): `semivl text` then checks its embeddings against upstream's files
+    # (config/upstream_text.yaml), and recipes may train on those files instead.
+    upstream_text: bool = False
 
     def check(self, path: str) -> None:
         if (self.arch is None) == (self.model_cfg is None):

@@ -120,22 +120,30 @@ def clip_visual(clip_name: str, context: ModelContext) -> nn.Module:
     return load_clip(clip_name, context.config_dir, context.clip_dir).visual
 
 
-def class_texts_for(clip_name: str, context: ModelContext, variant: str,
-                    embed_dim: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The text embeddings of ``variant`` for the context's dataset."""
+def class_texts_for(clip_name: str, context: ModelContext, variant: str, embed_dim: int,
+                    source: str = "project") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The text embeddings of ``variant`` for the context's dataset: this project's
+    (``resources/text/<clip>/<dataset>.pt``) or, with ``source="upstream"``, upstream's own
+    (recipe key ``model.args.text_embeddings``)."""
     if context.random_init:
         texts = load_class_texts(context.dataset, context.config_dir)
         owner = torch.tensor([i for i, c in enumerate(texts.definitions.values()) for _ in c])
         rows = len(owner) if variant == "concept_max" else len(texts.names)
         text = F.normalize(torch.randn(rows, embed_dim), dim=-1)
         return text, owner if variant == "concept_max" else None
+    if source == "upstream":
+        from semivl.models.text_reference import upstream_text_rows
+
+        return upstream_text_rows(context.text_dir, context.config_dir, context.dataset,
+                                  variant)
     return select_text(load_text_embeddings(context.text_dir, clip_name,
                                             context.dataset.name), variant)
 
 
 def build_semivl(num_classes: int, context: ModelContext, clip: str,
                  out_blocks: Sequence[int] = (4, 0), finetune: str = "attention",
-                 decoder_text: str = "names", exact_gelu: bool = True, ln_eps: float = 1e-6,
+                 decoder_text: str = "names", text_embeddings: str = "project",
+                 exact_gelu: bool = True, ln_eps: float = 1e-6,
                  renorm_clip_input: bool = False, conv_encoder: bool = False,
                  channels: int = 128, text_channels: int = 128, num_layers: int = 2,
                  num_heads: int = 4, pool_size: int = 4, conv1_kernel: int = 7,
@@ -146,12 +154,14 @@ def build_semivl(num_classes: int, context: ModelContext, clip: str,
 
     ``out_blocks`` are the ViT blocks whose value-path features feed the decoder's skips,
     deepest first; with ``conv_encoder`` the ResNet layer1 feature is the last skip.
+    ``text_embeddings``: ``project`` (``semivl text``'s) or ``upstream`` (upstream's files).
     """
     backbone = MaskClipViT(clip_visual(clip, context), context.crop_size, out_blocks,
                            dense=True, exact_gelu=exact_gelu, ln_eps=ln_eps,
                            renorm_clip_input=renorm_clip_input)
     backbone.set_finetuning(finetune)
-    text, concept_class = class_texts_for(clip, context, decoder_text, backbone.embed_dim)
+    text, concept_class = class_texts_for(clip, context, decoder_text, backbone.embed_dim,
+                                          text_embeddings)
     skip_in = [backbone.width] * len(out_blocks)
     encoder = None
     if conv_encoder:

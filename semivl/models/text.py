@@ -12,10 +12,15 @@ upstream's ``.npy`` files, in ``resources/text/<clip>/<dataset>.pt``:
   normalised afterwards.
 
 A model asks for a variant with :func:`select_text`.
+
+For the CLIP upstream used (``upstream_text: true`` in ``config/clip.yaml``) every variant is
+checked against upstream's own files (:mod:`semivl.models.text_reference`); the result, or why
+nothing was compared, goes to ``resources/text/<clip>/<dataset>.json`` beside the ``.pt``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,8 +28,13 @@ from typing import Literal
 import torch
 from torch import nn
 
-from semivl.atomic import atomic_write
+from semivl.atomic import atomic_write, write_text_atomic
 from semivl.config import ConfigError, DatasetConfig, build_config, read_yaml
+from semivl.models.text_reference import (
+    CACHE_DIR,
+    check_against_upstream,
+    install_upstream_files,
+)
 
 TEXT_DIR = Path("resources/text")
 TextVariant = Literal["names", "concept_max", "concept_avg"]
@@ -105,17 +115,34 @@ def class_text_embeddings(clip: nn.Module, texts: ClassTexts) -> dict[str, torch
 
 
 def write_text_embeddings(clip: nn.Module, dataset: DatasetConfig, config_dir: Path,
-                          out: Path, clip_name: str) -> Path:
-    """Encode the class texts of ``dataset`` and save them to ``out`` (atomically)."""
+                          text_dir: Path, clip_name: str, cache_dir: Path = CACHE_DIR,
+                          progress: bool = False) -> tuple[Path, dict]:
+    """Encode the class texts of ``dataset``, check them against upstream's (for the CLIP
+    upstream used) and save ``<text_dir>/<clip>/<dataset>.pt`` with the check's record beside
+    it (``.json``), and the verified upstream files under ``<text_dir>/upstream/``. Every
+    file is written atomically, and only once the check has passed: a failed check writes
+    nothing. Returns the ``.pt`` path and the record."""
     texts = load_class_texts(dataset, config_dir)
-    state = {**class_text_embeddings(clip, texts), "clip": clip_name,
-             "dataset": dataset.name, "definitions_source": texts.definitions_source}
+    embeddings = class_text_embeddings(clip, texts)
+    record, upstream = check_against_upstream(embeddings, texts, dataset.name, clip_name,
+                                              config_dir, cache_dir, progress)
+    state = {**embeddings, "clip": clip_name, "dataset": dataset.name,
+             "definitions_source": texts.definitions_source}
+    out = text_file(text_dir, clip_name, dataset.name)
+    install_upstream_files(upstream, text_dir, config_dir)
     atomic_write(out, lambda tmp: torch.save(state, tmp))
-    return Path(out)
+    write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n",
+                      text_check_file(text_dir, clip_name, dataset.name))
+    return out, record
 
 
 def text_file(text_dir: Path, clip_name: str, dataset: str) -> Path:
     return Path(text_dir) / clip_name / f"{dataset}.pt"
+
+
+def text_check_file(text_dir: Path, clip_name: str, dataset: str) -> Path:
+    """The record of the upstream check beside :func:`text_file`."""
+    return Path(text_dir) / clip_name / f"{dataset}.json"
 
 
 def load_text_embeddings(text_dir: Path, clip_name: str, dataset: str) -> dict:

@@ -2,7 +2,8 @@
 the per-class IoU and the training curves (losses, learning rate, val mIoU).
 
 Besides ``metrics.json`` each run folder may hold ``provenance.json`` (commit, input checksums,
-GPU-hours) and ``log.csv``/``train_summary.json`` (curves); what is absent stays empty.
+GPU-hours), ``config.yaml`` (the batch plan: processes, micro-batch, accumulation) and
+``log.csv``/``train_summary.json`` (curves); what is absent stays empty.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from semivl.atomic import atomic_write
 from semivl.config import load_dataset_config
 from semivl.grid import Grid
 from semivl.provenance import read_attempts
+from semivl.report.batch_layout import BATCH_COLUMNS, read_batch_plan
 
 COLUMNS = ["dataset", "split", "num_labeled", "method", "seed", "miou", "miou_best",
            "best_iter", "final_iter"]
@@ -57,14 +59,16 @@ def collect_metrics(paths: list[Path]) -> pd.DataFrame:
             raise ValueError(f"{path}: missing key(s) {absent}; rerun `semivl evaluate`")
         rows.append({key: data[key] for key in COLUMNS}
                     | {key: _json_or_plain(key, data.get(key)) for key in OPTIONAL_COLUMNS}
-                    | run_provenance(path.parent, data["dataset"], data["method"]))
+                    | run_provenance(path.parent, data["dataset"], data["method"])
+                    | read_batch_plan(path.parent))
     if missing:
         head = ", ".join(missing[:5])
         raise FileNotFoundError(
             f"{len(missing)} run(s) of the grid have no metrics.json yet: {head}"
             f"{' ...' if len(missing) > 5 else ''}; run `semivl evaluate` for them first"
         )
-    frame = pd.DataFrame(rows, columns=COLUMNS + OPTIONAL_COLUMNS + PROVENANCE_COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS + OPTIONAL_COLUMNS + PROVENANCE_COLUMNS
+                         + BATCH_COLUMNS)
     frame["status"], frame["reason"] = "ok", ""
     return frame.sort_values(["dataset", "num_labeled", "split", "method", "seed"],
                              ignore_index=True)
@@ -181,7 +185,7 @@ def collect_grid(grid: Grid, *, allow_incomplete: bool = False) -> pd.DataFrame:
     present = [p for p in paths if p.is_file()]
     frame = (collect_metrics(present) if present else
              pd.DataFrame(columns=COLUMNS + OPTIONAL_COLUMNS + PROVENANCE_COLUMNS +
-                          STATUS_COLUMNS))
+                          BATCH_COLUMNS + STATUS_COLUMNS))
     rows = []
     for dataset, split, method, seed in grid.runs():
         run_dir = grid.run_dir(dataset, split, method, seed)

@@ -15,16 +15,21 @@ import math
 
 import pandas as pd
 
+from semivl.report.batch_layout import batch_mark, batch_note
 from semivl.report.published import published_for
 
 METHOD_LABELS = {
     "supervised": "Supervised (labelled only)",
     "unimatch": "UniMatch",
     "semivl": "SemiVL",
+    "semivl_project_definitions": "SemiVL with this project's class definitions",
     "semivl_no_definitions": "SemiVL w/o class definitions",
     "semivl_no_spatial_ft": "SemiVL w/o spatial fine-tuning",
 }
 ABLATIONS = ["semivl_no_definitions", "semivl_no_spatial_ft"]
+# Variants that add to SemiVL rather than remove from it (COCO/ADE20K: upstream has no class
+# definitions; this one guides with the project's), shown in the ablation table too.
+ADDITIONS = ["semivl_project_definitions"]
 METRICS = {"miou": "mIoU at the final iteration",
            "miou_best": "mIoU best on val (the upstream protocol)"}
 MINUS = "\u2212"
@@ -142,7 +147,7 @@ def _metric_table(part: pd.DataFrame, dataset: str, metric: str, published: pd.D
         cells, means = [], []
         for split in splits["split"]:
             rows = _cell_rows(part, method, split)
-            cells.append(format_cell(rows[metric], rows.get("status")))
+            cells.append(format_cell(rows[metric], rows.get("status")) + batch_mark(rows))
             means.append(rows[metric].mean() if rows[metric].count() else math.nan)
         name = METHOD_LABELS.get(method, method)
         if _uses_project_definitions(part, method):
@@ -173,7 +178,7 @@ def _source_mark(row, sources: dict[str, int]) -> str:
 
 def _ablation_table(part: pd.DataFrame) -> list[str]:
     """SemiVL minus each component, with the delta to full SemiVL (final iteration)."""
-    present = [m for m in ABLATIONS if m in set(part["method"])]
+    present = [m for m in ADDITIONS + ABLATIONS if m in set(part["method"])]
     if "semivl" not in set(part["method"]) or not present:
         return ["No ablation runs in this grid: add `semivl` and `semivl_no_definitions` / "
                 "`semivl_no_spatial_ft` to `grid.methods`.", ""]
@@ -188,9 +193,27 @@ def _ablation_table(part: pd.DataFrame) -> list[str]:
             if method != "semivl" and rows["miou"].count() and full[split].count():
                 cell += f"; Δ {format_delta(rows['miou'].mean() - full[split].mean())}"
             cells.append(cell)
-        lines.append(f"| {METHOD_LABELS[method]} | " + " | ".join(cells) + " |")
-    return lines + ["", "Δ: the variant's mean minus full SemiVL's mean in the same column "
-                    "(negative: the component helps).", ""]
+        name = METHOD_LABELS[method]
+        if _uses_project_definitions(part, method):
+            name = f"{name} {PROJECT_DEFINITIONS_MARK}"
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    notes = ["", "Δ: the variant's mean minus full SemiVL's mean in the same column "
+             "(negative: the removed component helps; for a variant that adds something, "
+             "positive: the addition helps)."]
+    if "semivl_no_definitions" in present and not uses_definitions(part, "semivl"):
+        notes.append("Here SemiVL itself guides with the plain class names (upstream has no "
+                     "class definitions for this dataset), so the run without definitions "
+                     "has SemiVL's configuration; what definitions add is the row with this "
+                     "project's class definitions.")
+    return lines + notes + [""]
+
+
+def uses_definitions(part: pd.DataFrame, method: str) -> bool:
+    """Whether a method's runs read class definitions (the runs' ``class_definitions``)."""
+    if "class_definitions" not in part:
+        return method != "semivl_no_definitions"
+    values = part.loc[part["method"] == method, "class_definitions"]
+    return bool(values.isin(["upstream", "project"]).any())
 
 
 def _format_hours(hours: pd.Series, devices: pd.Series) -> str:
@@ -261,6 +284,7 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
             lines += ["### Training cost per cell", "", *cost]
         if marked:
             lines += [PROJECT_DEFINITIONS_NOTE.format(dataset=dataset), ""]
+        lines += batch_note(part, METHOD_LABELS)
         if str(dataset) in zero_shot:
             lines += [zero_shot_note(zero_shot[str(dataset)]), ""]
     notes = PROTOCOL_NOTES + ([PUBLISHED_NOTE] if sources else [])

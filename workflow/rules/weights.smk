@@ -95,11 +95,14 @@ rule pretrain_clip:
         " > {log} 2>&1"
 
 
-# Class names and definitions (config/classes/) encoded once per CLIP and dataset.
+# Class names and definitions (config/classes/) encoded once per CLIP and dataset. For the
+# CLIP upstream used, upstream's own embeddings are fetched (config/upstream_text.yaml; cache
+# resources/cache/text/, kept) and compared row by row: a local rule, it needs internet once.
 rule text_embeddings:
     input:
         clip="resources/clip",
         classes=expand(f"{CONFIG_DIR}/classes/{{dataset}}.yaml", dataset=GRID["datasets"]),
+        upstream=f"{CONFIG_DIR}/upstream_text.yaml",
     output:
         directory("resources/text"),
     params:
