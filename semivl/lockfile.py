@@ -32,3 +32,17 @@ def pin(path: Path, key: str, sha256: str, what: str) -> None:
     header = (f"# sha256 of {what}, pinned on first download (none is published).\n"
               "# Commit this file; a later download that differs is refused.\n")
     write_text_atomic(header + yaml.safe_dump(dict(sorted(lock.items()))), path)
+
+
+def verify_pinned(path: Path, pinned: str | None, pinned_in: str,
+                  error: type[Exception] = ValueError) -> str:
+    """The sha256 of the cached file ``path``; raises ``error`` naming the file, both values
+    and where the pin lives (``pinned_in``) if it differs from ``pinned``. The file is kept."""
+    from semivl.download import sha256_of
+
+    actual = sha256_of(path)
+    if pinned is not None and actual != pinned:
+        raise error(f"{path}: sha256 {actual} does not match the pinned {pinned} "
+                    f"({pinned_in}); the cached file was changed or damaged. Delete it to "
+                    f"download it again (nothing was written)")
+    return actual

@@ -22,7 +22,7 @@ from torch import nn
 from semivl import lockfile
 from semivl.atomic import atomic_dir
 from semivl.config import ConfigError, load_named_configs
-from semivl.download import DownloadError, download, sha256_of
+from semivl.download import DownloadError, download
 
 
 @dataclass(frozen=True)
@@ -72,12 +72,7 @@ def fetch(name: str, config_dir: Path, cache_dir: Path, progress: bool = True,
     pinned = read_lock(config_dir).get(name)
     dest = Path(cache_dir) / source.file
     if dest.exists():
-        actual = sha256_of(dest)
-        if pinned is not None and actual != pinned:
-            raise DownloadError(
-                f"{dest}: sha256 {actual} does not match the pinned {pinned} "
-                f"({_lock_path(config_dir)}); replace the file or remove it to download again"
-            )
+        actual = lockfile.verify_pinned(dest, pinned, str(_lock_path(config_dir)), DownloadError)
     else:
         try:
             actual = download(source.urls, dest, sha256=pinned, retries=retries,

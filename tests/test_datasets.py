@@ -456,7 +456,8 @@ def test_cached_official_list_is_verified_again_when_used(tmp_path):
     cached = tmp_path / "c" / "ade20k" / COMMIT / "1_8" / "labeled.txt"
     lines = cached.read_text().splitlines()
     cached.write_text("\n".join(reversed(lines)))  # same lines, same count: still wrong
-    with pytest.raises(SplitFileError, match=r"cache was changed or damaged.*Delete this file"):
+    with pytest.raises(SplitFileError, match=r"labeled.txt: sha256 .* does not match the "
+                                             r"pinned .*changed or damaged\. Delete it"):
         _write_official(config, root, tmp_path / "s2", ["1_8"], False, tmp_path / "c")
     assert cached.read_text() == "\n".join(reversed(lines))  # kept for inspection
     assert not (tmp_path / "s2").exists()

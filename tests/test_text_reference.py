@@ -267,7 +267,7 @@ def test_the_upstream_option_trains_on_upstream_rows_and_provenance_records_the_
     # The copy training reads is verified on every use.
     copy = tmp_path / "text" / "upstream" / COMMIT[:12] / NAMES
     copy.write_bytes(npy(own["names"]))
-    with pytest.raises(ValueError, match="toy_names.npy does not match the pinned"):
+    with pytest.raises(ValueError, match=r"toy_names.npy: sha256 .* does not match the pinned"):
         build_model(recipe.model, 5, spec.model_context())
 
 

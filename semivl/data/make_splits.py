@@ -34,7 +34,7 @@ from semivl.data.splits import (
     require_disjoint_from_val,
     write_split_file,
 )
-from semivl.download import DownloadError, download, sha256_of
+from semivl.download import DownloadError, download
 
 
 def nested_split(pool: list[Pair], train: list[Pair], num_labeled: int,
@@ -78,14 +78,10 @@ def official_file(cfg: DatasetConfig, file: str, cache_dir: Path, config_dir: Pa
         if pinned is None:
             lockfile.pin(lock_path(config_dir), lock_key, sha,
                          "dataset archives and split lists")
-    elif pinned is not None and (found := sha256_of(dest)) != pinned:
-        where = ("config/datasets/" f"{cfg.name}.yaml" if official.sha256.get(file)
-                 else f"{lock_path(config_dir)} ({lock_key})")
-        raise SplitFileError(
-            f"{dest}: the cached official {cfg.name} list {file} has sha256 {found}, but "
-            f"{where} pins {pinned}; the cache was changed or damaged. Delete this file to "
-            f"download it again (nothing was written)"
-        )
+    else:
+        pinned_in = (f"config/datasets/{cfg.name}.yaml" if official.sha256.get(file)
+                     else f"{lock_path(config_dir)}, {lock_key}")
+        lockfile.verify_pinned(dest, pinned, pinned_in, SplitFileError)
     return read_split_file(dest)
 
 

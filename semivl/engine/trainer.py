@@ -155,23 +155,21 @@ class Plan:
 
 def _make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
     recipe, cfg = spec.recipe, spec.recipe.train
+    val_pairs = read_split_file(spec.val_split)  # hand-edited lists must not train on val
     labeled = SegmentationDataset(spec.data_root, spec.labeled_split, recipe.dataset, "train",
                                   recipe.augment)
+    require_disjoint_from_val(labeled.pairs, val_pairs, str(spec.labeled_split))
     if cfg.method in SEMI_SUPERVISED:
         if spec.unlabeled_split is None:
             raise ValueError(f"method {cfg.method} needs an unlabelled split file")
         unlabeled = SegmentationDataset(spec.data_root, spec.unlabeled_split, recipe.dataset,
                                         "train_u", recipe.augment)
+        require_disjoint_from_val(unlabeled.pairs, val_pairs, str(spec.unlabeled_split))
         datasets = [labeled, unlabeled, unlabeled]
         streams = [STREAM_LABELED, STREAM_UNLABELED, STREAM_MIX]
         length = len(unlabeled)  # an epoch is one pass over the unlabelled set
     else:
         datasets, streams, length = [labeled], [STREAM_LABELED], len(labeled)
-    if spec.val_split is not None:  # a hand-edited list must not train on val images either
-        val_pairs = read_split_file(spec.val_split)
-        for dataset, split in zip(datasets[:2], (spec.labeled_split, spec.unlabeled_split),
-                                  strict=False):
-            require_disjoint_from_val(dataset.pairs, val_pairs, str(split))
     accumulation, iters_per_epoch, epochs = schedule(cfg, length, info.world,
                                                      str(spec.labeled_split))
     return Plan(datasets, streams, length, accumulation, iters_per_epoch, epochs)

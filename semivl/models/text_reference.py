@@ -94,15 +94,9 @@ def pinned_sha256(ref: UpstreamText, file: str, config_dir: Path) -> str | None:
 
 def _verify(path: Path, ref: UpstreamText, file: str, config_dir: Path) -> str:
     """The sha256 of a stored copy, refused when it differs from the pin."""
-    from semivl.download import sha256_of
-
-    actual, pinned = sha256_of(path), pinned_sha256(ref, file, config_dir)
-    if pinned is not None and actual != pinned:
-        raise TextReferenceError(
-            f"{path}: sha256 {actual} of upstream text embeddings {file} does not match the "
-            f"pinned {pinned} ({Path(config_dir) / CONFIG_FILE} or {LOCK_FILE}); delete the "
-            f"file and run `semivl text` again to fetch it")
-    return actual
+    return lockfile.verify_pinned(path, pinned_sha256(ref, file, config_dir),
+                                  f"{Path(config_dir) / CONFIG_FILE} or {LOCK_FILE}",
+                                  TextReferenceError)
 
 
 def fetch_upstream_file(ref: UpstreamText, file: str, config_dir: Path, cache_dir: Path,
