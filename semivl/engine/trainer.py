@@ -155,9 +155,9 @@ class Plan:
 
 def _make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
     recipe, cfg = spec.recipe, spec.recipe.train
-    val_pairs = read_split_file(spec.val_split)  # hand-edited lists must not train on val
     labeled = SegmentationDataset(spec.data_root, spec.labeled_split, recipe.dataset, "train",
                                   recipe.augment)
+    val_pairs = read_split_file(spec.val_split)  # hand-edited lists must not train on val
     require_disjoint_from_val(labeled.pairs, val_pairs, str(spec.labeled_split))
     if cfg.method in SEMI_SUPERVISED:
         if spec.unlabeled_split is None:
