@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 DEMO_TIME := about 10.5 minutes after installation on 2 cores at 172 GFLOP/s (semivl bench --quick), about 30 (estimated) at half that rate
 
 demo: $(STAMP)
-	@echo "Running the demo: 80 jobs, $(DEMO_TIME). Snakemake prints 'N of 80 steps done' after each job and a line per finished training run."
+	@echo "Running the demo: 126 jobs, $(DEMO_TIME). Snakemake prints 'N of 126 steps done' after each job and a line per finished training run."
 	$(BIN)/snakemake all --cores $(CORES) --configfile config/demo.yaml
 	$(BIN)/snakemake --configfile config/demo.yaml --report results/demo/report.html
 	@echo "Demo done: results/demo/tables.md, results/demo/figures/ and results/demo/report.html"

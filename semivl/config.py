@@ -378,6 +378,9 @@ class ResourcesConfig:
     cpus_per_gpu: int = 4
     mem_mb: int = 32000
     hours: float = 24.0
+    # Where ``hours`` comes from (e.g. upstream training logs); empty = a guess, which
+    # `semivl plan` says.
+    hours_source: str = ""
 
     def check(self, path: str) -> None:
         _require(self.gpus >= 1, f"{path}.gpus", ">= 1", self.gpus)
@@ -610,9 +613,30 @@ def _merge(base: dict, override: dict) -> dict:
     return out
 
 
+def _merge_recipe(base: dict, override: dict) -> dict:
+    """:func:`_merge` of a recipe over its base, except that a ``model.name`` other than the
+    base's replaces the base's model whole: its ``args`` and ``pretrained`` belong to another
+    model and are not inherited."""
+    model = override.get("model")
+    base_model = base.get("model")
+    if (isinstance(model, dict) and isinstance(base_model, dict) and "name" in model
+            and model["name"] != base_model.get("name")):
+        base = {**base, "model": {k: v for k, v in base_model.items()
+                                  if k not in ("args", "pretrained")}}
+    return _merge(base, override)
+
+
 def _read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Read a recipe; a top-level ``base: <file>`` (relative to the recipe) is read first and
-    the recipe's own keys are merged over it (an ablation states only what it changes)."""
+    the recipe's own keys are merged over it (an ablation states only what it changes).
+
+    Merging is recursive: mappings merge key by key, lists and scalars are replaced whole, and
+    ``null`` replaces a value too (``guidance: null`` removes the base's guidance, which
+    :func:`load_recipe` treats as absent). One exception: when the recipe's ``model.name``
+    differs from its base's, the base's ``model.args`` and ``model.pretrained`` are not
+    inherited (a different model's arguments do not carry over); the recipe states its
+    model's arguments in full.
+    """
     path = path.resolve()
     if path in seen:
         raise ConfigError(f"{path}: base: recipes include each other in a loop")
@@ -625,4 +649,4 @@ def _read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     base_path = path.parent / base
     if not base_path.is_file():
         raise ConfigError(f"{path}: base: {base_path} does not exist")
-    return _merge(_read_recipe(base_path, (*seen, path)), data)
+    return _merge_recipe(_read_recipe(base_path, (*seen, path)), data)

@@ -1,7 +1,11 @@
-"""The experiment grid (``config/config.yaml``, ``config/demo.yaml``) and run paths.
+"""The experiment grid (``config/config.yaml``, ``config/grids/*.yaml``) and run paths.
 
-Snakemake validates the same file against ``workflow/schemas/config.schema.yaml``; this module
-gives the library and the CLI the same view of it, with errors that name the key.
+A grid is a list of blocks, each a cross product of (dataset, split) cells x methods x seeds,
+so a method can run on some cells only (SemiVL's ablations on VOC 92 and 1464, as the paper
+does). The older single-block form (``splits``/``methods``/``seeds`` directly under ``grid``)
+is one block. Snakemake validates the same file against ``workflow/schemas/config.schema.yaml``;
+this module gives the library, the CLI and the Snakefile the same view of it, with errors that
+name the key. DVC reads the grid's runs from the file ``semivl grid expand`` writes beside it.
 """
 
 from __future__ import annotations
@@ -21,25 +25,88 @@ class SplitCell:
 
 
 @dataclass(frozen=True)
-class GridAxes:
-    """What to run: datasets x (their splits) x methods x seeds."""
+class GridBlock:
+    """One cross product: these cells x these methods x these seeds."""
 
-    datasets: list[str]
     splits: list[SplitCell]
     methods: list[str]
     seeds: list[int]
+    # A name for `semivl plan` and error messages (default: block<i>).
+    name: str = ""
 
     def check(self, path: str) -> None:
-        for key in ("datasets", "splits", "methods", "seeds"):
+        for key in ("splits", "methods", "seeds"):
             if not getattr(self, key):
                 raise ConfigError(f"{path}.{key}: expected a non-empty list, got []")
-        for i, cell in enumerate(self.splits):
-            if cell.dataset not in self.datasets:
-                raise ConfigError(f"{path}.splits[{i}].dataset: expected one of "
-                                  f"{self.datasets} (grid.datasets), got {cell.dataset!r}")
-        unused = sorted(set(self.datasets) - {c.dataset for c in self.splits})
+        for key in ("methods", "seeds"):
+            values = getattr(self, key)
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ConfigError(f"{path}.{key}: {repeated[0]!r} is listed twice")
+        cells = [(c.dataset, c.split) for c in self.splits]
+        repeated_cells = sorted({c for c in cells if cells.count(c) > 1})
+        if repeated_cells:
+            d, s = repeated_cells[0]
+            raise ConfigError(f"{path}.splits: {{dataset: {d}, split: {s!r}}} is listed twice")
+
+
+@dataclass(frozen=True)
+class GridAxes:
+    """What to run: datasets, and the blocks of (cells x methods x seeds) over them.
+
+    Either ``blocks`` or the single-block keys ``splits``, ``methods`` and ``seeds``.
+    """
+
+    datasets: list[str]
+    blocks: list[GridBlock] = field(default_factory=list)
+    splits: list[SplitCell] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+
+    def check(self, path: str) -> None:
+        if not self.datasets:
+            raise ConfigError(f"{path}.datasets: expected a non-empty list, got []")
+        single = [k for k in ("splits", "methods", "seeds") if getattr(self, k)]
+        if self.blocks and single:
+            raise ConfigError(
+                f"{path}.{single[0]}: a grid has either `blocks` or the single-block keys "
+                f"splits/methods/seeds, not both; move {single[0]} into a block")
+        if not self.blocks:
+            missing = [k for k in ("splits", "methods", "seeds") if not getattr(self, k)]
+            if missing:
+                raise ConfigError(
+                    f"{path}.{missing[0]}: expected a non-empty list (or give `blocks:`, "
+                    f"each with splits, methods and seeds)")
+        for b, block in enumerate(self.all_blocks()):
+            where = f"{path}.blocks[{b}]" if self.blocks else path
+            for i, cell in enumerate(block.splits):
+                if cell.dataset not in self.datasets:
+                    raise ConfigError(f"{where}.splits[{i}].dataset: expected one of "
+                                      f"{self.datasets} (grid.datasets), got {cell.dataset!r}")
+        used = {c.dataset for block in self.all_blocks() for c in block.splits}
+        unused = [d for d in self.datasets if d not in used]
         if unused:
-            raise ConfigError(f"{path}.datasets: {unused[0]!r} has no entry in grid.splits")
+            raise ConfigError(f"{path}.datasets: {unused[0]!r} has no cell in any block's "
+                              f"splits")
+        seen: dict[tuple, int] = {}
+        for b, block in enumerate(self.all_blocks()):
+            for cell in block.splits:
+                for method in block.methods:
+                    key = (cell.dataset, cell.split, method)
+                    for seed in block.seeds:
+                        if (*key, seed) in seen:
+                            raise ConfigError(
+                                f"{path}.blocks[{b}]: {cell.dataset} {cell.split} {method} "
+                                f"seed {seed} is already in blocks[{seen[(*key, seed)]}]; "
+                                f"list each run once")
+                        seen[(*key, seed)] = b
+
+    def all_blocks(self) -> list[GridBlock]:
+        """The blocks, the single-block form as one block named ``main``."""
+        if self.blocks:
+            return [b if b.name else GridBlock(b.splits, b.methods, b.seeds, f"block{i}")
+                    for i, b in enumerate(self.blocks)]
+        return [GridBlock(self.splits, self.methods, self.seeds, "main")]
 
 
 @dataclass(frozen=True)
@@ -58,6 +125,13 @@ class ReportSettings:
                               f"{self.qualitative_images}")
 
 
+Run = tuple[str, str, str, int]  # (dataset, split, method, seed)
+
+
+def _unique(values) -> list:
+    return list(dict.fromkeys(values))
+
+
 @dataclass(frozen=True)
 class Grid:
     """The whole experiment grid file."""
@@ -70,28 +144,74 @@ class Grid:
     cluster: dict[str, int | None] = field(default_factory=dict)
     report: ReportSettings = field(default_factory=ReportSettings)
 
+    @property
+    def datasets(self) -> list[str]:
+        return list(self.grid.datasets)
+
+    @property
+    def blocks(self) -> list[GridBlock]:
+        return self.grid.all_blocks()
+
     def run_dir(self, dataset: str, split: str, method: str, seed: int) -> Path:
         """``<results_dir>/runs/<dataset>/<split>/<method>/seed<seed>``."""
         return Path(self.results_dir) / "runs" / dataset / split / method / f"seed{seed}"
 
-    def qualitative_run(self, dataset: str) -> tuple[str, int]:
-        """(split, seed) whose models the qualitative grid shows: the dataset's split with the
-        fewest labels in the grid (where methods differ most) and the first seed."""
+    def runs(self) -> list[Run]:
+        """Every (dataset, split, method, seed) run of every block, in a fixed sorted order."""
+        return sorted({(cell.dataset, cell.split, method, seed) for block in self.blocks
+                       for cell in block.splits for method in block.methods
+                       for seed in block.seeds})
+
+    def cells(self) -> list[tuple[str, str]]:
+        """The (dataset, split) cells of all blocks, in the order the grid first names them."""
+        return _unique((c.dataset, c.split) for block in self.blocks for c in block.splits)
+
+    def methods(self, dataset: str | None = None) -> list[str]:
+        """The methods the grid runs (on ``dataset``), in the order the grid first names them."""
+        return _unique(m for block in self.blocks for m in block.methods
+                       if dataset is None or any(c.dataset == dataset for c in block.splits))
+
+    def recipes(self) -> list[tuple[str, str]]:
+        """Every (method, dataset) pair the grid trains, once each."""
+        return _unique((m, c.dataset) for block in self.blocks for c in block.splits
+                       for m in block.methods)
+
+    def _fewest_labels_split(self, dataset: str) -> str:
         from semivl.config import load_dataset_config
 
         counts = load_dataset_config(dataset, Path(self.config_dir)).splits
-        splits = [c.split for c in self.grid.splits if c.dataset == dataset]
+        splits = [s for d, s in self.cells() if d == dataset]
         if not splits:
-            raise ConfigError(f"grid.splits: no split of dataset {dataset!r}")
-        return min(splits, key=lambda s: (counts.get(s, 0), s)), self.grid.seeds[0]
+            raise ConfigError(f"grid: no cell of dataset {dataset!r}")
+        return min(splits, key=lambda s: (counts.get(s, 0), s))
 
-    def runs(self) -> list[tuple[str, str, str, int]]:
-        """Every (dataset, split, method, seed) cell, in a fixed sorted order."""
-        return sorted(
-            (cell.dataset, cell.split, method, seed)
-            for cell in self.grid.splits for method in self.grid.methods
-            for seed in self.grid.seeds
-        )
+    def qualitative_runs(self, dataset: str) -> list[tuple[str, str, int]]:
+        """(method, split, seed) of each model the qualitative grid shows: the dataset's
+        split with the fewest labels in the grid (where methods differ most), the methods of
+        the first block that runs that split, each with that block's first seed."""
+        split = self._fewest_labels_split(dataset)
+        block = next(b for b in self.blocks
+                     if any((c.dataset, c.split) == (dataset, split) for c in b.splits))
+        return [(method, split, block.seeds[0]) for method in block.methods]
+
+    def qualitative_run(self, dataset: str, method: str) -> tuple[str, int]:
+        """(split, seed) of ``method``'s model in the qualitative grid of ``dataset``."""
+        shown = {m: (s, k) for m, s, k in self.qualitative_runs(dataset)}
+        if method not in shown:
+            raise ConfigError(f"grid: the qualitative grid of {dataset!r} shows "
+                              f"{sorted(shown)}, not {method!r} (the methods of the first "
+                              f"block that runs the split with the fewest labels)")
+        return shown[method]
+
+    def expanded(self) -> dict:
+        """The grid's iteration lists for DVC (``semivl grid expand``): the cells, the runs
+        and the qualitative predictions, as mappings whose keys name the DVC stages."""
+        cells = {f"{d}-{s}": {"dataset": d, "split": s} for d, s in sorted(self.cells())}
+        runs = {f"{d}-{s}-{m}-seed{k}": {"dataset": d, "split": s, "method": m, "seed": k}
+                for d, s, m, k in self.runs()}
+        predictions = {f"{d}-{m}": {"dataset": d, "method": m}
+                       for d in self.datasets for m, _, _ in self.qualitative_runs(d)}
+        return {"cells": cells, "runs": runs, "predictions": predictions}
 
 
 def load_grid(path: Path) -> Grid:
@@ -103,6 +223,12 @@ def load_grid(path: Path) -> Grid:
         message = str(err)
         raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}"
                           ) from None
+
+
+def expanded_path(grid_file: Path) -> Path:
+    """Where ``semivl grid expand`` writes a grid's lists: ``<grid>.runs.yaml`` beside it."""
+    grid_file = Path(grid_file)
+    return grid_file.with_name(f"{grid_file.stem}.runs.yaml")
 
 
 def split_paths(data_dir: str | Path, dataset: str, split: str) -> dict[str, Path]:

@@ -1,8 +1,9 @@
 """Pretrained backbone weights: where they come from, their pinned checksums, and loading.
 
 ``config/weights.yaml`` names each file and its download mirrors. No checksums are published
-for UniMatch's ImageNet backbones, so the sha256 of the first file fetched (or placed by hand)
-is pinned in ``config/weights.lock.yaml``; later fetches must match it. Commit the lock file.
+for UniMatch's ImageNet backbones (nor for timm's ViT on the Hugging Face hub), so the sha256
+of the first file fetched (or placed by hand) is pinned in ``config/weights.lock.yaml``; later
+fetches must match it. Commit the lock file.
 
 Files are fetched into a download cache (``resources/cache/weights/``) and then linked into
 the folder the workflow declares (``resources/weights/``), so rebuilding that folder never
@@ -123,15 +124,24 @@ def load_pretrained(module: nn.Module, path: Path,
                     allow_missing: bool = False) -> KeyReport:
     """Load a state_dict file into ``module`` non-strictly and report the key match.
 
-    Accepts ``{"state_dict": ...}``/``{"model": ...}`` wrappers and a ``module.`` prefix.
-    Missing parameters fail unless ``allow_missing``; unexpected keys (e.g. an ImageNet
-    ``fc`` head) are reported and ignored, as upstream's ``strict=False`` does.
+    Reads PyTorch files (``torch.load`` with ``weights_only``) and ``.safetensors`` files (the
+    Hugging Face hub's format, e.g. timm's ImageNet ViTs). Accepts ``{"state_dict": ...}``/
+    ``{"model": ...}`` wrappers and a ``module.`` prefix. A module with an
+    ``adapt_pretrained(state) -> state`` method adapts the tensors first (a ViT resizes the
+    position table to its crop's grid). Missing parameters fail unless ``allow_missing``;
+    unexpected keys (e.g. an ImageNet ``fc``/``head`` classifier) are reported and ignored, as
+    upstream's ``strict=False`` does.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: pretrained weights not found; fetch them with "
                                 f"`semivl weights fetch`")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path), device="cpu")
+    else:
+        state = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
@@ -139,6 +149,9 @@ def load_pretrained(module: nn.Module, path: Path,
     drops = drop_keys_containing or []
     dropped = sorted(k for k in state if any(s in k for s in drops))
     state = {k: v for k, v in state.items() if k not in dropped}
+    adapt = getattr(module, "adapt_pretrained", None)
+    if callable(adapt):
+        state = adapt(state)
     own = module.state_dict()
     mismatched = sorted(k for k in state if k in own and state[k].shape != own[k].shape)
     if mismatched:

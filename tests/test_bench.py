@@ -10,7 +10,7 @@ import yaml
 from conftest import TINY_UNIMATCH
 
 from semivl.bench.markdown import render_bench
-from semivl.bench.plan import plan_grid, render_plan, run_length
+from semivl.bench.plan import plan_grid, plan_summary, render_plan, run_length
 from semivl.config import load_recipe
 from semivl.engine.checkpoint import load_checkpoint
 from semivl.engine.step import unwrap
@@ -52,14 +52,36 @@ def test_plan_uses_measured_times_and_falls_back_to_requested_hours(tmp_path, re
     assert unimatch["gpu_hours"] == pytest.approx(expected * 4 * 3)
     assert unimatch["source"] == "measured on NVIDIA H100"
     supervised = next(r for r in rows if r["method"] == "supervised")
-    assert supervised["hours_per_run"] == 12 and supervised["source"].startswith("not measured")
+    assert supervised["hours_per_run"] == 12 and supervised["guess"]
+    assert supervised["source"] == "the recipe's requested hours: a guess"
     capped = plan_grid(_grid(tmp_path, repo, max_gpus_per_job=1), bench)
     assert next(r for r in capped if r["method"] == "unimatch")["accumulation"] == 4
     text = render_plan(rows)
-    assert "| pascal | 92 | unimatch | 3 | 4 | 104880 |" in text and "Total:" in text
-    # A CPU measurement is never taken for GPU time.
+    assert "| main | pascal | 92 | unimatch | 3 | 4 | 104880 |" in text and "Total:" in text
+    # A CPU measurement is never taken for GPU time; UniMatch's hours then come from its logs.
     cpu = plan_grid(_grid(tmp_path, repo), bench | {"device": {"type": "cpu"}})
-    assert all(r["source"].startswith("not measured") for r in cpu)
+    assert [r["source"] for r in cpu] == [
+        "the recipe's requested hours: a guess",
+        "the recipe's requested hours (UniMatch V1 logs: 17-21 h on 4 GPUs (R101, crop 321))"]
+    assert "Guessed hours are what the recipes ask the cluster for" in render_plan(cpu)
+
+
+def test_plan_sums_blocks_per_dataset_and_names_the_longest_job(repo):
+    grid = load_grid(repo / "config" / "config.yaml")
+    rows = plan_grid(grid, None, repo / "config")
+    # Every run of the grid is planned once, in its block.
+    assert sum(r["runs"] for r in rows) == len(grid.runs()) == 216
+    assert {r["block"] for r in rows} == {"main", "ablation"}
+    ablation = {(r["split"], r["method"]) for r in rows if r["block"] == "ablation"}
+    assert {s for s, _ in ablation} == {"92", "1464"}
+    summary = plan_summary(rows)
+    assert set(summary["datasets"]) == {"pascal", "coco", "ade20k", "cityscapes"}
+    assert summary["gpu_hours"] == pytest.approx(
+        sum(d["gpu_hours"] for d in summary["datasets"].values()))
+    assert summary["longest"]["hours_per_run"] == max(r["hours_per_run"] for r in rows)
+    text = render_plan(rows)
+    assert f"| **total** | **216** | **{summary['gpu_hours']:.0f}** |" in text
+    assert "Longest job:" in text
 
 
 def test_speed_options_train_and_save_a_plain_state_dict(toy_root, config_dir, tmp_path):

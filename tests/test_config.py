@@ -67,19 +67,25 @@ def test_model_args_checked():
 
 def test_grid_files_pass_schema_and_loader(repo):
     schema = yaml.safe_load((repo / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    for name in ("config.yaml", "demo.yaml"):
+    names = ["config.yaml", "demo.yaml", "demo_quick.yaml"]
+    names += [f"grids/{p.name}" for p in sorted((repo / "config" / "grids").glob("*.yaml"))]
+    assert len(names) == 8
+    for name in names:
         data = yaml.safe_load((repo / "config" / name).read_text())
         jsonschema.validate(data, schema)
         grid = load_grid(repo / "config" / name)
         assert grid.runs() == sorted(grid.runs())
+        for method, dataset in grid.recipes():  # every run has a recipe
+            load_recipe(method, dataset, repo / "config")
 
 
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda g: g["grid"].update(methods=["fixmatch"]), "fixmatch"),
+        (lambda g: g["grid"]["blocks"][0].update(methods=["fixmatch"]), "fixmatch"),
         (lambda g: g.update(result_dir="x"), "result_dir"),
-        (lambda g: g["grid"]["splits"].append({"dataset": "coco", "split": "1_32"}), "coco"),
+        (lambda g: g["grid"]["blocks"][1]["splits"].append({"dataset": "coco", "split": "1_32"}),
+         "coco"),
     ],
 )
 def test_bad_grid_rejected_by_schema_and_loader(repo, tmp_path, edit, message):

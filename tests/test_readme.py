@@ -49,6 +49,7 @@ RULES: list[tuple[str, str, str]] = [
     (r"^semivl weights fetch --grid config/demo\.yaml$", "run", ""),
     (r"^semivl model-summary ", "run", ""),
     (r"^semivl plan ", "run", ""),
+    (r"^semivl grid expand", "run", ""),
     (r"^semivl aggregate .*--allow-incomplete", "run", ""),
     (r"^semivl table --metrics partial/", "run", ""),
     (r"^semivl ", "parse", "needs prepared data, trained runs, network or minutes"),

@@ -26,6 +26,9 @@ from semivl.report.tables import format_cell, format_delta, render_tables
 GOLDEN = Path(__file__).parent / "golden" / "tables.md"
 CLASSES = ["background", "cat", "dog", "bird", "fish"]
 METHODS = ["supervised", "unimatch", "semivl", "semivl_no_definitions", "semivl_no_spatial_ft"]
+# The component ablation's other rows (a second block of the grid, same cells and seeds).
+COMPONENT_METHODS = ["unimatch_vit", "unimatch_clip_init", "unimatch_clip_sft",
+                     "semivl_no_guidance"]
 # (split, method) -> mIoU of seeds 0 and 1; a seed left out has no metrics.json.
 MIOU = {
     ("6", "supervised"): (40.0, 42.0), ("6", "unimatch"): (45.0, 47.0),
@@ -33,7 +36,15 @@ MIOU = {
     ("6", "semivl_no_spatial_ft"): (44.0, 46.0),
     ("48", "supervised"): (60.0, 61.0), ("48", "unimatch"): (64.0,),
     ("48", "semivl"): (70.0, 71.0), ("48", "semivl_no_definitions"): (69.0, 69.5),
+    # component ablation: 48 has a negative gain (spatial fine-tuning, whose seed 1 failed)
+    # and a row that never ran (the language-guided decoder)
+    ("6", "unimatch_vit"): (30.0, 32.0), ("6", "unimatch_clip_init"): (38.0, 39.0),
+    ("6", "unimatch_clip_sft"): (42.0, 44.0), ("6", "semivl_no_guidance"): (47.0, 48.0),
+    ("48", "unimatch_vit"): (55.0, 56.0), ("48", "unimatch_clip_init"): (62.0, 63.0),
+    ("48", "unimatch_clip_sft"): (61.0,),
 }
+# Methods whose runs read this project's class definitions (the toy has no upstream ones).
+WITH_DEFINITIONS = {"semivl", "semivl_no_spatial_ft"}
 PUBLISHED = """dataset,split,labeled_images,method,backbone,miou,protocol,source,\
 from_the_authors_own_repo
 toy,6,6,semivl,CLIP ViT-B/16,55.0,best-on-val,Paper table 1,yes
@@ -49,8 +60,8 @@ def _write_run(run: Path, split: str, method: str, seed: int, miou: float) -> No
     (run / "metrics.json").write_text(json.dumps({
         "dataset": "toy", "split": split, "num_labeled": n, "method": method, "seed": seed,
         "miou": miou, "miou_best": miou + 1.0, "best_iter": 20, "final_iter": 30,
-        "class_definitions": "project" if method.startswith("semivl") and "no_def" not in method
-        else None, "code_commit": "0123456789ab",
+        "class_definitions": "project" if method in WITH_DEFINITIONS else None,
+        "code_commit": "0123456789ab",
         "per_class_iou": {c: miou + i for i, c in enumerate(CLASSES)}}))
     (run / "provenance.json").write_text(json.dumps({
         "code": {"commit": "0123456789abcdef", "dirty": False}, "gpu_hours": 0.5 + seed,
@@ -67,16 +78,19 @@ def _write_run(run: Path, split: str, method: str, seed: int, miou: float) -> No
 
 @pytest.fixture()
 def grid(tmp_path, repo):
-    """A fabricated grid of 2 splits x 5 methods x 2 seeds: most runs evaluated, one failed
-    (unimatch 48 seed 1) and one never started (no-spatial-FT 48, both seeds)."""
+    """A fabricated grid of 2 splits x 2 seeds x 5 methods, and a block of the component
+    ablation's 4 other methods: most runs evaluated, two failed (unimatch and the CLIP ViT with
+    spatial fine-tuning at 48, seed 1), two never started (no-spatial-FT and no-guidance at
+    48, both seeds)."""
     from semivl.grid import load_grid
 
     grid_file = tmp_path / "grid.yaml"
     grid_file.write_text(yaml.safe_dump({
         "results_dir": str(tmp_path / "results"), "config_dir": str(repo / "config"),
-        "grid": {"datasets": ["toy"], "splits": [{"dataset": "toy", "split": s}
-                                                 for s in ("6", "48")],
-                 "methods": METHODS, "seeds": [0, 1]}}))
+        "grid": {"datasets": ["toy"], "blocks": [
+            {"name": name, "splits": [{"dataset": "toy", "split": s} for s in ("6", "48")],
+             "methods": methods, "seeds": [0, 1]}
+            for name, methods in (("main", METHODS), ("components", COMPONENT_METHODS))]}}))
     grid = load_grid(grid_file)
     for (split, method), values in MIOU.items():
         for seed, miou in enumerate(values):
@@ -85,6 +99,11 @@ def grid(tmp_path, repo):
     failed.mkdir(parents=True)
     (failed / "attempts.jsonl").write_text(json.dumps({"outcome": "error", "wall_s": 3.0,
                                                        "gpus": 1, "gpu_hours": 0.001}) + "\n")
+    timed_out = grid.run_dir("toy", "48", "unimatch_clip_sft", 1)
+    timed_out.mkdir(parents=True)
+    (timed_out / "attempts.jsonl").write_text("".join(json.dumps(
+        {"outcome": "timeout", "wall_s": 9.0, "gpus": 1, "gpu_hours": 0.0025}) + "\n"
+        for _ in range(2)))
     return grid
 
 
@@ -112,8 +131,8 @@ def test_format_cell_and_delta():
 
 def test_aggregation_gives_the_expected_cells_and_deltas(grid, published):
     frame = collect_grid(grid, allow_incomplete=True)
-    assert len(frame) == 20
-    assert frame["status"].value_counts().to_dict() == {"ok": 17, "not run": 2, "failed": 1}
+    assert len(frame) == 36
+    assert frame["status"].value_counts().to_dict() == {"ok": 30, "not run": 4, "failed": 2}
     ok = frame[frame["status"] == "ok"]
     assert set(ok["hours"]) == {0.5, 1.5} and set(ok["device"]) == {"gpu"}
     assert set(ok["recipe_sha"]) == {"ab" * 6} and set(ok["data_sha"]) == {"cd" * 6}
@@ -133,17 +152,28 @@ def test_aggregation_gives_the_expected_cells_and_deltas(grid, published):
         "48.5 ± 0.7 (2); Δ \u22122.5", "69.2 ± 0.4 (2); Δ \u22121.2"]
     assert _row(text, "| SemiVL w/o spatial fine-tuning", ablation) == [
         "45.0 ± 1.4 (2); Δ \u22126.0", "2 not run"]
+    components = "### Component ablation"
+    assert _row(text, "| + spatial fine-tuning", components) == [
+        "43.0 ± 1.4 (2)", "+4.5", "61.0 (1; 1 failed)", "\u22121.5"]  # 61.0 − 62.5
+    assert _row(text, "| + language-guided decoder", components) == [
+        "47.5 ± 0.7 (2)", "+4.5", "2 not run", "–"]
+    assert _row(text, "| + dense CLIP guidance", components) == [
+        "48.5 ± 0.7 (2)", "+1.0", "69.2 ± 0.4 (2)", "–"]  # the row above has no result
+    main = text[text.index(final):text.index("### mIoU best on val")]
+    assert "w/o" not in main and "ViT" not in main  # the variants have their own tables
     cost = "### Training cost"
     assert _row(text, "| UniMatch", cost) == ["2.0 GPU-h (2)", "0.50 GPU-h (1); 1 failed",
                                               "2.5 GPU-h (3); 1 failed"]
     assert "- toy 48 UniMatch seed 1: failed (training error (1 attempts))" in text
-    assert "- toy 48 SemiVL w/o spatial fine-tuning seed 0: not run" in text
+    assert "- toy 48 SemiVL w/o spatial fine-tuning seeds 0, 1: not run" in text
+    assert ("- toy 48 UniMatch w/ CLIP ViT (spatial fine-tuning) seed 1: failed (training "
+            "timeout (2 attempts))") in text
     assert "[1] UniMatch README; ResNet-101 DeepLabV3+; best-on-val; quoted by others." in text
     assert "[2] Paper table 1; CLIP ViT-B/16; best-on-val; from the authors' own repository." in (
         text)
     assert "unimatch_v2" not in text and "99.0" not in text  # not a method of this grid
-    assert "- Data toy: toy v1; `prepared.json` sha256 `cdcdcdcdcdcd` (17 runs)." in text
-    assert "commit `0123456789ab` (17 runs)" in text
+    assert "- Data toy: toy v1; `prepared.json` sha256 `cdcdcdcdcdcd` (30 runs)." in text
+    assert "commit `0123456789ab` (30 runs)" in text
 
 
 ZERO_SHOT = {"toy": {"dataset": "toy", "method": "zero_shot_clip", "clip": "tiny_clip_toy",
@@ -188,7 +218,7 @@ def test_tables_html_is_a_self_contained_page():
 def test_long_csvs(grid):
     paths = [grid.run_dir(*run) / "metrics.json" for run in grid.runs()]
     per_class = collect_per_class(paths)
-    assert len(per_class) == 17 * 5 and set(per_class["class"]) == set(CLASSES)
+    assert len(per_class) == 30 * 5 and set(per_class["class"]) == set(CLASSES)
     curves = collect_curves(paths)
     assert set(curves["series"]) == {"lr", "loss", "loss_x", "val_miou"}  # no epoch/seconds
     one = curves[(curves["method"] == "semivl") & (curves["split"] == "6") &
@@ -273,7 +303,7 @@ def test_render_without_published_or_provenance(tmp_path):
 
 
 def test_incomplete_grid_stops_without_allow_incomplete(grid):
-    with pytest.raises(FileNotFoundError, match="3 run"):
+    with pytest.raises(FileNotFoundError, match="6 run"):
         collect_grid(grid)
 
 

@@ -60,6 +60,7 @@ def _checkout(tmp: Path, grid: dict | None = None, tiny: bool = False) -> Path:
     if grid is not None:
         (root / "config" / "config.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
         (root / "config" / "demo.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
+        _run([str(BIN / "semivl"), "grid", "expand"], root)  # DVC's lists of the new grid
     if tiny:
         (root / "config" / "recipes" / "supervised" / "toy.yaml").write_text(TINY_RECIPE)
         # The full toy set has about 230 unlabelled images: a batch of 16 keeps an epoch short.
@@ -94,17 +95,67 @@ def test_snakefile_and_dvc_declare_the_same_outputs(tmp_path):
     smk, dvc = _snakemake_outputs(root, "config/demo.yaml"), _dvc_outputs(root)
     assert smk == dvc, f"only Snakemake: {smk - dvc}; only DVC: {dvc - smk}"
     assert "results/demo/tables.md" in smk and "data/toy" in smk
-    # 2 splits x 3 seeds x 5 methods, and the zero-shot row
-    assert sum(p.endswith("metrics.json") for p in smk) == 31
+    # 2 splits x 3 seeds x (3 methods + 6 ablations), and the zero-shot row
+    assert sum(p.endswith("metrics.json") for p in smk) == 55
     assert {"resources/weights", "resources/clip", "resources/text", "data/pretrain/tiny_clip_toy",
             "resources/pretrained/tiny_clip_toy/model.pt",
             "results/demo/zero_shot/toy/metrics.json"} <= smk
 
 
+def _jobs_by_rule(dry_run: str, rule: str) -> list[dict[str, str]]:
+    """The wildcards (and resources) of every job of ``rule`` in a ``snakemake -n`` listing."""
+    jobs, current = [], None
+    for line in dry_run.splitlines():
+        head = re.match(r"^(?:local)?rule (\w+):", line)
+        if head:
+            current = {"rule": head.group(1)}
+            if current["rule"] == rule:
+                jobs.append(current)
+        elif current is not None and ":" in line:
+            key, _, value = line.strip().partition(": ")
+            if key == "wildcards":
+                current.update(kv.split("=", 1) for kv in value.split(", "))
+            elif key == "resources":
+                current["resources"] = value
+    return jobs
+
+
+def test_default_grid_lists_every_training_job_of_the_four_datasets(tmp_path):
+    """`snakemake -n all` on config/config.yaml: the papers' tables, the ablations on VOC 92
+    and 1464 only, each job with its recipe's resources; DVC declares the same outputs."""
+    from collections import Counter
+
+    root = _checkout(tmp_path)
+    out = _run([str(BIN / "snakemake"), "-n", "all"], root, timeout=300)
+    jobs = _jobs_by_rule(out, "train")
+    counts = Counter((j["dataset"], j["method"]) for j in jobs)
+    for dataset in ("pascal", "coco", "ade20k", "cityscapes"):
+        for method in ("supervised", "unimatch", "semivl"):
+            assert counts[(dataset, method)] == 5 * 3, (dataset, method)
+    ablations = ("semivl_no_definitions", "semivl_no_spatial_ft", "unimatch_vit",
+                 "unimatch_clip_init", "unimatch_clip_sft", "semivl_no_guidance")
+    for method in ablations:
+        assert counts[("pascal", method)] == 2 * 3
+        assert {j["split"] for j in jobs if j["method"] == method} == {"92", "1464"}
+    assert len(jobs) == 4 * 5 * 3 * 3 + 6 * 2 * 3 == 216
+    assert all("gpu=" in j["resources"] and "runtime=" in j["resources"] for j in jobs)
+    coco = next(j for j in jobs if (j["dataset"], j["method"]) == ("coco", "semivl"))
+    assert "gpu=8" in coco["resources"] and "runtime=2880" in coco["resources"]
+    assert len(_jobs_by_rule(out, "zero_shot")) == 4
+    smk, dvc = _snakemake_outputs(root, "config/config.yaml"), _dvc_outputs(root)
+    # Snakemake downloads each archive in a job of its own on the login node; DVC's
+    # prepare_data stage fetches its archives itself (resources/archives/ is its cache).
+    smk = {p for p in smk if not p.startswith("resources/archives/")}
+    # DVC has no conditional stages: the demo CLIP's pretraining is in every dvc.yaml DAG.
+    dvc -= {"data/pretrain/tiny_clip_toy", "resources/pretrained/tiny_clip_toy/model.pt"}
+    assert smk == dvc, f"only Snakemake: {smk - dvc}; only DVC: {dvc - smk}"
+    assert sum(p.endswith("/model.pt") and "/runs/" in p for p in dvc) == 216
+
+
 def test_snakemake_rejects_a_bad_config(tmp_path):
     root = _checkout(tmp_path)
     bad = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
-    bad["grid"]["seeds"] = ["zero"]
+    bad["grid"]["blocks"][0]["seeds"] = ["zero"]
     (root / "bad.yaml").write_text(yaml.safe_dump(bad))
     proc = subprocess.run([str(BIN / "snakemake"), "-n", "--configfile", "bad.yaml"], cwd=root,
                           env=ENV, capture_output=True, text=True, timeout=120)
@@ -134,7 +185,9 @@ def test_data_target_downloads_on_the_login_node_and_skips_what_exists(tmp_path)
     # A dataset folder that already exists is used as it is: nothing is downloaded.
     (root / "data" / "pascal").mkdir(parents=True)
     again = _run([str(BIN / "snakemake"), "-n", "data"], root)
-    assert "rule fetch_archive:" not in again and "rule prepare_data:" not in again
+    assert "resources/archives/pascal/" not in again
+    assert "resources/archives/coco/" in again  # the grid's other datasets still download
+    assert not any(j.get("dataset") == "pascal" for j in _jobs_by_rule(again, "prepare_data"))
 
 
 FIGURES = ["miou_vs_labels"] + [f"toy/{name}" for name in ("ablation", "per_class_iou",
@@ -197,7 +250,7 @@ def test_snakemake_end_to_end(tmp_path):
 def test_dvc_repro_end_to_end(tmp_path):
     root = _checkout(tmp_path, grid=SMALL_GRID, tiny=True)
     out = _run([str(BIN / "dvc"), "repro"], root, timeout=900)
-    assert "Running stage 'train@cell1-supervised-1'" in out
+    assert "Running stage 'train@toy-12-supervised-seed1'" in out
     _check_tables(root)
     status = _run([str(BIN / "dvc"), "status"], root)
     assert "up to date" in status
@@ -215,7 +268,7 @@ def test_dvc_repro_end_to_end(tmp_path):
                 "config/recipes/supervised/toy.yaml:optim.lr=0.001"], root, timeout=900)
     ran = {line.split("'")[1] for line in exp.splitlines() if line.startswith("Running stage")}
     assert {s for s in ran if s.startswith("train@")} == {
-        f"train@cell{c}-supervised-{k}" for c in (0, 1) for k in (0, 1)}
+        f"train@toy-{s}-supervised-seed{k}" for s in (6, 12) for k in (0, 1)}
     assert {"aggregate", "table", "plot_overview", "plot_dataset@toy"} <= ran
 
 

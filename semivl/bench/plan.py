@@ -51,47 +51,87 @@ def run_length(recipe: Recipe, split: str, gpus: int) -> dict:
 
 def plan_grid(grid: Grid, bench: dict | None = None, config_dir: Path | None = None
               ) -> list[dict]:
-    """One row per (dataset, split, method): runs (seeds), GPUs, iterations, hours per run,
-    GPU-hours of the cell, and where the time per iteration came from."""
+    """One row per block and (dataset, split, method): runs (the block's seeds), GPUs,
+    iterations, hours per run, GPU-hours of the cell, and where the hours came from."""
     config_dir = Path(config_dir or grid.config_dir)
     cap = grid.cluster.get("max_gpus_per_job")
-    seeds = len(grid.grid.seeds)
     device = (bench or {}).get("device", {}).get("name", "?")
     rows = []
-    for cell in grid.grid.splits:
-        for method in grid.grid.methods:
-            recipe = load_recipe(method, cell.dataset, config_dir)
-            gpus = min(recipe.resources.gpus, cap) if cap else recipe.resources.gpus
-            length = run_length(recipe, cell.split, gpus)
-            step = _measured(bench, "train", method, cell.dataset)
-            if step:
-                evaluation = _measured(bench, "evaluation", method, cell.dataset)
-                val = recipe.dataset.expected_counts.get("val", 0)
-                eval_s = (val / evaluation["images_per_s"] / gpus) if evaluation else 0.0
-                seconds = (length["iters"] * length["accumulation"] * step["s_per_iter"]
-                           + length["evaluations"] * eval_s)
-                hours, source = seconds / 3600, f"measured on {device}"
-                if not evaluation:
-                    source += " (evaluation not measured, not counted)"
-            else:
-                hours = recipe.resources.hours
-                source = "not measured: the recipe's requested hours (an upper bound)"
-            rows.append({"dataset": cell.dataset, "split": cell.split, "method": method,
-                         "runs": seeds, "gpus": gpus, **length, "hours_per_run": hours,
-                         "gpu_hours": hours * gpus * seeds, "source": source})
+    for block in grid.blocks:
+        seeds = len(block.seeds)
+        for cell in block.splits:
+            for method in block.methods:
+                recipe = load_recipe(method, cell.dataset, config_dir)
+                gpus = min(recipe.resources.gpus, cap) if cap else recipe.resources.gpus
+                length = run_length(recipe, cell.split, gpus)
+                hours, source, guess = _hours(recipe, method, cell.dataset, length, gpus,
+                                              bench, device)
+                rows.append({"block": block.name, "dataset": cell.dataset,
+                             "split": cell.split, "method": method, "runs": seeds,
+                             "gpus": gpus, **length, "hours_per_run": hours,
+                             "gpu_hours": hours * gpus * seeds, "source": source,
+                             "guess": guess})
     return rows
 
 
-def render_plan(rows: list[dict]) -> str:
-    """A markdown table of the plan with the total."""
-    lines = ["| dataset | split | method | runs | GPUs | iterations | h/run | GPU-hours | "
-             "source |", "|---|---|---|---:|---:|---:|---:|---:|---|"]
+def _hours(recipe: Recipe, method: str, dataset: str, length: dict, gpus: int,
+           bench: dict | None, device: str) -> tuple[float, str, bool]:
+    """Hours of one run, where they come from, and whether they are a guess."""
+    step = _measured(bench, "train", method, dataset)
+    if step:
+        evaluation = _measured(bench, "evaluation", method, dataset)
+        val = recipe.dataset.expected_counts.get("val", 0)
+        eval_s = (val / evaluation["images_per_s"] / gpus) if evaluation else 0.0
+        seconds = (length["iters"] * length["accumulation"] * step["s_per_iter"]
+                   + length["evaluations"] * eval_s)
+        source = f"measured on {device}"
+        if not evaluation:
+            source += " (evaluation not measured, not counted)"
+        return seconds / 3600, source, False
+    basis = recipe.resources.hours_source
+    if basis:
+        return recipe.resources.hours, f"the recipe's requested hours ({basis})", False
+    return recipe.resources.hours, "the recipe's requested hours: a guess", True
+
+
+def plan_summary(rows: list[dict]) -> dict:
+    """Runs and GPU-hours per dataset and overall, the longest job, and the guessed share."""
+    datasets: dict[str, dict] = {}
     for r in rows:
-        lines.append(f"| {r['dataset']} | {r['split']} | {r['method']} | {r['runs']} | "
-                     f"{r['gpus']} | {r['iters']} | {r['hours_per_run']:.1f} | "
+        entry = datasets.setdefault(r["dataset"], {"runs": 0, "gpu_hours": 0.0})
+        entry["runs"] += r["runs"]
+        entry["gpu_hours"] += r["gpu_hours"]
+    longest = max(rows, key=lambda r: (r["hours_per_run"], r["gpus"]))
+    return {"datasets": datasets, "runs": sum(r["runs"] for r in rows),
+            "gpu_hours": sum(r["gpu_hours"] for r in rows),
+            "guessed_gpu_hours": sum(r["gpu_hours"] for r in rows if r["guess"]),
+            "measured_gpu_hours": sum(r["gpu_hours"] for r in rows
+                                      if r["source"].startswith("measured")),
+            "longest": longest}
+
+
+def render_plan(rows: list[dict]) -> str:
+    """A markdown table of the plan, totals per dataset and overall, and the longest job."""
+    lines = ["| block | dataset | split | method | runs | GPUs | iterations | h/run | "
+             "GPU-hours | source |", "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['block']} | {r['dataset']} | {r['split']} | {r['method']} | "
+                     f"{r['runs']} | {r['gpus']} | {r['iters']} | {r['hours_per_run']:.1f} | "
                      f"{r['gpu_hours']:.0f} | {r['source']} |")
-    total = sum(r["gpu_hours"] for r in rows)
-    measured = sum(r["gpu_hours"] for r in rows if r["source"].startswith("measured"))
-    lines += ["", f"Total: {total:.0f} GPU-hours over {sum(r['runs'] for r in rows)} runs "
-              f"({measured:.0f} from measured iteration times)."]
+    summary = plan_summary(rows)
+    lines += ["", "| dataset | runs | GPU-hours |", "|---|---:|---:|"]
+    for name, entry in summary["datasets"].items():
+        lines.append(f"| {name} | {entry['runs']} | {entry['gpu_hours']:.0f} |")
+    lines.append(f"| **total** | **{summary['runs']}** | **{summary['gpu_hours']:.0f}** |")
+    longest = summary["longest"]
+    lines += ["", f"Total: {summary['gpu_hours']:.0f} GPU-hours over {summary['runs']} runs "
+              f"({summary['measured_gpu_hours']:.0f} from measured iteration times, "
+              f"{summary['guessed_gpu_hours']:.0f} from guessed hours).",
+              f"Longest job: {longest['dataset']} {longest['split']} {longest['method']}, "
+              f"{longest['hours_per_run']:.1f} h on {longest['gpus']} GPU(s) "
+              f"({longest['source']})."]
+    if summary["guessed_gpu_hours"]:
+        lines.append("Guessed hours are what the recipes ask the cluster for "
+                     "(resources.hours without resources.hours_source): measure them with "
+                     "`semivl bench` on a GPU and pass --bench to replace them.")
     return "\n".join(lines)

@@ -45,18 +45,17 @@ def run_spec(args: argparse.Namespace, out_dir: Path):
 
 
 def grid_recipes(grid_file: Path, config_dir: Path):
-    """Every recipe the grid runs (once per split cell and method)."""
+    """Every recipe the grid runs (once per method and dataset)."""
     from semivl.config import load_recipe
     from semivl.grid import load_grid
 
     grid = load_grid(grid_file)
-    for cell in grid.grid.splits:
-        for method in grid.grid.methods:
-            yield load_recipe(method, cell.dataset, config_dir)
+    for method, dataset in grid.recipes():
+        yield load_recipe(method, dataset, config_dir)
 
 
 def grid_clip_needs(grid_file: Path, config_dir: Path) -> dict[str, set[str]]:
-    """CLIP model name -> datasets, over the grid's SemiVL recipes (and the semivl recipe of
+    """CLIP model name -> datasets, over the grid's CLIP-based recipes (and the semivl recipe of
     each dataset when the grid evaluates zero-shot CLIP)."""
     from semivl.config import load_recipe
     from semivl.grid import load_grid
@@ -64,11 +63,13 @@ def grid_clip_needs(grid_file: Path, config_dir: Path) -> dict[str, set[str]]:
     recipes = list(grid_recipes(grid_file, config_dir))
     grid = load_grid(grid_file)
     if grid.report.zero_shot:
-        recipes += [load_recipe("semivl", d, config_dir) for d in grid.grid.datasets]
+        recipes += [load_recipe("semivl", d, config_dir) for d in grid.datasets]
+    from semivl.models.clip_config import needs_clip, recipe_clip
+
     needs: dict[str, set[str]] = {}
     for recipe in recipes:
-        if recipe.model.name == "semivl":
-            needs.setdefault(recipe.model.args["clip"], set()).add(recipe.dataset.name)
+        if needs_clip(recipe):
+            needs.setdefault(recipe_clip(recipe), set()).add(recipe.dataset.name)
     return needs
 
 

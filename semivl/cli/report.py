@@ -102,7 +102,7 @@ def cmd_plot_dataset(args: argparse.Namespace) -> None:
         if args.grid:
             from semivl.grid import load_grid
 
-            methods = load_grid(args.grid).grid.methods
+            methods = [m for m, _, _ in load_grid(args.grid).qualitative_runs(args.dataset)]
         written += plot_qualitative(cfg, args.data_root or Path("data") / args.dataset,
                                     args.val, args.predictions, out / "qualitative", methods)
     for path in written:

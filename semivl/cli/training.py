@@ -200,7 +200,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
             raise ValueError("--grid needs --dataset and --method (it picks the run the "
                              "qualitative grid shows)")
         grid = load_grid(args.grid)
-        split, seed = grid.qualitative_run(args.dataset)
+        split, seed = grid.qualitative_run(args.dataset, args.method)
         run_dir = grid.run_dir(args.dataset, split, args.method, seed)
         args.val = args.val or Path(grid.data_dir) / "splits" / args.dataset / "val.txt"
         args.data_root = args.data_root or Path(grid.data_dir) / args.dataset

@@ -63,3 +63,29 @@ def clip_source(name: str, config_dir: Path) -> ClipSource:
         raise ConfigError(f"CLIP model {name!r}: not in {Path(config_dir) / 'clip.yaml'}; "
                           f"known: {sorted(sources)}")
     return sources[name]
+
+
+# Which files a recipe's model is built from (read by the workflow and the CLI without torch).
+# Convention: a model whose ``model.args`` name a ``clip`` is built from that config/clip.yaml
+# entry (resources/clip/<clip>.pt); SemiVL's language-guided decoder and the dense CLIP guidance
+# also read the class text embeddings (resources/text/<clip>/<dataset>.pt).
+TEXT_MODELS = ("semivl",)
+
+
+def recipe_clip(recipe) -> str | None:
+    """The config/clip.yaml entry ``recipe``'s model is built from, or None (no CLIP)."""
+    clip = recipe.model.args.get("clip")
+    return str(clip) if clip else None
+
+
+def needs_clip(recipe) -> bool:
+    """Whether training ``recipe`` reads CLIP weights (SemiVL and its ablations, the
+    CLIP-initialised UniMatch rows of the component ablation)."""
+    return recipe_clip(recipe) is not None
+
+
+def needs_text(recipe) -> bool:
+    """Whether training ``recipe`` reads class text embeddings (SemiVL's decoder, or the dense
+    CLIP guidance)."""
+    return needs_clip(recipe) and (recipe.model.name in TEXT_MODELS
+                                   or recipe.guidance is not None)

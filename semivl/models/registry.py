@@ -9,6 +9,10 @@ import torch
 from torch import nn
 
 from semivl.config import ConfigError, ModelConfig
+from semivl.models.clip_config import needs_clip, needs_text, recipe_clip
+
+__all__ = ["MODELS", "build_model", "load_backbone_weights", "needs_clip", "needs_text",
+           "recipe_clip", "register_model"]
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -113,8 +117,12 @@ def _deeplabv3plus(num_classes: int, backbone: str = "resnet101",
 
 def _register_semivl() -> None:
     from semivl.models.semivl_model import build_semivl
+    from semivl.models.vit_deeplab import build_vit_deeplab
 
     register_model("semivl")(build_semivl)
+    # SemiVL's component ablation (spec semivl.md 2.6 rows 2-4): a timm ImageNet ViT or the
+    # MaskCLIP ViT with the DeepLabV3+-style head.
+    register_model("vit_deeplabv3plus")(build_vit_deeplab)
 
 
 _register_semivl()

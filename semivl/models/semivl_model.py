@@ -44,6 +44,17 @@ class ModelContext:
     random_init: bool = False
 
 
+def upsample_via_crop(logits: torch.Tensor, crop_size: int, size) -> torch.Tensor:
+    """Resize head logits to (crop, crop) and then to ``size``, bilinearly, as upstream does
+    (trap 11: two resizes, not one)."""
+    crop = (crop_size, crop_size)
+    if tuple(logits.shape[-2:]) != crop:
+        logits = F.interpolate(logits, size=crop, mode="bilinear", align_corners=False)
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+    return logits
+
+
 class ResNetV1cStem(nn.Module):
     """mmseg ``ResNetV1c`` cut after layer1: deep stem (3x3 convs 32/32/64, the first with
     stride 2), max-pool, three bottlenecks to 256 channels at 1/4 resolution. Parameter names
@@ -104,12 +115,7 @@ class SemiVLSegmentor(nn.Module):
             dense, skips = double(dense), [double(s) for s in skips]
         logits = self.decode_head(dense, self.text_embeddings, skips)
         logits = max_over_concepts(logits, self.concept_class, self.num_classes)
-        crop = (self.crop_size, self.crop_size)
-        if tuple(logits.shape[-2:]) != crop:
-            logits = F.interpolate(logits, size=crop, mode="bilinear", align_corners=False)
-        if tuple(logits.shape[-2:]) != tuple(x.shape[-2:]):
-            logits = F.interpolate(logits, size=x.shape[-2:], mode="bilinear",
-                                   align_corners=False)
+        logits = upsample_via_crop(logits, self.crop_size, x.shape[-2:])
         return logits.chunk(2) if need_fp else logits
 
 

@@ -22,7 +22,15 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from semivl.atomic import atomic_write  # noqa: E402
 from semivl.report.published import published_for  # noqa: E402
-from semivl.report.tables import ABLATIONS, METHOD_LABELS, method_order, summarise  # noqa: E402
+from semivl.report.tables import (  # noqa: E402
+    ABLATIONS,
+    METHOD_LABELS,
+    dataset_order,
+    main_methods,
+    method_order,
+    summarise,
+    unfinished_note,
+)
 
 FORMATS = ("png", "svg")
 STYLE = {"font.family": "DejaVu Sans", "svg.hashsalt": "semivl", "svg.fonttype": "path",
@@ -90,20 +98,36 @@ def _empty_figure(stem: Path, text: str) -> list[Path]:
 
 def plot_miou_vs_labels(frame: pd.DataFrame, stem: Path, published: pd.DataFrame | None = None,
                         metric: str = "miou") -> list[Path]:
-    """One panel per dataset: mean mIoU per method over labelled images (log x, sample-std
-    error bars), published values as hollow markers of the method's colour."""
+    """Write :func:`miou_vs_labels_figure` as ``<stem>.png`` and ``<stem>.svg``."""
+    return save_figure(miou_vs_labels_figure(frame, published, metric), stem)
+
+
+def miou_vs_labels_figure(frame: pd.DataFrame, published: pd.DataFrame | None = None,
+                          metric: str = "miou"):
+    """One panel per dataset (in the papers' order): mean mIoU per main method over labelled
+    images (log x, sample-std error bars), published values as hollow markers of the method's
+    colour. The ablation variants, which run on a few cells, have figures of their own. A
+    dataset without a finished run gets a panel that says so."""
     stats = summarise(frame.dropna(subset=[metric]), metric)
-    datasets = sorted(frame["dataset"].dropna().unique())
+    datasets = dataset_order(frame["dataset"])
     colours = method_colours(frame["method"].dropna())
     any_published = False
     with report_style():
         fig, axes = plt.subplots(1, max(len(datasets), 1), figsize=(
             max(6.0, 5 * len(datasets)), 4.6), squeeze=False)
+        if not datasets:
+            _message(axes[0][0], "no runs in the metrics table")
         for ax, dataset in zip(axes[0], datasets, strict=False):
+            rows_of = frame[frame["dataset"] == dataset]
+            unfinished = unfinished_note(rows_of.assign(miou=rows_of[metric]))
+            if unfinished:
+                ax.set_title(dataset)
+                _message(ax, unfinished.replace(": ", ":\n", 1))
+                continue
             part = stats[stats["dataset"] == dataset]
-            ticks = sorted(frame.loc[frame["dataset"] == dataset, "num_labeled"].dropna()
-                           .astype(int).unique())
-            for method in method_order(frame.loc[frame["dataset"] == dataset, "method"]):
+            ticks = sorted(rows_of.loc[rows_of["method"].isin(main_methods(rows_of["method"])),
+                                       "num_labeled"].dropna().astype(int).unique())
+            for method in main_methods(rows_of["method"]):
                 rows = part[part["method"] == method].sort_values("num_labeled")
                 if not rows.empty:
                     ax.errorbar(rows["num_labeled"], rows["mean"], yerr=rows["std"].fillna(0.0),
@@ -135,13 +159,15 @@ def plot_miou_vs_labels(frame: pd.DataFrame, stem: Path, published: pd.DataFrame
         rows = math.ceil(len(handles) / columns)
         fig.set_figheight(4.2 + 0.25 * rows)
         fig.tight_layout(rect=(0, (0.1 + 0.25 * rows) / (4.2 + 0.25 * rows), 1, 1))
-    return save_figure(fig, stem)
+    return fig
 
 
 def plot_ablation(frame: pd.DataFrame, dataset: str, stem: Path) -> list[Path]:
-    """Bars of final-iteration mIoU for SemiVL and each ablation, grouped by split."""
+    """Bars of final-iteration mIoU for SemiVL and each ablation, grouped by split (the splits
+    where an ablation has runs)."""
     part = frame[(frame["dataset"] == dataset) & frame["method"].isin(["semivl", *ABLATIONS])]
-    part = part.dropna(subset=["miou"])
+    ran = part.loc[part["method"].isin(ABLATIONS), "split"]
+    part = part[part["split"].isin(ran)].dropna(subset=["miou"])
     with report_style():
         fig, ax = plt.subplots(figsize=(6, 4))
         methods = method_order(part["method"])

@@ -1,12 +1,15 @@
 """``tables.md``: per dataset, the results tables in the papers' format.
 
-For each dataset: mIoU at the final iteration and best on val (rows are methods, columns the
-labelled splits headed by their number of labelled images), each method followed by its
-published numbers and the difference to them; the ablation of SemiVL's components with deltas
-to the full method; whether the numbers reproduce SemiVL's headline findings
-(:mod:`semivl.report.findings`); training cost per cell; and footnotes on protocol, code,
-configs and data.
-Cells whose runs failed or never ran say so instead of a number.
+For each dataset: mIoU at the final iteration and best on val (rows are the main methods,
+columns the labelled splits headed by their number of labelled images), each method followed by
+its published numbers and the difference to them; the ablations (:mod:`semivl.report.ablation`:
+SemiVL without each component, and the paper's component ablation that adds one component per
+row); whether the numbers reproduce SemiVL's headline findings
+(:mod:`semivl.report.findings`); training cost per cell (:mod:`semivl.report.cost`); then the
+cost per dataset and footnotes on protocol, code, configs and data.
+The grid is made of blocks, so a (dataset, split) cell need not have every method or seed:
+each table shows the splits where its methods ran. Cells whose runs failed or never ran say so
+instead of a number, and a dataset without any finished run says only that.
 """
 
 from __future__ import annotations
@@ -25,8 +28,18 @@ METHOD_LABELS = {
     "semivl_project_definitions": "SemiVL with this project's class definitions",
     "semivl_no_definitions": "SemiVL w/o class definitions",
     "semivl_no_spatial_ft": "SemiVL w/o spatial fine-tuning",
+    # The component ablation (semivl.report.ablation.COMPONENTS has its rows' labels).
+    "unimatch_vit": "UniMatch w/ ViT (ImageNet)",
+    "unimatch_clip_init": "UniMatch w/ CLIP ViT (full fine-tuning)",
+    "unimatch_clip_sft": "UniMatch w/ CLIP ViT (spatial fine-tuning)",
+    "semivl_no_guidance": "SemiVL w/o dense CLIP guidance",
 }
 ABLATIONS = ["semivl_no_definitions", "semivl_no_spatial_ft"]
+# Variants shown only in the ablation tables, not in the main results tables and figure.
+ABLATION_ONLY = [*ABLATIONS, "unimatch_vit", "unimatch_clip_init", "unimatch_clip_sft",
+                 "semivl_no_guidance"]
+# Datasets in the papers' order, unknown ones (the toy) after them in name order.
+DATASET_ORDER = ["pascal", "coco", "ade20k", "cityscapes"]
 # Variants that add to SemiVL rather than remove from it (COCO/ADE20K: upstream has no class
 # definitions; this one guides with the project's), shown in the ablation table too.
 ADDITIONS = ["semivl_project_definitions"]
@@ -53,6 +66,30 @@ def method_order(methods) -> list[str]:
     """Methods in the papers' order (baselines, SemiVL, its ablations), unknown ones last."""
     order = list(METHOD_LABELS)
     return sorted(set(methods), key=lambda m: (order.index(m) if m in order else len(order), m))
+
+
+def main_methods(methods) -> list[str]:
+    """The methods of the main results tables and figure (:func:`method_order`): all but the
+    ablation variants, which have tables of their own."""
+    return method_order(m for m in methods if m not in ABLATION_ONLY)
+
+
+def dataset_order(datasets) -> list[str]:
+    """Dataset names in the papers' order (VOC, COCO, ADE20K, Cityscapes), others after."""
+    names = {str(d) for d in datasets if isinstance(d, str) and d}
+    return sorted(names, key=lambda d: (DATASET_ORDER.index(d) if d in DATASET_ORDER
+                                        else len(DATASET_ORDER), d))
+
+
+def unfinished_note(part: pd.DataFrame) -> str | None:
+    """"No finished runs yet: N of M runs missing (...)" for a dataset none of whose runs has
+    metrics (``part``: its rows, one per run of the grid), ``None`` when one has."""
+    if part["miou"].notna().any():
+        return None
+    missing = part[part["miou"].isna()]
+    why = _missing(missing["status"]) if "status" in missing else ""
+    return (f"No finished runs yet: {len(missing)} of {len(part)} runs missing"
+            f"{f' ({why})' if why else ''}.")
 
 
 def _missing(status: pd.Series | None) -> str:
@@ -140,10 +177,12 @@ def _metric_table(part: pd.DataFrame, dataset: str, metric: str, published: pd.D
                   sources: dict[str, int],
                   zero_shot: dict | None = None) -> tuple[list[str], bool]:
     """One results table; returns its lines and whether a † mark was used."""
-    splits = _splits(part)
+    methods = main_methods(part["method"])
+    shown = part[part["method"].isin(methods)]
+    splits = _splits(shown if len(shown) else part)
     lines, marked = _header("method", splits), False
     lines += _zero_shot_row(zero_shot, splits)
-    for method in method_order(part["method"]):
+    for method in methods:
         cells, means = [], []
         for split in splits["split"]:
             rows = _cell_rows(part, method, split)
@@ -176,38 +215,6 @@ def _source_mark(row, sources: dict[str, int]) -> str:
     return f"[{sources[key]}]"
 
 
-def _ablation_table(part: pd.DataFrame) -> list[str]:
-    """SemiVL minus each component, with the delta to full SemiVL (final iteration)."""
-    present = [m for m in ADDITIONS + ABLATIONS if m in set(part["method"])]
-    if "semivl" not in set(part["method"]) or not present:
-        return ["No ablation runs in this grid: add `semivl` and `semivl_no_definitions` / "
-                "`semivl_no_spatial_ft` to `grid.methods`.", ""]
-    splits = _splits(part)
-    lines = _header("variant (final iteration)", splits)
-    full = {s: _cell_rows(part, "semivl", s)["miou"] for s in splits["split"]}
-    for method in ["semivl", *present]:
-        cells = []
-        for split in splits["split"]:
-            rows = _cell_rows(part, method, split)
-            cell = format_cell(rows["miou"], rows.get("status"))
-            if method != "semivl" and rows["miou"].count() and full[split].count():
-                cell += f"; Δ {format_delta(rows['miou'].mean() - full[split].mean())}"
-            cells.append(cell)
-        name = METHOD_LABELS[method]
-        if _uses_project_definitions(part, method):
-            name = f"{name} {PROJECT_DEFINITIONS_MARK}"
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    notes = ["", "Δ: the variant's mean minus full SemiVL's mean in the same column "
-             "(negative: the removed component helps; for a variant that adds something, "
-             "positive: the addition helps)."]
-    if "semivl_no_definitions" in present and not uses_definitions(part, "semivl"):
-        notes.append("Here SemiVL itself guides with the plain class names (upstream has no "
-                     "class definitions for this dataset), so the run without definitions "
-                     "has SemiVL's configuration; what definitions add is the row with this "
-                     "project's class definitions.")
-    return lines + notes + [""]
-
-
 def uses_definitions(part: pd.DataFrame, method: str) -> bool:
     """Whether a method's runs read class definitions (the runs' ``class_definitions``)."""
     if "class_definitions" not in part:
@@ -216,50 +223,16 @@ def uses_definitions(part: pd.DataFrame, method: str) -> bool:
     return bool(values.isin(["upstream", "project"]).any())
 
 
-def _format_hours(hours: pd.Series, devices: pd.Series) -> str:
-    """Total hours, 1 decimal from an hour up, 2 significant digits below (demo runs take
-    seconds)."""
-    unit = "GPU-h" if (devices == "gpu").any() else "CPU-h"
-    total = float(hours.sum())
-    return f"{total:.1f} {unit}" if total >= 1 else f"{total:#.2g} {unit}"
-
-
-def _cost_table(part: pd.DataFrame) -> list[str]:
-    """Training hours per cell, summed over the seeds that finished."""
-    if "hours" not in part:
-        return []
-    splits = _splits(part)
-    lines = _header("method", splits, ("all splits",))
-    for method in method_order(part["method"]):
-        cells = []
-        for split in [*splits["split"], None]:
-            rows = part[part["method"] == method]
-            if split is not None:
-                rows = rows[rows["split"] == split]
-            ok = rows[rows["miou"].notna()] if "miou" in rows else rows
-            recorded = ok[pd.to_numeric(ok["hours"], errors="coerce").notna()]
-            missing = _missing(rows.get("status"))
-            if recorded.empty:
-                cells.append(missing or ("not recorded" if len(ok) else "–"))
-                continue
-            cell = (f"{_format_hours(pd.to_numeric(recorded['hours']), recorded['device'])}"
-                    f" ({len(recorded)})")
-            if len(recorded) < len(ok):
-                cell += f"; {len(ok) - len(recorded)} not recorded"
-            cells.append(cell + (f"; {missing}" if missing else ""))
-        lines.append(f"| {METHOD_LABELS.get(method, method)} | " + " | ".join(cells) + " |")
-    return lines + ["", "Training only (evaluation not included), summed over the seeds that "
-                    "finished (their number in brackets); from each run's `provenance.json`. "
-                    "GPU-h = wall hours × GPUs; CPU-h = wall hours of a run without a GPU.", ""]
-
-
 def render_tables(frame: pd.DataFrame, title: str = "Results",
                   published: pd.DataFrame | None = None,
                   releases: dict[str, str] | None = None, grid_note: str | None = None,
                   zero_shot: dict[str, dict] | None = None) -> str:
     """Markdown with one section per dataset (see the module docstring). ``zero_shot`` maps a
     dataset to its zero-shot dense CLIP metrics (``semivl evaluate --zero-shot``)."""
-    from semivl.report.findings import paper_findings  # it uses this module's labels
+    # these use this module's labels and formats
+    from semivl.report.ablation import ablation_table, component_table
+    from semivl.report.cost import cost_table, overall_cost_table
+    from semivl.report.findings import paper_findings
     from semivl.report.modes_table import modes_section
 
     zero_shot = zero_shot or {}
@@ -268,18 +241,27 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
              "in brackets). Columns are the labelled splits, headed by their number of "
              "labelled images.", ""]
     sources: dict[str, int] = {}
-    for dataset, part in frame.groupby("dataset", sort=True):
+    datasets = dataset_order(frame["dataset"])
+    for dataset in datasets:
+        part = frame[frame["dataset"] == dataset]
         lines += [f"## {dataset}", ""]
+        unfinished = unfinished_note(part)
+        if unfinished:
+            lines += [f"{unfinished} The runs are listed under \"Runs without results\".", ""]
+            continue
         marked = False
         for metric, label in METRICS.items():
             table, used = _metric_table(part, str(dataset), metric, published, sources,
                                         zero_shot.get(str(dataset)))
             marked |= used
             lines += [f"### {label}", "", *table, ""]
-        lines += ["### Ablation: SemiVL without each component", "", *_ablation_table(part)]
+        lines += ["### Ablation: SemiVL without each component", "", *ablation_table(part)]
+        components = component_table(part)
+        if components:
+            lines += ["### Component ablation", "", *components]
         lines += paper_findings(part, zero_shot.get(str(dataset)))
         lines += modes_section(part, zero_shot.get(str(dataset)))
-        cost = _cost_table(part)
+        cost = cost_table(part)
         if cost:
             lines += ["### Training cost per cell", "", *cost]
         if marked:
@@ -287,6 +269,7 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
         lines += batch_note(part, METHOD_LABELS)
         if str(dataset) in zero_shot:
             lines += [zero_shot_note(zero_shot[str(dataset)]), ""]
+    lines += overall_cost_table(frame, datasets)
     notes = PROTOCOL_NOTES + ([PUBLISHED_NOTE] if sources else [])
     lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
     if sources:
@@ -306,10 +289,21 @@ def missing_runs(frame: pd.DataFrame) -> list[str]:
     if missing.empty:
         return []
     lines = ["## Runs without results", ""]
+    groups: dict[tuple, list[str]] = {}
+    datasets = {d: i for i, d in enumerate(dataset_order(missing["dataset"]))}
+    methods = {m: i for i, m in enumerate(method_order(missing["method"]))}
+    missing = missing.assign(_dataset=missing["dataset"].map(datasets),
+                             _method=missing["method"].map(methods)).sort_values(
+        ["_dataset", "num_labeled", "split", "_method", "seed"], kind="stable")
     for row in missing.itertuples():
-        reason = row.reason if isinstance(row.reason, str) and row.reason else ""
-        lines.append(f"- {row.dataset} {row.split} {METHOD_LABELS.get(row.method, row.method)}"
-                     f" seed {row.seed}: {row.status}{f' ({reason})' if reason else ''}")
+        reason = getattr(row, "reason", "")
+        reason = reason if isinstance(reason, str) else ""
+        key = (row.dataset, row.split, row.method, row.status, reason)
+        groups.setdefault(key, []).append(str(row.seed))
+    for (dataset, split, method, status, reason), seeds in groups.items():
+        seeds_text = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}"
+        lines.append(f"- {dataset} {split} {METHOD_LABELS.get(method, method)} {seeds_text}: "
+                     f"{status}{f' ({reason})' if reason else ''}")
     return lines + ["", "Rerun the workflow to retry them; each failed run's log is in "
                     "`<results>/logs/train/`.", ""]
 
@@ -346,7 +340,7 @@ def provenance_notes(frame: pd.DataFrame, releases: dict[str, str] | None = None
                 flag = " **(runs from different recipe versions)**" if (
                     part["recipe_sha"].dropna().nunique() > 1) else ""
                 lines.append(f"  - recipe {method}/{dataset}: sha256 {shas}{flag}")
-    for dataset in sorted(frame["dataset"].dropna().unique()):
+    for dataset in dataset_order(frame["dataset"]):
         release = (releases or {}).get(dataset)
         shas = _counted(frame.loc[frame["dataset"] == dataset, "data_sha"]) if (
             "data_sha" in frame) else ""

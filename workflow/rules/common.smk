@@ -2,31 +2,34 @@
 from functools import lru_cache
 from pathlib import Path
 
+from snakemake.common.configfile import load_configfile
 from snakemake.utils import validate
 
 from semivl.config import load_dataset_config, load_recipe
 from semivl.engine.pretrain_config import load_pretrain_config
-from semivl.models.clip_config import load_clip_sources, pretrained_checkpoint
+from semivl.models.clip_config import (load_clip_sources, needs_clip, needs_text,
+                                       pretrained_checkpoint, recipe_clip)
 from semivl.data.prepare import archive_files
 from semivl.grid import load_grid
 
 configfile: "config/config.yaml"
 
-
-validate(config, "../schemas/config.schema.yaml")
-
 # The grid file the CLI reads too (the last --configfile given, else config/config.yaml).
 GRID_FILE = (workflow.overwrite_configfiles or ["config/config.yaml"])[-1]
+# Snakemake merges the --configfile over config/config.yaml key by key; the grid is the grid
+# file's own (a single-block grid over a file with blocks must not inherit its blocks).
+config["grid"] = load_configfile(GRID_FILE)["grid"]
+validate(config, "../schemas/config.schema.yaml")
 RESULTS = config["results_dir"]
 DATA = config["data_dir"]
 CONFIG_DIR = config["config_dir"]
-GRID = config["grid"]
-SPLITS = [(cell["dataset"], str(cell["split"])) for cell in GRID["splits"]]
-METHODS = GRID["methods"]
-SEEDS = GRID["seeds"]
-# (split, seed) per dataset whose models the qualitative grid shows (semivl predict --grid).
+# The grid's blocks read through semivl.grid, as the CLI and `semivl grid expand` (DVC) do.
 _GRID = load_grid(GRID_FILE)
-QUALITATIVE = {d: _GRID.qualitative_run(d) for d in GRID["datasets"]}
+DATASETS = _GRID.datasets
+SPLITS = _GRID.cells()
+RUNS = _GRID.runs()
+# (method, split, seed) per dataset of the models the qualitative grid shows.
+QUALITATIVE = {d: _GRID.qualitative_runs(d) for d in DATASETS}
 # Whether each dataset gets a zero-shot dense CLIP reference row (report.zero_shot).
 ZERO_SHOT = _GRID.report.zero_shot
 wildcard_constraints:
@@ -41,12 +44,7 @@ def run_dir(dataset, split, method, seed):
 
 
 def all_runs(filename):
-    return [
-        f"{run_dir(d, s, m, k)}/{filename}"
-        for d, s in SPLITS
-        for m in METHODS
-        for k in SEEDS
-    ]
+    return [f"{run_dir(d, s, m, k)}/{filename}" for d, s, m, k in RUNS]
 
 
 @lru_cache(maxsize=None)
@@ -56,17 +54,19 @@ def _recipe(method, dataset):
 
 def model_files(wildcards):
     """CLIP weights and class text embeddings, for methods whose model is built from them."""
-    if _recipe(wildcards.method, wildcards.dataset).model.name == "semivl":
-        return {"clip": "resources/clip", "text": "resources/text"}
-    return {}
+    recipe = _recipe(wildcards.method, wildcards.dataset)
+    files = {"clip": "resources/clip"} if needs_clip(recipe) else {}
+    if needs_text(recipe):
+        files["text"] = "resources/text"
+    return files
 
 
 def grid_clips():
-    """The config/clip.yaml entries the grid's SemiVL recipes (and zero-shot rows) use."""
-    recipes = [_recipe(m, d) for d, _ in SPLITS for m in METHODS]
+    """The config/clip.yaml entries the grid's CLIP-based recipes (and zero-shot rows) use."""
+    recipes = [_recipe(m, d) for m, d in _GRID.recipes()]
     if ZERO_SHOT:
-        recipes += [_recipe("semivl", d) for d in GRID["datasets"]]
-    return sorted({r.model.args["clip"] for r in recipes if r.model.name == "semivl"})
+        recipes += [_recipe("semivl", d) for d in DATASETS]
+    return sorted({recipe_clip(r) for r in recipes if needs_clip(r)})
 
 
 def pretrained_clip_files():

@@ -56,6 +56,6 @@ rule prepare_data:
 
 rule data:
     input:
-        [f"{DATA}/{d}" for d in GRID["datasets"]],
+        [f"{DATA}/{d}" for d in DATASETS],
         [f"{DATA}/splits/{d}/{s}/{f}.txt" for d, s in SPLITS for f in ("labeled", "unlabeled")],
-        [f"{DATA}/splits/{d}/val.txt" for d in GRID["datasets"]],
+        [f"{DATA}/splits/{d}/val.txt" for d in DATASETS],

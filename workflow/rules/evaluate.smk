@@ -53,4 +53,4 @@ rule zero_shot:
 
 
 def zero_shot_files():
-    return [f"{RESULTS}/zero_shot/{d}/metrics.json" for d in GRID["datasets"]] if ZERO_SHOT else []
+    return [f"{RESULTS}/zero_shot/{d}/metrics.json" for d in DATASETS] if ZERO_SHOT else []

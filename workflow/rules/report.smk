@@ -23,9 +23,7 @@ def all_logs(stage):
             subcategory=stage,
             labels={"dataset": d, "split": s, "method": m, "seed": str(k), "stage": stage},
         )
-        for d, s in SPLITS
-        for m in METHODS
-        for k in SEEDS
+        for d, s, m, k in RUNS
     ]
 
 
@@ -57,7 +55,7 @@ rule table:
         logs=[report_file(f"{RESULTS}/logs/pretrain/{Path(p).parent.name}.log", category="Logs",
                           subcategory="pretrain") for p in pretrained_clip_files()]
         + [report_file(f"{RESULTS}/logs/evaluate/{d}_zero_shot.log", category="Logs",
-                       subcategory="evaluate") for d in (GRID["datasets"] if ZERO_SHOT else [])],
+                       subcategory="evaluate") for d in (DATASETS if ZERO_SHOT else [])],
     output:
         markdown=f"{RESULTS}/tables.md",
         html=report_file(f"{RESULTS}/tables.html", caption="../report/tables.rst",
@@ -90,7 +88,7 @@ rule plot_overview:
 
 
 def qualitative_model(wildcards):
-    split, seed = QUALITATIVE[wildcards.dataset]
+    split, seed = _GRID.qualitative_run(wildcards.dataset, wildcards.method)
     return f"{run_dir(wildcards.dataset, split, wildcards.method, seed)}/model.pt"
 
 
@@ -127,8 +125,8 @@ rule plot_dataset:
         curves=f"{RESULTS}/curves.csv",
         val=f"{DATA}/splits/{{dataset}}/val.txt",
         data=f"{DATA}/{{dataset}}",
-        predictions=lambda wc: expand(f"{RESULTS}/predictions/{wc.dataset}/{{method}}",
-                                      method=METHODS),
+        predictions=lambda wc: [f"{RESULTS}/predictions/{wc.dataset}/{m}"
+                                for m, _, _ in QUALITATIVE[wc.dataset]],
     output:
         **{
             name: report_file(f"{RESULTS}/figures/{{dataset}}/{name}.png",
@@ -155,7 +153,7 @@ def report_outputs():
         f"{RESULTS}/figures/miou_vs_labels.{ext}" for ext in ("png", "svg")
     ] + [
         f"{RESULTS}/figures/{d}/{name}.{ext}"
-        for d in GRID["datasets"]
+        for d in DATASETS
         for name in DATASET_FIGURES
         for ext in ("png", "svg")
     ]

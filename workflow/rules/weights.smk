@@ -101,7 +101,7 @@ rule pretrain_clip:
 rule text_embeddings:
     input:
         clip="resources/clip",
-        classes=expand(f"{CONFIG_DIR}/classes/{{dataset}}.yaml", dataset=GRID["datasets"]),
+        classes=expand(f"{CONFIG_DIR}/classes/{{dataset}}.yaml", dataset=DATASETS),
         upstream=f"{CONFIG_DIR}/upstream_text.yaml",
     output:
         directory("resources/text"),
