@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Measured from a fresh clone (README, Requirements); printed so that a person knows what to expect.
-DEMO_TIME := about 10.5 minutes after installation on 2 cores at 172 GFLOP/s (semivl bench --quick), about 30 (estimated) at half that rate
+DEMO_TIME := about 11 minutes after installation on 2 cores at 330 GFLOP/s (semivl bench --quick), about 13 at 172 and 35 (estimated) at half that
 
 demo: $(STAMP)
 	@echo "Running the demo: 126 jobs, $(DEMO_TIME). Snakemake prints 'N of 126 steps done' after each job and a line per finished training run."

@@ -97,9 +97,10 @@ def component_table(part: pd.DataFrame) -> list[str]:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     notes = ["", "Each row adds one component to the row above, as in the SemiVL paper's "
              "ablation (its first row, UniMatch with ZegCLIP, is not part of this benchmark). "
-             "The first three rows train UniMatch with a DeepLabV3+ head on a ViT-B/16: "
-             "ImageNet weights, "
-             "then CLIP's, then fine-tuning only CLIP's attention and position embeddings. "
+             "The first three rows train UniMatch with a DeepLabV3+ head on a ViT: "
+             "ImageNet weights where the recipe names them (`model.pretrained`; the toy's "
+             "ViT starts from random weights, as there is no toy ImageNet), then CLIP's, then "
+             "fine-tuning only CLIP's attention and position embeddings. "
              "Gain: the row's mean minus the mean of the row above in the same split (– where "
              "one of the two has no finished run)."]
     if not uses_definitions(part, "semivl"):
