@@ -51,6 +51,18 @@ def resize_pos_embed(pos: torch.Tensor, src_grid: tuple[int, int],
     return torch.cat((cls, grid.flatten(2).squeeze(0).transpose(0, 1)), dim=0)
 
 
+def set_vit_finetuning(module: nn.Module, mode: str, position_name: str) -> None:
+    """``full``: every parameter trains; ``attention``: only the attention projections and
+    the position table (``position_name``); ``frozen``: none."""
+    if mode not in ("attention", "full", "frozen"):
+        raise ValueError(f"finetune: expected attention, full or frozen, got {mode!r}")
+    for name, param in module.named_parameters():
+        if mode == "attention":
+            param.requires_grad = ".attn." in name or name == position_name
+        else:
+            param.requires_grad = mode == "full"
+
+
 class MaskClipViT(nn.Module):
     """Dense features of an open_clip ``VisionTransformer`` (MaskCLIP value path).
 
@@ -115,13 +127,7 @@ class MaskClipViT(nn.Module):
         """``attention``: SemiVL's spatial fine-tuning, only the attention projections (q, k,
         v, out; weights and biases) of every block and the position table train;
         ``full``: every parameter trains; ``frozen``: none does."""
-        if mode not in ("attention", "full", "frozen"):
-            raise ValueError(f"finetune: expected attention, full or frozen, got {mode!r}")
-        for name, param in self.named_parameters():
-            if mode == "attention":
-                param.requires_grad = ".attn." in name or name == "positional_embedding"
-            else:
-                param.requires_grad = mode == "full"
+        set_vit_finetuning(self, mode, "positional_embedding")
 
     def value_path(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """The block with attention replaced by identity (MaskCLIP)."""

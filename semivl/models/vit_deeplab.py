@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.unimatch.deeplabv3plus import ASPP
-from semivl.models.clip_vit import MaskClipViT, resize_pos_embed
+from semivl.models.clip_vit import MaskClipViT, resize_pos_embed, set_vit_finetuning
 from semivl.models.semivl_model import upsample_via_crop
 
 
@@ -73,18 +73,6 @@ class DLV3PHead(nn.Module):
             deep = F.interpolate(deep, size=low.shape[-2:], mode="bilinear",
                                  align_corners=False)
         return self.classifier(self.fuse(torch.cat((low, deep), dim=1)))
-
-
-def set_vit_finetuning(module: nn.Module, mode: str, position_name: str) -> None:
-    """``full``: every parameter trains; ``attention``: only the attention projections and
-    the position table (``position_name``); ``frozen``: none."""
-    if mode not in ("attention", "full", "frozen"):
-        raise ValueError(f"finetune: expected attention, full or frozen, got {mode!r}")
-    for name, param in module.named_parameters():
-        if mode == "attention":
-            param.requires_grad = ".attn." in name or name == position_name
-        else:
-            param.requires_grad = mode == "full"
 
 
 class TimmViT(nn.Module):
