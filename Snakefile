@@ -5,6 +5,7 @@ include: "workflow/rules/splits.smk"
 include: "workflow/rules/weights.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/released.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -105,15 +105,72 @@ class AppearanceModes:
 
 
 @dataclass(frozen=True)
+class DatasetSource:
+    """Where the files of a ``generic`` dataset (your own) are: ``source:`` of its config.
+
+    Two ways to name them: ``images`` and ``masks`` folders (an image and its mask share their
+    path inside the folder up to the suffix: ``images/a/b.jpg`` and ``masks/a/b.png``; images
+    without a mask are unlabelled only), or ``list_file``, a split file of ``image mask`` and
+    ``image None`` lines relative to ``root`` (default: the list's folder). Relative paths are
+    relative to the folder that holds ``config/`` (the repository root). The val images are
+    ``val_list`` (folder mode: image paths inside ``images``, one a line; list mode: a split
+    file of ``image mask`` lines), or else a seeded ``val_fraction`` of the labelled images.
+    ``semivl data prepare`` links the files into ``data/<dataset>/`` (``link``: hard links,
+    falling back to copies across filesystems; ``symlink``; or ``copy``).
+    """
+
+    images: str | None = None
+    masks: str | None = None
+    list_file: str | None = None
+    root: str | None = None
+    val_list: str | None = None
+    val_fraction: float | None = None  # default 0.2 when there is no val_list
+    seed: int = 0  # draws the val_fraction images
+    link: Literal["hardlink", "symlink", "copy"] = "hardlink"
+
+    def check(self, path: str) -> None:
+        folders = self.images is not None or self.masks is not None
+        _require(folders != (self.list_file is not None), f"{path}",
+                 "either images and masks folders or a list_file",
+                 {"images": self.images, "masks": self.masks, "list_file": self.list_file})
+        if folders:
+            _require(self.images is not None and self.masks is not None,
+                     f"{path}.images/masks", "both folders", {"images": self.images,
+                                                               "masks": self.masks})
+            _require(self.root is None, f"{path}.root", "null (root goes with list_file)",
+                     self.root)
+        _require(self.val_list is None or self.val_fraction is None,
+                 f"{path}.val_list/val_fraction", "at most one of the two",
+                 {"val_list": self.val_list, "val_fraction": self.val_fraction})
+        if self.val_fraction is not None:
+            _require(0 < self.val_fraction < 1, f"{path}.val_fraction", "in (0, 1)",
+                     self.val_fraction)
+
+
+# DatasetConfig keys left out of a recipe's plain form (config dumps, run fingerprints) while
+# they hold their defaults, so the runs of datasets that do not use them hash as before.
+_DATASET_KEYS_OMITTED_AT_DEFAULT = {"label_offset": 0, "ignore_values": [255], "source": None}
+
+
+@dataclass(frozen=True)
 class DatasetConfig:
     """Facts about a dataset: classes, on-disk layout, its labelled splits and its sources."""
 
     name: str
-    layout: Literal["voc", "coco", "ade20k", "cityscapes"]
+    # generic: your own dataset, linked from the folders of `source` (docs/datasets.md).
+    layout: Literal["voc", "coco", "ade20k", "cityscapes", "generic"]
     num_classes: int
     class_names: list[str]
     ignore_index: int = 255
+    # ADE20K: stored 0 ("other") is ignored and k becomes k - 1; the same as label_offset -1.
     reduce_zero_label: bool = False
+    # Added to every stored mask value when masks are read; values that fall below 0 are
+    # ignored (-1: stored 0 = "unlabelled", stored 1..K = classes 0..K-1).
+    label_offset: int = 0
+    # Stored mask values that mean "no label"; they are read as ignore_index (255).
+    ignore_values: list[int] = field(default_factory=lambda: [255])
+    # generic layout only: where the images and masks are (DatasetSource).
+    source: DatasetSource | None = None
     # Labelled split names -> number of labelled images (the table's column headers).
     splits: dict[str, int] = field(default_factory=dict)
     # Published files the dataset is prepared from (semivl data prepare), keyed by role.
@@ -143,6 +200,21 @@ class DatasetConfig:
             f"{len(self.class_names)} names",
         )
         _require(self.ignore_index == 255, f"{path}.ignore_index", 255, self.ignore_index)
+        repeated = sorted({n for n in self.class_names if self.class_names.count(n) > 1})
+        _require(not repeated, f"{path}.class_names", "each name once",
+                 f"{repeated[0]!r} more than once" if repeated else None)
+        _require(not (self.reduce_zero_label and self.label_offset), f"{path}.label_offset",
+                 "0 with reduce_zero_label (which is label_offset -1)", self.label_offset)
+        for value in self.ignore_values:
+            _require(0 <= value <= 65535, f"{path}.ignore_values", "values in [0, 65535]",
+                     value)
+            label = value + self.mask_offset
+            _require(not 0 <= label < self.num_classes, f"{path}.ignore_values",
+                     "no stored value of a class (after the label offset)",
+                     f"{value} (class {label}, {self.class_names[label]!r})"
+                     if 0 <= label < self.num_classes else value)
+        _require((self.layout == "generic") == (self.source is not None), f"{path}.source",
+                 "a source mapping for layout 'generic' and none for the others", self.source)
         for name, count in self.splits.items():
             _require(count > 0, f"{path}.splits.{name}", "a positive image count", count)
         if self.split_source == "official":
@@ -154,6 +226,11 @@ class DatasetConfig:
         for part in self.expected_counts:
             _require(part in ("train", "val"), f"{path}.expected_counts.{part}",
                      "'train' or 'val'", part)
+
+    @property
+    def mask_offset(self) -> int:
+        """What reading a mask adds to each stored value (``reduce_zero_label``: -1)."""
+        return -1 if self.reduce_zero_label else self.label_offset
 
 
 @dataclass(frozen=True)
@@ -266,6 +343,10 @@ class TrainConfig:
     checkpoint_every_iters: int = 500
     checkpoint_every_minutes: float = 10.0
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    # Train only this fraction of the schedule's iterations (at least one), with the poly
+    # learning rate and the guidance weight decaying over the shortened run: a smoke run that
+    # proves a cluster (config/smoke.yaml), never a result. 1.0 = the recipe's schedule.
+    schedule_fraction: float = 1.0
 
     def check(self, path: str) -> None:
         _require(self.batch_size >= 1, f"{path}.batch_size", ">= 1", self.batch_size)
@@ -286,6 +367,8 @@ class TrainConfig:
              "eval_every_iters": self.eval_every_iters},
         )
         _require(self.num_workers >= 0, f"{path}.num_workers", ">= 0", self.num_workers)
+        _require(0 < self.schedule_fraction <= 1, f"{path}.schedule_fraction", "in (0, 1]",
+                 self.schedule_fraction)
         _require(0 <= self.conf_thresh <= 1, f"{path}.conf_thresh", "in [0, 1]", self.conf_thresh)
         _require(0 <= self.fp_rate < 1, f"{path}.fp_rate", "in [0, 1)", self.fp_rate)
         _require(
@@ -405,7 +488,18 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, for config dumps next to each run."""
-        return _to_plain(dataclasses.asdict(self))
+        plain = _to_plain(dataclasses.asdict(self))
+        for key, default in _DATASET_KEYS_OMITTED_AT_DEFAULT.items():
+            if plain["dataset"].get(key, default) == default:
+                plain["dataset"].pop(key, None)
+        return plain
+
+    def with_schedule_fraction(self, fraction: float) -> Recipe:
+        """This recipe training ``fraction`` of its schedule (``train.schedule_fraction``; the
+        smoke grid's ``--schedule-fraction``), checked as that key is."""
+        _require(0 < fraction <= 1, "train.schedule_fraction", "in (0, 1]", fraction)
+        train = dataclasses.replace(self.train, schedule_fraction=float(fraction))
+        return dataclasses.replace(self, train=train)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,8 +10,10 @@ name the key. DVC reads the grid's runs from the file ``semivl grid expand`` wri
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from semivl.config import ConfigError, build_config, read_yaml
 
@@ -125,6 +127,72 @@ class ReportSettings:
                               f"{self.qualitative_images}")
 
 
+@dataclass(frozen=True)
+class ClusterSettings:
+    """How training jobs use the machines (``cluster:`` of a grid; read by the workflow and
+    ``semivl plan``; semivl.launch builds the launcher and the SLURM resources from it)."""
+
+    # Cap on the recipes' GPU count per job (null: the recipe's, upstream's count). Fewer
+    # GPUs keep the global batch by gradient accumulation.
+    max_gpus_per_job: int | None = None
+    # GPUs of the site's nodes (null: no limit). A job with more GPUs runs on several nodes
+    # (srun + torchrun with a c10d rendezvous), each with the same number of GPUs.
+    max_gpus_per_node: int | None = None
+    # How jobs ask SLURM for GPUs: `gpus` (--gpus=N; --gpus-per-node=N on several nodes) or
+    # `gres` (--gres=gpu:N, per node), for sites that accept only the latter.
+    gpu_request: Literal["gpus", "gres"] = "gpus"
+    # A GPU type of the site (--gpus=a100:N, --gres=gpu:a100:N); null: any GPU.
+    gpu_model: str | None = None
+
+    def check(self, path: str) -> None:
+        for key in ("max_gpus_per_job", "max_gpus_per_node"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{path}.{key}: expected an integer >= 1 or null, got {value}")
+        if self.gpu_model is not None and not re.fullmatch(r"[A-Za-z0-9_.]+", self.gpu_model):
+            raise ConfigError(f"{path}.gpu_model: expected a GPU type of letters, digits, '_' "
+                              f"and '.' (as in gres.conf, e.g. a100), got {self.gpu_model!r}")
+
+    def job_gpus(self, recipe_gpus: int) -> int:
+        """A job's GPUs: the recipe's count, capped by ``max_gpus_per_job``."""
+        from semivl.launch import job_gpus
+
+        return job_gpus(recipe_gpus, self.max_gpus_per_job)
+
+
+# Methods whose upstream files `semivl import-checkpoint` maps (spec checkpoints.md).
+RELEASED_METHODS = ("semivl", "unimatch")
+
+
+@dataclass(frozen=True)
+class ReleasedCheckpoint:
+    """One released upstream checkpoint (``released:`` of a grid): imported into
+    ``<results_dir>/released/<dataset>/<split>/<method>/`` and evaluated here."""
+
+    dataset: str
+    split: str
+    method: str
+    file: str | None = None  # a local best.pth
+    url: str | None = None  # or an http(s) URL, downloaded once (resources/released/)
+    sha256: str | None = None  # expected sha256 (else pinned on first download)
+
+    def check(self, path: str) -> None:
+        if self.method not in RELEASED_METHODS:
+            raise ConfigError(f"{path}.method: expected one of {list(RELEASED_METHODS)} "
+                              f"(upstream layouts import-checkpoint maps), got {self.method!r}")
+        if (self.file is None) == (self.url is None):
+            raise ConfigError(f"{path}: expected exactly one of `file` (a path) and `url`, "
+                              f"got {'both' if self.file else 'neither'}")
+        if self.url is not None and not self.url.startswith(("https://", "http://")):
+            raise ConfigError(f"{path}.url: expected an https URL, got {self.url!r}")
+        if self.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256):
+            raise ConfigError(f"{path}.sha256: expected 64 hex digits, got {self.sha256!r}")
+
+    @property
+    def source(self) -> str:
+        return self.url or self.file or ""
+
+
 Run = tuple[str, str, str, int]  # (dataset, split, method, seed)
 
 
@@ -140,9 +208,32 @@ class Grid:
     grid: GridAxes
     data_dir: str = "data"
     config_dir: str = "config"
-    # How training jobs use the machines ({max_gpus_per_job: N}); read by the workflow.
-    cluster: dict[str, int | None] = field(default_factory=dict)
+    # How training jobs use the machines (GPUs per job and node, how GPUs are requested).
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
+    # Upstream checkpoints to import and evaluate here (`snakemake released`; docs/checkpoints.md).
+    released: list[ReleasedCheckpoint] = field(default_factory=list)
+    # Below 1: every run trains this fraction of its recipe's iterations (a smoke grid,
+    # config/smoke.yaml); the tables flag such runs. 1.0 = the recipes' schedules.
+    schedule_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.schedule_fraction <= 1:
+            raise ConfigError(f"config.schedule_fraction: expected a number in (0, 1], got "
+                              f"{self.schedule_fraction}")
+
+    def check(self, path: str) -> None:
+        """Checks across keys (each key's own checks run when it is built)."""
+        seen: dict[tuple[str, str, str], int] = {}
+        for i, entry in enumerate(self.released):
+            if entry.dataset not in self.grid.datasets:
+                raise ConfigError(f"{path}.released[{i}].dataset: expected one of "
+                                  f"{self.grid.datasets} (grid.datasets), got {entry.dataset!r}")
+            key = (entry.dataset, entry.split, entry.method)
+            if key in seen:
+                raise ConfigError(f"{path}.released[{i}]: {entry.dataset} {entry.split} "
+                                  f"{entry.method} is already released[{seen[key]}]")
+            seen[key] = i
 
     @property
     def datasets(self) -> list[str]:
@@ -211,7 +302,29 @@ class Grid:
                 for d, s, m, k in self.runs()}
         predictions = {f"{d}-{m}": {"dataset": d, "method": m}
                        for d in self.datasets for m, _, _ in self.qualitative_runs(d)}
-        return {"cells": cells, "runs": runs, "predictions": predictions}
+        return {"cells": cells, "runs": runs, "predictions": predictions,
+                **self.released_lists()}
+
+    def released_lists(self) -> dict:
+        """DVC's lists of the released checkpoints: the imports (keys
+        ``<dataset>-<split>-<method>``), the URL downloads (keys: cache folder names), and the
+        folder the table stage depends on (a folder it reads anyway when none is listed:
+        DVC has no optional dependencies)."""
+        from semivl.released import cache_path, url_key
+
+        imports, downloads = {}, {}
+        for r in sorted(self.released, key=lambda r: (r.dataset, r.split, r.method)):
+            pin = f"--sha256 {r.sha256.lower()}" if r.sha256 else ""
+            local = cache_path(r.url).as_posix() if r.url else r.file
+            imports[f"{r.dataset}-{r.split}-{r.method}"] = {
+                "dataset": r.dataset, "split": r.split, "method": r.method, "source": r.source,
+                "checkpoint": local, "pin": pin}
+            if r.url:
+                downloads[url_key(r.url)] = {"url": r.url, "path": local, "pin": pin}
+        table_dep = (f"{self.results_dir}/released" if self.released
+                     else f"{self.config_dir}/datasets")
+        return {"released_imports": imports, "released_downloads": downloads,
+                "released_table_dep": table_dep}
 
 
 def load_grid(path: Path) -> Grid:

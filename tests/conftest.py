@@ -11,6 +11,46 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def copy_workflow_files(root: Path) -> None:
+    """Copies the repository's workflow files (Snakefile, DVC, configs, code, profile) into
+    the new folder ``root``: a checkout to run the DAG in, away from the real one."""
+    root.mkdir()
+    for name in ("Snakefile", "dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy2(REPO / name, root / name)
+    for name in ("workflow", "config", "semivl", "baselines", ".dvc", "slurm"):
+        shutil.copytree(REPO / name, root / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
+
+
+# The demo's CLIP pretraining, shrunk to seconds: 256 scenes, 6 steps.
+TINY_PRETRAIN = """
+clip: tiny_clip_toy
+data: {generator: toy, num_images: 256, seed: 0, side: 48}
+image_size: 48
+steps: 6
+batch_size: 32
+warmup_steps: 2
+checkpoint_every: 4
+resources: {gpus: 1, cpus_per_gpu: 1, mem_mb: 2000, hours: 0.5}
+"""
+
+# Prints the local rules of the Snakefile in the working directory (run as a subprocess there).
+_LOCALRULES_CODE = (
+    "from pathlib import Path\n"
+    "from snakemake.api import SnakemakeApi\n"
+    "from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings\n"
+    "with SnakemakeApi(OutputSettings(quiet=True)) as api:\n"
+    "    wf = api.workflow(snakefile=Path('Snakefile'), resource_settings="
+    "ResourceSettings(), config_settings=ConfigSettings())\n"
+    "    print(' '.join(sorted(wf._workflow._localrules)))\n")
+
+
+def snakemake_localrules(run) -> set[str]:
+    """The rules the Snakefile runs on the login node; ``run(*argv)`` runs a command in the
+    checkout and returns its output."""
+    return set(run(sys.executable, "-c", _LOCALRULES_CODE).split())
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 

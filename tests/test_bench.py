@@ -32,10 +32,10 @@ def test_run_length_follows_the_trainer_schedule(repo):
     unimatch = load_recipe("unimatch", "pascal", repo / "config")
     # 10,582 - 92 unlabelled images, 4 GPUs x 2 per step (global 8), 80 epochs.
     assert run_length(unimatch, "92", 4) == {"iters": 1311 * 80, "accumulation": 1,
-                                             "evaluations": 81}
+                                             "evaluations": 81, "full_iters": 1311 * 80}
     # One GPU keeps the global batch of 8 by accumulating 4 micro-batches of 2.
     assert run_length(unimatch, "92", 1) == {"iters": 1311 * 80, "accumulation": 4,
-                                             "evaluations": 81}
+                                             "evaluations": 81, "full_iters": 1311 * 80}
     supervised = load_recipe("supervised", "pascal", repo / "config")
     assert run_length(supervised, "92", 4)["iters"] == (92 // 16) * 80
 

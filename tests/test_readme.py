@@ -52,6 +52,8 @@ RULES: list[tuple[str, str, str]] = [
     (r"^semivl grid expand", "run", ""),
     (r"^semivl aggregate .*--allow-incomplete", "run", ""),
     (r"^semivl table --metrics partial/", "run", ""),
+    # "Your own dataset": scaffolded from the toy's files (prepared above), in seconds.
+    (r"^semivl (dataset new|data check|data prepare|splits) mytoy\b", "run", ""),
     (r"^semivl ", "parse", "needs prepared data, trained runs, network or minutes"),
     (r"^torchrun .* -m semivl\.cli ", "parse", "needs several processes and a dataset"),
     (r"^bash benchmarks/gpu\.sh$", "syntax", "needs a GPU"),

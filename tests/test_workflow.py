@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, TINY_RECIPE, TINY_SEMIVL, TINY_UNIMATCH
+from conftest import (
+    REPO,
+    TINY_PRETRAIN,
+    TINY_RECIPE,
+    TINY_SEMIVL,
+    TINY_UNIMATCH,
+    copy_workflow_files,
+    snakemake_localrules,
+)
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
@@ -28,17 +35,6 @@ SMALL_GRID = {
     },
     "report": {"zero_shot": True},
 }
-# The demo's CLIP pretraining, shrunk to seconds: 256 scenes, 6 steps.
-TINY_PRETRAIN = """
-clip: tiny_clip_toy
-data: {generator: toy, num_images: 256, seed: 0, side: 48}
-image_size: 48
-steps: 6
-batch_size: 32
-warmup_steps: 2
-checkpoint_every: 4
-resources: {gpus: 1, cpus_per_gpu: 1, mem_mb: 2000, hours: 0.5}
-"""
 
 
 def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> str:
@@ -51,12 +47,7 @@ def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> str:
 def _checkout(tmp: Path, grid: dict | None = None, tiny: bool = False) -> Path:
     """A copy of the repository's tracked workflow files, as a fresh git+DVC checkout."""
     root = tmp / "checkout"
-    root.mkdir()
-    for name in ("Snakefile", "dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy2(REPO / name, root / name)
-    for name in ("workflow", "config", "semivl", "baselines", ".dvc", "slurm"):
-        shutil.copytree(REPO / name, root / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
+    copy_workflow_files(root)
     if grid is not None:
         (root / "config" / "config.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
         (root / "config" / "demo.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
@@ -171,15 +162,7 @@ def test_data_target_downloads_on_the_login_node_and_skips_what_exists(tmp_path)
         assert rule in plan
     for archive in ("VOCtrainval_11-May-2012.tar", "ground_truth_voc.zip"):
         assert f"resources/archives/pascal/{archive}" in jobs
-    code = ("from pathlib import Path\n"
-            "from snakemake.api import SnakemakeApi\n"
-            "from snakemake.settings.types import ConfigSettings, OutputSettings, "
-            "ResourceSettings\n"
-            "with SnakemakeApi(OutputSettings(quiet=True)) as api:\n"
-            "    wf = api.workflow(snakefile=Path('Snakefile'), resource_settings="
-            "ResourceSettings(), config_settings=ConfigSettings())\n"
-            "    print(' '.join(sorted(wf._workflow._localrules)))\n")
-    local = set(_run([sys.executable, "-c", code], root).split())
+    local = snakemake_localrules(lambda *cmd: _run(list(cmd), root))
     assert {"fetch_archive", "split_files", "val_split"} <= local  # need the internet
     assert "prepare_data" not in local  # extraction and checking may run on a compute node
     # A dataset folder that already exists is used as it is: nothing is downloaded.

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from semivl.bench.layout import layout_warnings, process_layout
 from semivl.config import Recipe, load_recipe
-from semivl.engine.trainer import schedule
+from semivl.engine.trainer import schedule, shortened_iters
 from semivl.grid import Grid
 
 
@@ -41,12 +42,15 @@ def run_length(recipe: Recipe, split: str, gpus: int) -> dict:
     labeled = data.splits[split]
     length = labeled if cfg.method == "supervised" else data.expected_counts["train"] - labeled
     accumulation, per_epoch, epochs = schedule(cfg, length, gpus, f"{data.name}/{split}")
-    iters = per_epoch * epochs
+    full_iters = per_epoch * epochs
+    iters = shortened_iters(cfg, full_iters)  # fewer in a smoke grid
+    epochs = math.ceil(iters / per_epoch)
     if cfg.eval_every_iters:
         evals = math.ceil(iters / cfg.eval_every_iters)
     else:
         evals = math.ceil(epochs / (cfg.eval_every_epochs or epochs))
-    return {"iters": iters, "accumulation": accumulation, "evaluations": evals + 1}
+    return {"iters": iters, "accumulation": accumulation, "evaluations": evals + 1,
+            "full_iters": full_iters}
 
 
 def plan_grid(grid: Grid, bench: dict | None = None, config_dir: Path | None = None
@@ -54,7 +58,7 @@ def plan_grid(grid: Grid, bench: dict | None = None, config_dir: Path | None = N
     """One row per block and (dataset, split, method): runs (the block's seeds), GPUs,
     iterations, hours per run, GPU-hours of the cell, and where the hours came from."""
     config_dir = Path(config_dir or grid.config_dir)
-    cap = grid.cluster.get("max_gpus_per_job")
+    cap = grid.cluster.max_gpus_per_job
     device = (bench or {}).get("device", {}).get("name", "?")
     rows = []
     for block in grid.blocks:
@@ -62,15 +66,21 @@ def plan_grid(grid: Grid, bench: dict | None = None, config_dir: Path | None = N
         for cell in block.splits:
             for method in block.methods:
                 recipe = load_recipe(method, cell.dataset, config_dir)
+                if grid.schedule_fraction < 1:
+                    recipe = recipe.with_schedule_fraction(grid.schedule_fraction)
                 gpus = min(recipe.resources.gpus, cap) if cap else recipe.resources.gpus
                 length = run_length(recipe, cell.split, gpus)
                 hours, source, guess = _hours(recipe, method, cell.dataset, length, gpus,
                                               bench, device)
+                if length["iters"] < length["full_iters"] and not source.startswith(
+                        "measured"):
+                    hours, source = _smoke_hours(recipe, length, hours, source)
                 rows.append({"block": block.name, "dataset": cell.dataset,
                              "split": cell.split, "method": method, "runs": seeds,
                              "gpus": gpus, **length, "hours_per_run": hours,
                              "gpu_hours": hours * gpus * seeds, "source": source,
-                             "guess": guess})
+                             "guess": guess,
+                             **process_layout(recipe, gpus, grid.cluster.max_gpus_per_node)})
     return rows
 
 
@@ -92,6 +102,22 @@ def _hours(recipe: Recipe, method: str, dataset: str, length: dict, gpus: int,
     if basis:
         return recipe.resources.hours, f"the recipe's requested hours ({basis})", False
     return recipe.resources.hours, "the recipe's requested hours: a guess", True
+
+
+# Start-up (CLIP and data loading, torchrun, cuDNN autotuning) and the final evaluation of a
+# smoke run, added to the recipe's hours scaled down: a guess, not measured (by the FLOP count
+# a GPU evaluates VOC's 1,449 val images in about a minute).
+SMOKE_OVERHEAD_H = 0.05
+
+
+def _smoke_hours(recipe: Recipe, length: dict, hours: float, source: str
+                 ) -> tuple[float, str]:
+    """Hours of a shortened run (train.schedule_fraction < 1) from its recipe's requested
+    hours: the share of the iterations it trains, plus :data:`SMOKE_OVERHEAD_H`."""
+    share = length["iters"] / length["full_iters"]
+    return (hours * share + SMOKE_OVERHEAD_H,
+            f"{source}, x {share:.2%} of the iterations + {SMOKE_OVERHEAD_H * 60:.0f} min "
+            f"start-up (guess)")
 
 
 def plan_summary(rows: list[dict]) -> dict:
@@ -129,9 +155,13 @@ def render_plan(rows: list[dict]) -> str:
               f"{summary['guessed_gpu_hours']:.0f} from guessed hours).",
               f"Longest job: {longest['dataset']} {longest['split']} {longest['method']}, "
               f"{longest['hours_per_run']:.1f} h on {longest['gpus']} GPU(s) "
-              f"({longest['source']})."]
+              f"({longest['source']}).",
+              f"On {longest['gpus']} GPU(s), one job at a time: about "
+              f"{summary['gpu_hours'] / longest['gpus']:.1f} h (with every job at once: the "
+              f"longest job's)."]
     if summary["guessed_gpu_hours"]:
         lines.append("Guessed hours are what the recipes ask the cluster for "
                      "(resources.hours without resources.hours_source): measure them with "
                      "`semivl bench` on a GPU and pass --bench to replace them.")
+    lines += layout_warnings(rows)
     return "\n".join(lines)

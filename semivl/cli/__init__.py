@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from semivl.cli import bench, data, grid, models, report, training
+from semivl.cli import bench, checkpoint, data, dataset, grid, models, report, training
 from semivl.cli.common import EXIT_ERROR, EXIT_STOPPED
 
 __all__ = ["EXIT_ERROR", "EXIT_STOPPED", "build_parser", "main"]
@@ -24,11 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Semi-supervised segmentation benchmark: every pipeline step by hand.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<step>")
     # The order of `semivl --help`: data to model, then reporting, costs and inference.
-    for add in (data.add_data, data.add_splits, training.add_train, training.add_evaluate,
-                models.add_pretrain_clip, models.add_weights, models.add_clip, models.add_text,
+    for add in (dataset.add_dataset, data.add_data, data.add_splits, training.add_train,
+                training.add_evaluate, models.add_pretrain_clip, models.add_weights,
+                models.add_clip, models.add_text,
                 training.add_model_summary, report.add_aggregate, report.add_table,
                 report.add_plot, bench.add_bench, bench.add_plan, grid.add_grid,
-                training.add_predict):
+                training.add_predict, checkpoint.add_import_checkpoint):
         add(sub)
     return parser
 

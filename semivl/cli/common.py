@@ -36,6 +36,9 @@ def run_spec(args: argparse.Namespace, out_dir: Path):
     from semivl.engine.trainer import RunSpec
 
     recipe = load_recipe(args.method, args.dataset, args.config_dir)
+    fraction = getattr(args, "schedule_fraction", None)
+    if fraction is not None:
+        recipe = recipe.with_schedule_fraction(fraction)
     return RunSpec(recipe=recipe, data_root=args.data_root,
                    labeled_split=args.splits_dir / args.split / "labeled.txt",
                    unlabeled_split=args.splits_dir / args.split / "unlabeled.txt",

@@ -20,7 +20,7 @@ def cmd_data_fetch(args: argparse.Namespace) -> None:
     from semivl.data.prepare import preparer
 
     cfg = load_dataset_config(args.dataset, args.config_dir)
-    keys = preparer(args.dataset).required_archives(cfg)
+    keys = preparer(args.dataset, cfg.layout).required_archives(cfg)
     if args.file:
         by_file = {cfg.archives[k].file: k for k in cfg.archives}
         if args.file not in by_file:
@@ -48,9 +48,23 @@ def cmd_data_check(args: argparse.Namespace) -> None:
     from semivl.data.masks import require_data_root
 
     cfg = load_dataset_config(args.dataset, args.config_dir)
-    root = require_data_root(args.data_root or Path("data") / args.dataset, args.dataset)
-    report = check_dataset(cfg, root, sample=args.sample, workers=args.workers,
-                           progress=not args.no_progress)
+    root = args.data_root or Path("data") / args.dataset
+    if args.source and cfg.layout != "generic":
+        raise ValueError(f"--source: {args.dataset} is prepared from archives (layout "
+                         f"{cfg.layout}); only your own datasets (layout generic) have one")
+    if cfg.layout == "generic" and (args.source or not root.is_dir()):
+        # Your own dataset before (or besides) `data prepare`: the files its source names.
+        from semivl.data.prepare.generic import check_source
+
+        if not args.source:
+            print(f"{root} is not prepared yet: checking the files of source: in "
+                  f"{args.config_dir}/datasets/{args.dataset}.yaml")
+        report = check_source(cfg, args.config_dir, workers=args.workers,
+                              progress=not args.no_progress)
+    else:
+        root = require_data_root(root, args.dataset)
+        report = check_dataset(cfg, root, sample=args.sample, workers=args.workers,
+                               progress=not args.no_progress)
     print(report.summary())
     require_valid(report)
 
@@ -127,6 +141,9 @@ def add_data(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--sample", type=int, help="decode only this many pairs per part "
                        "(evenly spaced); counts are always complete")
     check.add_argument("--workers", type=int, default=4, help="mask-decoding processes")
+    check.add_argument("--source", action="store_true",
+                       help="your own dataset: check the files its source: names, not "
+                            "data/<dataset>/ (the default while that is not prepared)")
 
 
 def add_splits(sub: argparse._SubParsersAction) -> None:

@@ -61,9 +61,12 @@ def cmd_table(args: argparse.Namespace) -> None:
             raise ValueError(f"{path}: not a zero-shot metrics file (`semivl evaluate "
                              f"--zero-shot`); it lacks 'miou' or 'dataset'")
         zero_shot[record["dataset"]] = record
+    from semivl.report.released import read_released
+
+    released = read_released(args.released, args.released_dir)
     text = render_tables(frame, args.title, published=published,
                          releases=_releases(frame["dataset"].dropna(), args.config_dir),
-                         grid_note=grid_note, zero_shot=zero_shot)
+                         grid_note=grid_note, zero_shot=zero_shot, released=released)
     write_text_atomic(text + "\n", args.out)
     print(f"wrote {args.out}")
     if args.html:
@@ -144,6 +147,13 @@ def add_table(sub: argparse._SubParsersAction) -> None:
     table.add_argument("--zero-shot", type=Path, nargs="*", default=[],
                        help="zero-shot dense CLIP metrics files (`semivl evaluate --zero-shot`), "
                             "shown as a reference row of their dataset's tables")
+    table.add_argument("--released", type=Path, nargs="*", default=[],
+                       help="metrics files of released upstream checkpoints (`semivl evaluate` "
+                            "of `semivl import-checkpoint` folders), shown beside the "
+                            "published rows")
+    table.add_argument("--released-dir", type=Path, action="append", default=[],
+                       help="also every <dir>/<dataset>/<split>/<method>/metrics.json "
+                            "(none when the folder does not exist)")
     table.set_defaults(func=cmd_table)
 
 

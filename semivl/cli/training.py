@@ -53,8 +53,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.zero_shot:
         _evaluate_zero_shot(args)
         return
+    # An imported upstream checkpoint (`semivl import-checkpoint`) has no seed of ours.
+    imported = args.run_dir is not None and _is_imported(args.run_dir)
     missing = [f"--{name.replace('_', '-')}" for name in ("split", "seed", "run_dir")
-               if getattr(args, name) is None]
+               if getattr(args, name) is None and not (name == "seed" and imported)]
     if missing:
         raise ValueError(f"evaluate needs {', '.join(missing)} (or --zero-shot)")
     weights = args.weights or args.run_dir / "model.pt"
@@ -88,9 +90,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         "best_iter": summary["best_iter"],
         "final_iter": summary["final_iter"],
         "class_definitions": definitions,
+        # Below 1: a smoke run that trained this fraction of the recipe's schedule.
+        "schedule_fraction": summary.get("schedule_fraction", 1.0),
         # The commit that trained the model (provenance.json of the run), for tables.md.
         "code_commit": training_commit(args.run_dir),
     }
+    if summary.get("imported"):
+        metrics["imported_from"] = summary["imported_from"]
     if recipe.dataset.appearance_modes is not None:
         metrics["per_mode_accuracy"] = per_mode
         metrics["labelled_modes"] = _labelled_modes(args, recipe.dataset)
@@ -99,6 +105,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     write_text_atomic(json.dumps(metrics, indent=2, sort_keys=True) + "\n", out)
     source = "" if record is None else f" ({why})"
     print(f"mIoU {miou:.2f} on {num_images} images -> {out}{source}")
+
+
+def _is_imported(run_dir: Path) -> bool:
+    import json
+
+    path = Path(run_dir) / "train_summary.json"
+    return path.is_file() and bool(json.loads(path.read_text()).get("imported"))
 
 
 def _evaluate_run(args: argparse.Namespace, weights: Path):
@@ -229,6 +242,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--stop-after-steps", type=int, default=None,
                        help=f"stop after N steps, saving last.pt (exit code {EXIT_STOPPED}); "
                             "the same command resumes")
+    train.add_argument("--schedule-fraction", type=float, default=None,
+                       help="train this fraction of the recipe's iterations (0 < F <= 1; "
+                            "sets train.schedule_fraction): a smoke run, never a result")
     train.set_defaults(func=cmd_train)
 
 

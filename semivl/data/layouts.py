@@ -8,6 +8,10 @@ The parts are the dataset's own train and val sets (what the split lists draw fr
 * ``coco``: ``train2017/``, ``val2017/``, masks in ``masks/<id>.png``.
 * ``ade20k``: ``images/{training,validation}/``, ``annotations/...``.
 * ``cityscapes``: ``leftImg8bit/{train,val}/<city>/``, ``gtFine/.../*_gtFine_labelTrainIds.png``.
+* ``generic`` (your own dataset): the parts are the split files ``train.txt`` and ``val.txt``
+  at the root, which ``semivl data prepare`` writes (``image mask`` lines; a training image
+  without a mask has ``None`` and is unlabelled only). The labelled pool is the training
+  pairs that have a mask.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from semivl.config import DatasetConfig
-from semivl.data.splits import Pair, read_id_list, voc_pairs
+from semivl.data.splits import NO_MASK, Pair, read_id_list, read_split_file, voc_pairs
 
 PARTS = ("train", "val")
 
@@ -54,6 +58,9 @@ def part_pairs(cfg: DatasetConfig, root: Path, part: str) -> list[Pair]:
                         for p in base.glob("*/*_leftImg8bit.png")) if base.is_dir() else []
         return [(img, img.replace("leftImg8bit/", "gtFine/", 1).replace(
             "_leftImg8bit.png", "_gtFine_labelTrainIds.png")) for img in images]
+    if cfg.layout == "generic":
+        listed = root / f"{part}.txt"
+        return read_split_file(listed) if listed.is_file() else []
     raise ValueError(f"unknown layout {cfg.layout!r}")  # rejected by DatasetConfig already
 
 
@@ -61,4 +68,6 @@ def labeled_pool(cfg: DatasetConfig, root: Path) -> list[Pair]:
     """The training pairs labelled images are drawn from (VOC: the high-quality train set)."""
     if cfg.layout == "voc":
         return voc_pairs(read_id_list(Path(root) / "ImageSets" / "Segmentation" / "train.txt"))
+    if cfg.layout == "generic":
+        return [p for p in part_pairs(cfg, root, "train") if p[1] != NO_MASK]
     return part_pairs(cfg, root, "train")

@@ -57,6 +57,8 @@ def reusable_final_eval(summary: dict, recipe, val_split: Path,
     """The summary's ``final_eval`` if it stands for ``semivl evaluate`` of ``weights``, else
     ``None``; with the reason either way (printed by the CLI)."""
     record = summary.get("final_eval")
+    if summary.get("imported"):
+        return None, "an imported upstream checkpoint: this project never validated it"
     if not record:
         return None, "the training summary has no final validation record (older run)"
     if record["iter"] != summary.get("final_iter"):

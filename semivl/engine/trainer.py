@@ -102,6 +102,9 @@ class RunSpec:
         """Hash of everything that determines the run, to refuse resuming a different one."""
         recipe = self.recipe.to_dict()
         recipe.pop("resources")  # what the job asked the cluster for does not change the run
+        if recipe["train"]["schedule_fraction"] == 1.0:
+            # The default: runs written before the key existed keep their fingerprint.
+            del recipe["train"]["schedule_fraction"]
         blob = json.dumps({"recipe": recipe, "seed": self.seed,
                            "labeled": self.labeled_split.name}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -147,10 +150,13 @@ class Plan:
     accumulation: int
     iters_per_epoch: int
     epochs: int
+    # Iterations the run trains: epochs x iters_per_epoch, or fewer for a shortened schedule
+    # (train.schedule_fraction; the last epoch then stops early).
+    total_iters: int = 0
 
-    @property
-    def total_iters(self) -> int:
-        return self.epochs * self.iters_per_epoch
+    def __post_init__(self) -> None:
+        if not self.total_iters:
+            self.total_iters = self.epochs * self.iters_per_epoch
 
 
 def _make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
@@ -172,7 +178,17 @@ def _make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
         datasets, streams, length = [labeled], [STREAM_LABELED], len(labeled)
     accumulation, iters_per_epoch, epochs = schedule(cfg, length, info.world,
                                                      str(spec.labeled_split))
-    return Plan(datasets, streams, length, accumulation, iters_per_epoch, epochs)
+    total = shortened_iters(cfg, epochs * iters_per_epoch)
+    return Plan(datasets, streams, length, accumulation, iters_per_epoch,
+                math.ceil(total / iters_per_epoch), total)
+
+
+def shortened_iters(cfg: TrainConfig, full_iters: int) -> int:
+    """Iterations of a run whose recipe schedule has ``full_iters``: all of them, or
+    ``train.schedule_fraction`` of them (rounded up, at least one) for a smoke run."""
+    if cfg.schedule_fraction >= 1:
+        return full_iters
+    return max(1, math.ceil(cfg.schedule_fraction * full_iters))
 
 
 def schedule(cfg: TrainConfig, stream_length: int, processes: int, where: str = "the split"
@@ -373,7 +389,8 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         for epoch in range(state["iteration"] // plan.iters_per_epoch, plan.epochs):
             start = state["iteration"] - epoch * plan.iters_per_epoch
             batches = _batches(plan, spec, info, epoch, start)
-            for _ in range(start, plan.iters_per_epoch):
+            for _ in range(start, min(plan.iters_per_epoch,
+                                      total - epoch * plan.iters_per_epoch)):
                 it = state["iteration"]
                 optimizer.zero_grad()
                 logs: dict[str, float] = {}
@@ -435,6 +452,7 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         "num_labeled": len(plan.datasets[0]),
         "total_iters": total,
         "epochs": plan.epochs,
+        "schedule_fraction": cfg.schedule_fraction,
         "final_iter": state["iteration"],
         "final_miou": state["history"][-1]["miou"],
         "best_miou": state["best_miou"],

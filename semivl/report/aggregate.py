@@ -24,7 +24,8 @@ COLUMNS = ["dataset", "split", "num_labeled", "method", "seed", "miou", "miou_be
 # Keys older metrics files may lack (empty in the CSV then).
 # Datasets with appearance-mode maps (the toy) add per-look accuracy and the looks the labelled
 # images show, as JSON text.
-OPTIONAL_COLUMNS = ["class_definitions", "code_commit", "per_mode_accuracy", "labelled_modes"]
+OPTIONAL_COLUMNS = ["class_definitions", "code_commit", "per_mode_accuracy", "labelled_modes",
+                    "schedule_fraction"]
 JSON_COLUMNS = ("per_mode_accuracy", "labelled_modes")
 # From provenance.json: training hours (GPU-hours, or wall hours of a CPU run), the device, and
 # the first 12 hex digits of the sha256 of the data's prepared.json and of the recipe.

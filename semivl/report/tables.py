@@ -20,6 +20,7 @@ import pandas as pd
 
 from semivl.report.batch_layout import batch_mark, batch_note
 from semivl.report.published import published_for
+from semivl.report.released import released_note, released_rows, with_released_splits
 
 METHOD_LABELS = {
     "supervised": "Supervised (labelled only)",
@@ -175,11 +176,16 @@ def zero_shot_note(zero_shot: dict) -> str:
 
 def _metric_table(part: pd.DataFrame, dataset: str, metric: str, published: pd.DataFrame | None,
                   sources: dict[str, int],
-                  zero_shot: dict | None = None) -> tuple[list[str], bool]:
-    """One results table; returns its lines and whether a † mark was used."""
-    methods = main_methods(part["method"])
+                  zero_shot: dict | None = None,
+                  released: list[dict] | None = None) -> tuple[list[str], bool]:
+    """One results table; returns its lines and whether a † mark was used. ``released``: the
+    dataset's released checkpoints evaluated here (rows under the published ones)."""
+    released = released or []
+    methods = main_methods([*part["method"], *(r["method"] for r in released)])
     shown = part[part["method"].isin(methods)]
     splits = _splits(shown if len(shown) else part)
+    if released:
+        splits = with_released_splits(splits, released)
     lines, marked = _header("method", splits), False
     lines += _zero_shot_row(zero_shot, splits)
     for method in methods:
@@ -195,7 +201,9 @@ def _metric_table(part: pd.DataFrame, dataset: str, metric: str, published: pd.D
         paper = published_for(published, dataset, method)
         by_split = {str(r.split): r for r in paper.itertuples()}
         shown = [by_split.get(str(s)) for s in splits["split"]]
+        evaluated = released_rows(released, method, list(splits["split"]), shown)
         if not any(r is not None for r in shown):
+            lines += evaluated
             continue
         marks = sorted({_source_mark(r, sources) for r in shown if r is not None})
         lines.append(f"| ↳ published {''.join(marks)} | " + " | ".join(
@@ -203,6 +211,7 @@ def _metric_table(part: pd.DataFrame, dataset: str, metric: str, published: pd.D
         lines.append("| ↳ Δ to published | " + " | ".join(
             format_delta(m - r.miou) if r is not None else "–"
             for m, r in zip(means, shown, strict=True)) + " |")
+        lines += evaluated
     return lines, marked
 
 
@@ -226,9 +235,12 @@ def uses_definitions(part: pd.DataFrame, method: str) -> bool:
 def render_tables(frame: pd.DataFrame, title: str = "Results",
                   published: pd.DataFrame | None = None,
                   releases: dict[str, str] | None = None, grid_note: str | None = None,
-                  zero_shot: dict[str, dict] | None = None) -> str:
+                  zero_shot: dict[str, dict] | None = None,
+                  released: dict[str, list[dict]] | None = None) -> str:
     """Markdown with one section per dataset (see the module docstring). ``zero_shot`` maps a
-    dataset to its zero-shot dense CLIP metrics (``semivl evaluate --zero-shot``)."""
+    dataset to its zero-shot dense CLIP metrics (``semivl evaluate --zero-shot``),
+    ``released`` to its released checkpoints' metrics (:mod:`semivl.report.released`)."""
+    released = released or {}
     # these use this module's labels and formats
     from semivl.report.ablation import ablation_table, component_table
     from semivl.report.cost import cost_table, overall_cost_table
@@ -240,11 +252,12 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
              "mIoU (%) on the validation split, mean ± sample std over seeds (number of seeds "
              "in brackets). Columns are the labelled splits, headed by their number of "
              "labelled images.", ""]
+    lines += smoke_note(frame)
     sources: dict[str, int] = {}
     datasets = dataset_order(frame["dataset"])
     for dataset in datasets:
         part = frame[frame["dataset"] == dataset]
-        lines += [f"## {dataset}", ""]
+        lines += [f"## {dataset}{' (smoke run)' if smoke_note(part) else ''}", ""]
         unfinished = unfinished_note(part)
         if unfinished:
             lines += [f"{unfinished} The runs are listed under \"Runs without results\".", ""]
@@ -252,7 +265,8 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
         marked = False
         for metric, label in METRICS.items():
             table, used = _metric_table(part, str(dataset), metric, published, sources,
-                                        zero_shot.get(str(dataset)))
+                                        zero_shot.get(str(dataset)),
+                                        released.get(str(dataset)))
             marked |= used
             lines += [f"### {label}", "", *table, ""]
         lines += ["### Ablation: SemiVL without each component", "", *ablation_table(part)]
@@ -269,6 +283,8 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
         lines += batch_note(part, METHOD_LABELS)
         if str(dataset) in zero_shot:
             lines += [zero_shot_note(zero_shot[str(dataset)]), ""]
+        if released.get(str(dataset)):
+            lines += [released_note(released[str(dataset)], METHOD_LABELS), ""]
     lines += overall_cost_table(frame, datasets)
     notes = PROTOCOL_NOTES + ([PUBLISHED_NOTE] if sources else [])
     lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
@@ -279,6 +295,23 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
     lines += missing_runs(frame)
     lines += provenance_notes(frame, releases or {}, grid_note)
     return "\n".join(lines)
+
+
+def smoke_note(frame: pd.DataFrame) -> list[str]:
+    """A warning above the tables when runs trained a fraction of their schedule (a smoke
+    grid's ``schedule_fraction``); nothing otherwise."""
+    if "schedule_fraction" not in frame:
+        return []
+    fractions = pd.to_numeric(frame["schedule_fraction"], errors="coerce").dropna()
+    shortened = sorted(set(fractions[fractions < 1]))
+    if not shortened:
+        return []
+    share = ", ".join(f"{f:.2%}" for f in shortened)
+    runs = int((fractions < 1).sum())
+    return [f"**Smoke run: {runs} of {len(frame)} runs trained {share} of their recipes' "
+            "iterations** (`schedule_fraction` in the grid). They show that the pipeline runs "
+            "on this cluster, end to end; their mIoU is not a result and is not comparable "
+            "with the published numbers.", ""]
 
 
 def missing_runs(frame: pd.DataFrame) -> list[str]:

@@ -11,6 +11,7 @@ from semivl.models.clip_config import (load_clip_sources, needs_clip, needs_text
                                        pretrained_checkpoint, recipe_clip)
 from semivl.data.prepare import archive_files
 from semivl.grid import load_grid
+from semivl.launch import gpu_resources, launcher as launch_job, resource_keys
 
 configfile: "config/config.yaml"
 
@@ -85,11 +86,16 @@ def _resources(method, dataset):
     return _recipe(method, dataset).resources
 
 
+# GPUs per job and per node, and how jobs ask SLURM for GPUs (the grid's cluster:).
+CLUSTER = _GRID.cluster
+# The resource keys GPU rules declare under these settings (the others keep the profile's).
+_RESOURCE_KEYS = resource_keys(CLUSTER.max_gpus_per_node, CLUSTER.gpu_request,
+                               CLUSTER.gpu_model)
+
+
 def train_gpus(wildcards):
     """The recipe's GPU count, capped by cluster.max_gpus_per_job."""
-    gpus = _resources(wildcards.method, wildcards.dataset).gpus
-    cap = config.get("cluster", {}).get("max_gpus_per_job")
-    return min(gpus, cap) if cap else gpus
+    return CLUSTER.job_gpus(_resources(wildcards.method, wildcards.dataset).gpus)
 
 
 def train_cpus_per_gpu(wildcards):
@@ -101,18 +107,59 @@ def train_cpus(wildcards):
     return train_gpus(wildcards) * train_cpus_per_gpu(wildcards)
 
 
+# A smoke grid (schedule_fraction < 1) trains that fraction of each recipe's iterations.
+SCHEDULE_FRACTION = _GRID.schedule_fraction
+SCHEDULE_FLAG = (f" --schedule-fraction {SCHEDULE_FRACTION}" if SCHEDULE_FRACTION < 1
+                 else "")
+
+
 def train_runtime(wildcards, attempt):
-    """Minutes: the recipe's hours for the first attempt, attempt x that for retries."""
-    return int(60 * _resources(wildcards.method, wildcards.dataset).hours * attempt)
+    """Minutes: the recipe's hours for the first attempt, attempt x that for retries. A smoke
+    grid asks for its fraction of the hours, plus 30 minutes for start-up and evaluation."""
+    hours = _resources(wildcards.method, wildcards.dataset).hours
+    if SCHEDULE_FRACTION < 1:
+        return int((60 * hours * SCHEDULE_FRACTION + 30) * attempt)
+    return int(60 * hours * attempt)
 
 
 def train_mem_mb(wildcards):
     return _resources(wildcards.method, wildcards.dataset).mem_mb
 
 
+def _train_launch(wildcards):
+    """The job's launcher and SLURM resources (semivl.launch.launcher)."""
+    res = _resources(wildcards.method, wildcards.dataset)
+    return launch_job(train_gpus(wildcards), CLUSTER.max_gpus_per_node,
+                      gpu_request=CLUSTER.gpu_request, gpu_model=CLUSTER.gpu_model,
+                      cpus_per_gpu=res.cpus_per_gpu, mem_mb=res.mem_mb)
+
+
 def launcher(wildcards):
-    """torchrun with one process per GPU for multi-GPU jobs; a plain process otherwise."""
-    gpus = train_gpus(wildcards)
-    if gpus == 1:
-        return "semivl"
-    return f"torchrun --standalone --nproc_per_node={gpus} -m semivl.cli"
+    """What runs before `train ...`: plain semivl on one GPU, torchrun --standalone on one
+    node, srun with one torchrun per node (c10d rendezvous) beyond cluster.max_gpus_per_node."""
+    return _train_launch(wildcards).command
+
+
+def train_resources():
+    """GPUs (--gpus or --gres, per node on several nodes), CPUs, memory, nodes and tasks of a
+    training job; a key the job does not need is None, which Snakemake drops."""
+    def resource(key):
+        return lambda wildcards: _train_launch(wildcards).resources[key]
+
+    return {key: resource(key) for key in _RESOURCE_KEYS}
+
+
+def gpu_request(gpus):
+    """The GPU resources of a one-node job with ``gpus`` GPUs (a count, or a function of the
+    wildcards), as cluster.gpu_request asks: gpu=N (--gpus=N) or gres="gpu:N"."""
+    if not callable(gpus):
+        return {key: value for key, value in
+                gpu_resources(gpus, CLUSTER.gpu_request, CLUSTER.gpu_model).items()
+                if value is not None}
+
+    def resource(key):
+        return lambda wildcards: gpu_resources(gpus(wildcards), CLUSTER.gpu_request,
+                                               CLUSTER.gpu_model)[key]
+
+    return {key: resource(key) for key in ("gpu", "gpu_model", "gres")
+            if key in _RESOURCE_KEYS}

@@ -15,7 +15,7 @@ rule evaluate:
         f"{RESULTS}/benchmarks/evaluate/{{dataset}}_{{split}}_{{method}}_seed{{seed}}.tsv"
     threads: 1
     resources:
-        gpu=1,
+        **gpu_request(1),
         mem_mb=train_mem_mb,
         runtime=lambda wc, attempt: 120 * attempt,
     shell:
@@ -42,7 +42,7 @@ rule zero_shot:
         f"{RESULTS}/benchmarks/evaluate/{{dataset}}_zero_shot.tsv"
     threads: 1
     resources:
-        gpu=1,
+        **gpu_request(1),
         mem_mb=lambda wc: _resources("semivl", wc.dataset).mem_mb,
         runtime=lambda wc, attempt: 120 * attempt,
     shell:

@@ -51,6 +51,7 @@ rule table:
         metrics=f"{RESULTS}/metrics.csv",
         published=f"{CONFIG_DIR}/published_results.csv",
         zero_shot=zero_shot_files(),
+        released=released_metrics(),  # the grid's released checkpoints, evaluated here
         # shown in the HTML report beside the runs' logs
         logs=[report_file(f"{RESULTS}/logs/pretrain/{Path(p).parent.name}.log", category="Logs",
                           subcategory="pretrain") for p in pretrained_clip_files()]
@@ -67,7 +68,8 @@ rule table:
     shell:
         "semivl table --metrics {input.metrics} --published {input.published}"
         " --grid {GRID_FILE} --config-dir {CONFIG_DIR} --out {output.markdown}"
-        " --html {output.html} --zero-shot {input.zero_shot} > {log} 2>&1"
+        " --html {output.html} --zero-shot {input.zero_shot} --released {input.released}"
+        " > {log} 2>&1"
 
 
 rule plot_overview:
@@ -169,5 +171,6 @@ onerror:
         f" --published {CONFIG_DIR}/published_results.csv --grid {GRID_FILE}"
         f" --config-dir {CONFIG_DIR} --out {RESULTS}/tables.md --html {RESULTS}/tables.html"
         f" --zero-shot $(ls {RESULTS}/zero_shot/*/metrics.json 2>/dev/null)"
+        f" --released-dir {RESULTS}/released"
         f" > {RESULTS}/logs/report/onerror.log 2>&1 || true"
     )

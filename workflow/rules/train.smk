@@ -26,9 +26,9 @@ rule train:
         threads_per_process=train_cpus_per_gpu,
     threads: train_cpus
     resources:
-        gpu=train_gpus,
-        cpus_per_gpu=train_cpus_per_gpu,
-        mem_mb=train_mem_mb,
+        # GPUs, CPUs and memory as semivl.launch lays the job out: one node (--gpus=N or
+        # --gres=gpu:N), or nodes x GPUs beyond cluster.max_gpus_per_node.
+        **train_resources(),
         runtime=train_runtime,
     shell:
         "{params.launch} train --dataset {wildcards.dataset} --split {wildcards.split}"
@@ -36,7 +36,7 @@ rule train:
         " --splits-dir {DATA}/splits/{wildcards.dataset} --config-dir {CONFIG_DIR}"
         " --clip-dir resources/clip --text-dir resources/text"
         " --weights-dir {input.weights} --threads {params.threads_per_process}"
-        " --out $(dirname {output.model})"
+        " --out $(dirname {output.model}){SCHEDULE_FLAG}"
         " > {log} 2>&1"
         # Progress a person can follow among Snakemake's job lines: the run's final line
         # ("trained <method> on <dataset>/<split> seed <k>: final mIoU .., best ..").

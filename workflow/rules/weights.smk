@@ -85,7 +85,7 @@ rule pretrain_clip:
     priority: 10
     threads: lambda wc: pretrain_config(wc.pretrain).resources.cpus_per_gpu
     resources:
-        gpu=lambda wc: pretrain_config(wc.pretrain).resources.gpus,
+        **gpu_request(lambda wc: pretrain_config(wc.pretrain).resources.gpus),
         mem_mb=lambda wc: pretrain_config(wc.pretrain).resources.mem_mb,
         runtime=lambda wc, attempt: int(60 * pretrain_config(wc.pretrain).resources.hours
                                         * attempt),

@@ -1,7 +1,8 @@
 """`semivl data prepare <dataset>`: fetch a dataset's archives and build ``data/<dataset>/``.
 
-One module per dataset (``toy``, ``pascal``, ``coco``, ``ade20k``, ``cityscapes``) names the
-archives it needs (keys of ``archives:`` in ``config/datasets/<dataset>.yaml``) and extracts
+One module per dataset (``toy``, ``pascal``, ``coco``, ``ade20k``, ``cityscapes``), and
+``generic`` for every dataset of that layout (your own: files linked from its ``source:``), names
+the archives it needs (keys of ``archives:`` in ``config/datasets/<dataset>.yaml``) and extracts
 or converts them into the layout of docs/datasets.md. This module does what they share: the
 folder is built next to its final place and renamed in only after `semivl data check` passes,
 with ``prepared.json`` (the archives and their checksums, the counts) written last, so an
@@ -10,6 +11,7 @@ interrupted or failed prepare never leaves a folder that looks complete.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -27,18 +29,24 @@ MARKER = "prepared.json"
 PREPARERS = ("toy", "pascal", "coco", "ade20k", "cityscapes")
 
 
-def preparer(name: str) -> ModuleType:
-    """The module that prepares dataset ``name``."""
+def preparer(name: str, layout: str | None = None) -> ModuleType:
+    """The module that prepares dataset ``name`` (any dataset of ``layout`` generic: the
+    generic one)."""
+    if layout == "generic":
+        return importlib.import_module("semivl.data.prepare.generic")
     if name not in PREPARERS:
         raise DataError(f"no preparation recipe for dataset {name!r} (known: "
                         f"{', '.join(PREPARERS)}); place a prepared copy in data/{name}/ "
-                        f"(layout: docs/datasets.md) and run `semivl data check {name}`")
+                        f"(layout: docs/datasets.md) and run `semivl data check {name}`, or "
+                        f"describe your own data with `semivl dataset new {name}` (layout "
+                        f"generic)")
     return importlib.import_module(f"semivl.data.prepare.{name}")
 
 
 def archive_files(cfg: DatasetConfig) -> list[str]:
     """File names of the archives ``cfg``'s dataset is prepared from."""
-    return [cfg.archives[key].file for key in preparer(cfg.name).required_archives(cfg)]
+    return [cfg.archives[key].file
+            for key in preparer(cfg.name, cfg.layout).required_archives(cfg)]
 
 
 def _workers() -> int:
@@ -48,7 +56,7 @@ def _workers() -> int:
 def _provenance(cfg: DatasetConfig, config_dir: Path, report, adopted: bool) -> str:
     lock = lockfile.read_lock(lock_path(config_dir))
     archives = {}
-    for key in preparer(cfg.name).required_archives(cfg):
+    for key in preparer(cfg.name, cfg.layout).required_archives(cfg):
         source = cfg.archives[key]
         archives[source.file] = {"md5": source.md5,
                                  "sha256": lock.get(f"{cfg.name}/{source.file}")}
@@ -59,6 +67,8 @@ def _provenance(cfg: DatasetConfig, config_dir: Path, report, adopted: bool) -> 
         "archives": {} if adopted else archives,
         "pairs": {p.part: p.pairs for p in report.parts},
     }
+    if cfg.source is not None:  # your own dataset: where its files came from, as configured
+        record["source"] = dataclasses.asdict(cfg.source)
     return json.dumps(record, indent=2, sort_keys=True) + "\n"
 
 
@@ -71,7 +81,7 @@ def prepare_dataset(name: str, out: Path, archive_dir: Path, config_dir: Path, *
     marker; otherwise the error lists the problems and nothing is changed.
     """
     cfg = load_dataset_config(name, Path(config_dir))
-    module = preparer(name)
+    module = preparer(name, cfg.layout)
     out = Path(out)
     if out.is_dir() and not force:
         if (out / MARKER).is_file():
@@ -91,7 +101,9 @@ def prepare_dataset(name: str, out: Path, archive_dir: Path, config_dir: Path, *
                                    progress=progress)
                 for key in module.required_archives(cfg)}
     with atomic_dir(out) as tmp:
-        module.build(cfg, archives, tmp, progress=progress)
+        # The generic preparer resolves its source paths against the config folder.
+        extra = {"config_dir": Path(config_dir)} if cfg.layout == "generic" else {}
+        module.build(cfg, archives, tmp, progress=progress, **extra)
         report = check_dataset(cfg, tmp, workers=_workers(), progress=progress)
         report.root = out
         print(report.summary())

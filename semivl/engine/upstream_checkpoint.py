@@ -1,0 +1,439 @@
+"""Upstream ``best.pth`` files <-> this project's state_dicts (``spec/checkpoints.md``).
+
+The authors' trainers save ``{'model': model.state_dict(), 'optimizer': ..., 'epoch': ...}``
+from a ``DistributedDataParallel`` model (keys start with ``module.``); SemiVL's evaluation also
+reads weights under ``ema_model``. SemiVL's file holds its frozen guidance teacher
+(``clip_encoder.*``), which upstream's evaluation deletes before loading: so does this module.
+
+:data:`MAPS` gives, per method, the parameter-name rules from upstream's module names to this
+project's, with the three tensors whose layout differs (the ViT's class token, position table
+and projection). The same rules run backwards (:func:`to_upstream`), which the tests use to
+fabricate upstream files from this project's models.
+
+:func:`check_state` refuses a partial load: every tensor of the model must come from the file
+with its exact shape (except the class text embeddings, which upstream builds from files and
+never saves, and BatchNorm's ``num_batches_tracked`` counters), and every tensor of the file
+must have a place in the model. The error names the keys, both shapes and what to do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from semivl.config import ConfigError
+
+
+class CheckpointMismatch(ConfigError):
+    """An upstream checkpoint does not fit the recipe's model (the CLI prints one line)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Name rules
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One name rule: ``upstream`` and ``here`` are key prefixes (ending in ``.``) or, with
+    ``exact``, whole keys; ``{n}`` stands for a block index. ``layout`` names a tensor
+    conversion of :data:`LAYOUTS`."""
+
+    upstream: str
+    here: str
+    exact: bool = False
+    layout: str | None = None
+
+    def _pattern(self, template: str) -> re.Pattern:
+        body = re.escape(template).replace(r"\{n\}", r"(?P<n>\d+)")
+        return re.compile(f"^{body}$" if self.exact else f"^{body}")
+
+    def apply(self, key: str, backwards: bool = False) -> str | None:
+        """``key`` renamed to the other side, or ``None`` when the rule does not match."""
+        source, target = (self.here, self.upstream) if backwards else (self.upstream, self.here)
+        match = self._pattern(source).match(key)
+        if match is None:
+            return None
+        head = target.replace("{n}", match.group("n")) if "{n}" in target else target
+        return head + key[match.end():]
+
+
+def _cls_forward(key: str, t: torch.Tensor) -> torch.Tensor:
+    if t.dim() != 3 or tuple(t.shape[:2]) != (1, 1):
+        raise CheckpointMismatch(f"{key}: expected upstream's class token [1, 1, C], got "
+                                 f"{list(t.shape)}")
+    return t.reshape(-1)
+
+
+def _pos_forward(key: str, t: torch.Tensor) -> torch.Tensor:
+    if t.dim() != 3 or t.shape[0] != 1:
+        raise CheckpointMismatch(f"{key}: expected upstream's position table [1, 1 + N, C], "
+                                 f"got {list(t.shape)}")
+    return t[0]
+
+
+def _proj_forward(key: str, t: torch.Tensor) -> torch.Tensor:
+    if t.dim() != 4 or tuple(t.shape[2:]) != (1, 1):
+        raise CheckpointMismatch(f"{key}: expected the 1x1 conv [E, C, 1, 1] of upstream's "
+                                 f"ViT projection, got {list(t.shape)}")
+    return t[:, :, 0, 0].t().contiguous()
+
+
+def _proj_backward(_key: str, t: torch.Tensor) -> torch.Tensor:
+    return t.t().contiguous()[:, :, None, None]
+
+
+# name -> (upstream -> here, here -> upstream)
+LAYOUTS: dict[str, tuple[Callable, Callable]] = {
+    "cls_token": (_cls_forward, lambda _key, t: t.reshape(1, 1, -1)),
+    "pos_embed": (_pos_forward, lambda _key, t: t.unsqueeze(0)),
+    "proj": (_proj_forward, _proj_backward),
+}
+
+
+def _up_block(k: int) -> list[Rule]:
+    """Upstream ``up{k}`` (ConvTranspose + Sequential(conv, GN, ReLU, conv, GN, ReLU))."""
+    up, here = f"decode_head.up{k}.", f"decode_head.ups.{k - 1}."
+    return [Rule(f"{up}up.", f"{here}up."),
+            Rule(f"{up}conv.0.", f"{here}convs.0.0."), Rule(f"{up}conv.1.", f"{here}convs.0.1."),
+            Rule(f"{up}conv.3.", f"{here}convs.1.0."), Rule(f"{up}conv.4.", f"{here}convs.1.1.")]
+
+
+SEMIVL_RULES: list[Rule] = [
+    # MaskCLIP ViT (mmseg names after upstream's convert_clip_weights.py) -> MaskClipViT
+    Rule("backbone.cls_token", "backbone.class_embedding", exact=True, layout="cls_token"),
+    Rule("backbone.pos_embed", "backbone.positional_embedding", exact=True, layout="pos_embed"),
+    Rule("backbone.proj.weight", "backbone.proj", exact=True, layout="proj"),
+    Rule("backbone.patch_embed.projection.", "backbone.conv1."),
+    Rule("backbone.ln0.", "backbone.ln_pre."),
+    Rule("backbone.layers.{n}.ln1.", "backbone.resblocks.{n}.ln_1."),
+    Rule("backbone.layers.{n}.ln2.", "backbone.resblocks.{n}.ln_2."),
+    Rule("backbone.layers.{n}.attn.attn.", "backbone.resblocks.{n}.attn."),
+    Rule("backbone.layers.{n}.ffn.layers.0.0.", "backbone.resblocks.{n}.mlp.c_fc."),
+    Rule("backbone.layers.{n}.ffn.layers.1.", "backbone.resblocks.{n}.mlp.c_proj."),
+    Rule("backbone.ln1.", "backbone.ln_post."),
+    # Language-guided decoder
+    Rule("decode_head.conv1.", "decode_head.conv1."),
+    Rule("decode_head.aspp.aspp_convs.4.gap.1.", "decode_head.aspp.pool.0."),
+    Rule("decode_head.aspp.aspp_convs.4.gap.2.", "decode_head.aspp.pool.1."),
+    Rule("decode_head.aspp.aspp_convs.{n}.", "decode_head.aspp.branches.{n}."),
+    Rule("decode_head.aspp.project.", "decode_head.aspp.project."),
+    Rule("decode_head.layers.{n}.transformer.ln1.", "decode_head.class_layers.{n}.layer.norm1."),
+    Rule("decode_head.layers.{n}.transformer.ln2.", "decode_head.class_layers.{n}.layer.norm2."),
+    Rule("decode_head.layers.{n}.transformer.attn.attn.",
+         "decode_head.class_layers.{n}.layer.self_attn."),
+    Rule("decode_head.layers.{n}.transformer.ffn.layers.0.0.",
+         "decode_head.class_layers.{n}.layer.linear1."),
+    Rule("decode_head.layers.{n}.transformer.ffn.layers.1.",
+         "decode_head.class_layers.{n}.layer.linear2."),
+    Rule("decode_head.text_proj.", "decode_head.text_proj."),
+    Rule("decode_head.skip_proj.", "decode_head.skip_projs."),
+    *_up_block(1), *_up_block(2),
+    Rule("decode_head.head.", "decode_head.cls."),
+    # Cityscapes' ResNetV1c stem + layer1 (open-mmlab names on both sides)
+    Rule("conv_encoder.", "conv_encoder."),
+]
+
+UNIMATCH_RULES: list[Rule] = [
+    Rule("backbone.", "backbone."),  # deep-stem ResNet / Xception-65: the same names
+    Rule("head.b4.gap.1.", "decoder.aspp.branches.4.proj.0."),
+    Rule("head.b4.gap.2.", "decoder.aspp.branches.4.proj.1."),
+    Rule("head.b{n}.", "decoder.aspp.branches.{n}."),
+    Rule("head.project.", "decoder.aspp.project."),
+    Rule("reduce.", "decoder.reduce."),
+    Rule("fuse.0.", "decoder.fuse.0.0."), Rule("fuse.1.", "decoder.fuse.0.1."),
+    Rule("fuse.3.", "decoder.fuse.1.0."), Rule("fuse.4.", "decoder.fuse.1.1."),
+    Rule("classifier.", "decoder.classifier."),
+]
+
+
+@dataclass(frozen=True)
+class MethodMap:
+    """How one upstream codebase's files map to one of this project's models."""
+
+    label: str
+    model_name: str  # the registry name of this project's model (recipe model.name)
+    rules: list[Rule]
+    # Upstream keys containing these are dropped, as upstream's evaluation drops them.
+    drop_containing: tuple[str, ...] = ()
+    # This project's tensors that upstream never saves: kept from the model as built here.
+    from_build: tuple[str, ...] = ()
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+MAPS: dict[str, MethodMap] = {
+    "semivl": MethodMap(
+        "SemiVL", "semivl", SEMIVL_RULES, drop_containing=("clip_encoder",),
+        from_build=("text_embeddings", "concept_class"),
+        notes={"clip_encoder": "the frozen CLIP guidance teacher (upstream's eval.py deletes "
+                               "it too)",
+               "text_embeddings": "class text embeddings, built from files upstream and "
+                                  "here, never saved upstream"}),
+    "unimatch": MethodMap("UniMatch DeepLabV3+", "deeplabv3plus", UNIMATCH_RULES),
+}
+
+
+def method_map(method: str, model_name: str) -> MethodMap:
+    """The map of a recipe's algorithm (``train.method``), checked against its model."""
+    if method not in MAPS:
+        raise ConfigError(f"import-checkpoint maps upstream files of {sorted(MAPS)}, not of "
+                          f"{method!r}")
+    found = MAPS[method]
+    if model_name != found.model_name:
+        raise ConfigError(f"the {method} recipe builds model {model_name!r}, but upstream "
+                          f"{found.label} files map to {found.model_name!r} only")
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Conversion
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Converted:
+    """An upstream state_dict in this project's names, with what did not map."""
+
+    state: dict[str, torch.Tensor]
+    origin: dict[str, str]  # here key -> upstream key
+    dropped: list[str]
+    unmapped: list[str]  # upstream keys no rule renames
+
+
+def _rename(key: str, rules: list[Rule], backwards: bool) -> tuple[str, Rule] | None:
+    for rule in rules:
+        renamed = rule.apply(key, backwards)
+        if renamed is not None:
+            return renamed, rule
+    return None
+
+
+def to_project(state: dict[str, torch.Tensor], method: str) -> Converted:
+    """Rename (and re-lay) an upstream state_dict, without ``module.``, to this project's."""
+    mapping = MAPS[method]
+    out, origin, dropped, unmapped = {}, {}, [], []
+    for key, tensor in state.items():
+        if any(part in key for part in mapping.drop_containing):
+            dropped.append(key)
+            continue
+        found = _rename(key, mapping.rules, backwards=False)
+        if found is None:
+            unmapped.append(key)
+            continue
+        here, rule = found
+        if rule.layout is not None:
+            tensor = LAYOUTS[rule.layout][0](key, tensor)
+        out[here], origin[here] = tensor, key
+    return Converted(out, origin, sorted(dropped), sorted(unmapped))
+
+
+def to_upstream(state: dict[str, torch.Tensor], method: str) -> dict[str, torch.Tensor]:
+    """This project's state_dict in upstream's names and layouts (no ``module.`` prefix);
+    tensors upstream never saves (text embeddings) are left out. Raises on a key no rule
+    covers."""
+    mapping = MAPS[method]
+    out = {}
+    for key, tensor in state.items():
+        if key in mapping.from_build:
+            continue
+        found = _rename(key, mapping.rules, backwards=True)
+        if found is None:
+            raise KeyError(f"{key}: no upstream name in the {method} map")
+        upstream, rule = found
+        out[upstream] = (LAYOUTS[rule.layout][1](key, tensor) if rule.layout is not None
+                         else tensor)
+    return out
+
+
+def upstream_file(model_state: dict[str, torch.Tensor], method: str, *, epoch: int = 79,
+                  extra: dict[str, torch.Tensor] | None = None, weights_key: str = "model"
+                  ) -> dict:
+    """What an upstream trainer saves for ``model_state``: the DDP (``module.``) state_dict
+    under ``weights_key`` with ``optimizer`` and ``epoch`` (``extra``: further upstream keys,
+    e.g. ``clip_encoder.*``)."""
+    weights = {**to_upstream(model_state, method), **(extra or {})}
+    return {weights_key: {f"module.{k}": v for k, v in weights.items()}, "optimizer": {},
+            "epoch": epoch}
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a file
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class UpstreamWeights:
+    state: dict[str, torch.Tensor]
+    weights_key: str | None  # "model", "ema_model", "state_dict" or None (a bare state_dict)
+    epoch: int | None = None
+    previous_best: float | None = None
+
+
+def read_upstream(path: Path) -> UpstreamWeights:
+    """The weights of an upstream checkpoint file (``weights_only`` loading)."""
+    import pickle
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointMismatch(f"{path}: not a checkpoint that loads with weights_only=True "
+                                 f"(tensors and plain data only): {first}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointMismatch(f"{path}: expected a dict (upstream's {{'model': ..., "
+                                 f"'epoch': ...}}), got {type(obj).__name__}")
+    key = next((k for k in ("model", "ema_model", "state_dict")
+                if isinstance(obj.get(k), dict)), None)
+    state = obj[key] if key else obj
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointMismatch(
+            f"{path}: no weights found: expected a dict with 'model' or 'ema_model' (upstream's "
+            f"best.pth) or a state_dict; its keys are {sorted(obj)[:8]}")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    epoch, best = obj.get("epoch") if key else None, obj.get("previous_best") if key else None
+    return UpstreamWeights(state, key, epoch if isinstance(epoch, int) else None,
+                           float(best) if isinstance(best, int | float) else None)
+
+
+# --------------------------------------------------------------------------------------------
+# Checking against the model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class KeyCheck:
+    """The key report of an import (printed by the CLI, kept in provenance.json)."""
+
+    in_file: int
+    mapped: int
+    dropped: list[str]
+    from_build: list[str]
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        prefixes = sorted({k.split(".", 1)[0] for k in self.dropped})
+        return {"in_file": self.in_file, "mapped": self.mapped, "dropped": len(self.dropped),
+                "dropped_prefixes": prefixes, "kept_from_build": self.from_build,
+                "missing": self.missing, "unexpected": self.unexpected}
+
+
+def _layout_of(keys) -> str | None:
+    """Which codebase a set of keys (``module.`` stripped) looks like, for hints."""
+    keys = list(keys)
+
+    def has(*prefixes: str) -> bool:
+        return any(k.startswith(prefixes) for k in keys)
+
+    if has("decode_head.class_layers.", "backbone.resblocks.", "decoder.aspp.branches."):
+        return "project"
+    if has("decode_head.", "backbone.layers.", "backbone.cls_token"):
+        return "semivl"
+    if has("head.b", "reduce.", "fuse.", "classifier."):
+        return "unimatch"
+    return None
+
+
+def check_layout(state: dict[str, torch.Tensor], method: str, where: str) -> None:
+    """Fail early (before the model is built) when a file's keys are another codebase's."""
+    layout = _layout_of(state)
+    if layout is None or layout == method:
+        return
+    raise CheckpointMismatch(f"{where}: does not fit {MAPS[method].label}: "
+                             f"{_layout_hint(layout, method)} Nothing was written.")
+
+
+def _layout_hint(layout: str, method: str) -> str:
+    if layout == "project":
+        return ("its keys are this project's own parameter names (a model.pt of `semivl "
+                "train`, e.g. decode_head.class_layers.*, decoder.aspp.*): evaluate it with "
+                "`semivl evaluate --weights` instead.")
+    keys = {"semivl": "decode_head.*, backbone.layers.*",
+            "unimatch": "head.b*, reduce.*, fuse.*, classifier.*"}[layout]
+    return (f"its keys ({keys}) are those of an upstream {MAPS[layout].label} checkpoint, "
+            f"not {MAPS[method].label}: pass --method {layout}.")
+
+
+def datasets_with_classes(config_dir: Path, count: int) -> list[str]:
+    """Datasets of ``config_dir/datasets`` that have ``count`` classes."""
+    from semivl.config import read_yaml
+
+    names = []
+    for path in sorted(Path(config_dir).glob("datasets/*.yaml")):
+        try:
+            if read_yaml(path).get("num_classes") == count:
+                names.append(path.stem)
+        except ConfigError:
+            continue
+    return names
+
+
+def _shape(t: torch.Tensor) -> str:
+    return str(list(t.shape))
+
+
+def check_state(converted: Converted, own: dict[str, torch.Tensor], method: str, *,
+                where: str, dataset: str, num_classes: int, crop_grid: tuple[int, int] | None,
+                config_dir: Path, in_file: int) -> KeyCheck:
+    """Check a converted state_dict against the model's (``own``); raise
+    :class:`CheckpointMismatch` naming the keys unless every tensor fits."""
+    mapping = MAPS[method]
+    kept = sorted(k for k in own if k not in converted.state and (
+        k in mapping.from_build or k.endswith("num_batches_tracked")))
+    report = KeyCheck(in_file, len(converted.state), converted.dropped, kept)
+    report.missing = sorted(k for k in own if k not in converted.state and k not in kept)
+    report.unexpected = sorted([k for k in converted.state if k not in own]
+                               + converted.unmapped)
+    report.mismatched = sorted(k for k in converted.state
+                               if k in own and converted.state[k].shape != own[k].shape)
+    if not (report.missing or report.unexpected or report.mismatched):
+        return report
+    problems = []
+    if report.mismatched:
+        shown = "; ".join(
+            f"{k} (upstream {converted.origin[k]}): {_shape(converted.state[k])} in the file, "
+            f"{_shape(own[k])} in the model" for k in report.mismatched[:3])
+        more = len(report.mismatched) - 3
+        problems.append(f"{len(report.mismatched)} tensor(s) have another shape: {shown}"
+                        f"{f' (and {more} more)' if more > 0 else ''}")
+    if report.missing:
+        problems.append(f"{len(report.missing)} tensor(s) of the model are not in the file: "
+                        f"{', '.join(report.missing[:5])}"
+                        f"{' ...' if len(report.missing) > 5 else ''}")
+    if report.unexpected:
+        names = [converted.origin.get(k, k) for k in report.unexpected]
+        problems.append(f"{len(names)} key(s) of the file have no place in the model: "
+                        f"{', '.join(names[:5])}{' ...' if len(names) > 5 else ''}")
+    hint = _hint(converted, own, method, report, dataset, num_classes, crop_grid, config_dir)
+    raise CheckpointMismatch(f"{where}: does not fit {mapping.label} on {dataset}: "
+                             f"{'; '.join(problems)}. {hint} Nothing was written.")
+
+
+def _hint(converted: Converted, own: dict, method: str, report: KeyCheck, dataset: str,
+          num_classes: int, crop_grid: tuple[int, int] | None, config_dir: Path) -> str:
+    layout = _layout_of(list(converted.origin.values()) + converted.unmapped)
+    if layout is not None and layout != method:
+        text = _layout_hint(layout, method)
+        return text[0].upper() + text[1:]
+    classifier = "decoder.classifier.weight"
+    if classifier in report.mismatched:
+        count = int(converted.state[classifier].shape[0])
+        names = datasets_with_classes(config_dir, count)
+        like = f"a {' or '.join(names)} checkpoint" if names else "a checkpoint"
+        return (f"This looks like {like} ({count} classes) but --dataset {dataset} has "
+                f"{num_classes}: pass the dataset it was trained on.")
+    pos = "backbone.positional_embedding"
+    if pos in report.mismatched and crop_grid is not None:
+        tokens = converted.state[pos].shape[0] - 1
+        side = int(round(tokens ** 0.5))
+        return (f"Its position table has 1 + {tokens} entries ({side} x {side} patches: "
+                f"trained at another crop size), the recipe's crop needs 1 + {crop_grid[0]} x "
+                f"{crop_grid[1]}: is it a checkpoint of another dataset or recipe?")
+    return (f"Is it a complete best.pth of upstream {MAPS[method].label} for {dataset} "
+            f"(config/recipes/<method>/{dataset}.yaml builds the model it must fit)?")
