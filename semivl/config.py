@@ -150,6 +150,10 @@ class DatasetSource:
 # DatasetConfig keys left out of a recipe's plain form (config dumps, run fingerprints) while
 # they hold their defaults, so the runs of datasets that do not use them hash as before.
 _DATASET_KEYS_OMITTED_AT_DEFAULT = {"label_offset": 0, "ignore_values": [255], "source": None}
+# Keys added for UniMatch V2, left out of a recipe's plain form at their defaults, so that the
+# config dumps and run fingerprints of every other method stay as they were.
+_SECTION_KEYS_OMITTED_AT_DEFAULT = {"train": {"labeled_upsample_to": None},
+                                    "eval": {"resize_to_multiple": None}}
 
 
 @dataclass(frozen=True)
@@ -321,7 +325,7 @@ class TrainConfig:
 
     # The training algorithm; a recipe folder is named after it, or after it plus "_<variant>"
     # for ablations (config/recipes/semivl_no_definitions/ trains with method semivl).
-    method: Literal["supervised", "unimatch", "semivl"]
+    method: Literal["supervised", "unimatch", "semivl", "unimatch_v2"]
     batch_size: int  # images per process and stream in one forward pass
     # Images per stream in one optimiser step over all processes (upstream: 4 GPUs x 2 = 8).
     # When fewer processes run, gradients are accumulated over micro-batches to keep it.
@@ -338,6 +342,12 @@ class TrainConfig:
     conf_mode: Literal["pixelwise", "pixelavg"] = "pixelwise"
     conf_thresh: float = 0.95
     fp_rate: float = 0.5
+    # UniMatch V2's EMA teacher: momentum min(1 - 1/(it + 1), ema_momentum) after every step,
+    # on parameters and buffers (spec unimatch.md 4.2). Used by method unimatch_v2 only.
+    ema_momentum: float = 0.996
+    # UniMatch V2's labelled-only baseline repeats the labelled list up to this many entries
+    # when it is shorter (3000 Pascal/Cityscapes, 6000 ADE20K, 30000 COCO). null: as listed.
+    labeled_upsample_to: int | None = None
     eval_every_epochs: int | None = 1
     eval_every_iters: int | None = None
     checkpoint_every_iters: int = 500
@@ -371,6 +381,10 @@ class TrainConfig:
                  self.schedule_fraction)
         _require(0 <= self.conf_thresh <= 1, f"{path}.conf_thresh", "in [0, 1]", self.conf_thresh)
         _require(0 <= self.fp_rate < 1, f"{path}.fp_rate", "in [0, 1)", self.fp_rate)
+        _require(0 <= self.ema_momentum < 1, f"{path}.ema_momentum", "in [0, 1)",
+                 self.ema_momentum)
+        _require(self.labeled_upsample_to is None or self.labeled_upsample_to >= 1,
+                 f"{path}.labeled_upsample_to", ">= 1 or null", self.labeled_upsample_to)
         _require(
             self.global_batch_size is None or self.global_batch_size % self.batch_size == 0,
             f"{path}.global_batch_size",
@@ -420,12 +434,18 @@ class EvalConfig:
     # sliding_logits: SemiVL/ZegCLIP windows shifted inside the image, raw logits averaged.
     # sliding_softmax: UniMatch windows truncated at the border, softmax summed.
     # whole: one forward on the whole image.
-    mode: Literal["sliding_logits", "sliding_softmax", "whole"]
+    # sliding_softmax_clamped: UniMatch V2 windows clamped to lie inside the image (start =
+    # min(start + stride, H - crop)), softmax summed.
+    mode: Literal["sliding_logits", "sliding_softmax", "sliding_softmax_clamped", "whole"]
     crop_size: int | None = None
     stride: int | None = None
     # VOC/ADE in SemiVL: resize the short side to this many pixels before inference (the GT
     # keeps its size; logits are resized back). null keeps the original resolution.
     resize_short_side: int | None = None
+    # UniMatch V2's "original" mode: resize (bilinear, align_corners=True) each side to the
+    # nearest multiple of this (round(h / 14) * 14) before the forward, logits resized back.
+    # null: no such resize.
+    resize_to_multiple: int | None = None
     # Run a sliding mode's windows as one batch per window size instead of one at a time as
     # upstream does: the same arithmetic per window, fewer and larger forward passes (the CPU
     # demo's small models gain most). Float rounding may differ: docs/deviations.md.
@@ -439,11 +459,13 @@ class EvalConfig:
                 "a positive window size for sliding modes",
                 self.crop_size,
             )
-        if self.mode == "sliding_logits":
+        _require(self.resize_to_multiple is None or self.resize_to_multiple >= 1,
+                 f"{path}.resize_to_multiple", ">= 1 or null", self.resize_to_multiple)
+        if self.mode in ("sliding_logits", "sliding_softmax_clamped"):
             _require(
                 self.stride is not None and self.stride > 0,
                 f"{path}.stride",
-                "a positive stride for sliding_logits",
+                f"a positive stride for {self.mode}",
                 self.stride,
             )
 
@@ -492,6 +514,12 @@ class Recipe:
         for key, default in _DATASET_KEYS_OMITTED_AT_DEFAULT.items():
             if plain["dataset"].get(key, default) == default:
                 plain["dataset"].pop(key, None)
+        for section, keys in _SECTION_KEYS_OMITTED_AT_DEFAULT.items():
+            for key, default in keys.items():
+                if plain[section].get(key, default) == default:
+                    plain[section].pop(key, None)
+        if plain["train"]["method"] != "unimatch_v2":
+            plain["train"].pop("ema_momentum", None)  # only V2 has an EMA teacher
         return plain
 
     def with_schedule_fraction(self, fraction: float) -> Recipe:

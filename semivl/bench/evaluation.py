@@ -9,7 +9,7 @@ import torch
 
 from semivl.bench.hardware import synchronize
 from semivl.config import Recipe
-from semivl.engine.inference import predict
+from semivl.engine.inference import predict_with_config
 from semivl.engine.metrics import IoUAccumulator
 from semivl.models import build_model
 from semivl.models.semivl_model import ModelContext
@@ -31,13 +31,11 @@ def bench_evaluation(recipe: Recipe, device: torch.device, images: int = 4,
               torch.randint(0, classes, (1, *size), generator=g)) for _ in range(images)]
     predict_s = metric_s = 0.0
     with torch.no_grad():
-        predict(model, batch[0][0].to(device), classes, cfg.mode, cfg.crop_size, cfg.stride,
-                batch_windows=cfg.batch_windows)
+        predict_with_config(model, batch[0][0].to(device), classes, cfg)
         for image, mask in batch:
             tic = time.perf_counter()
-            scores = predict(model, image.to(device), classes, cfg.mode, cfg.crop_size,
-                             cfg.stride, out_size=tuple(mask.shape[-2:]),
-                             batch_windows=cfg.batch_windows)
+            scores = predict_with_config(model, image.to(device), classes, cfg,
+                                         out_size=tuple(mask.shape[-2:]))
             pred = scores.argmax(dim=1).cpu()
             synchronize(device)
             mid = time.perf_counter()

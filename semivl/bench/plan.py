@@ -13,7 +13,7 @@ from pathlib import Path
 
 from semivl.bench.layout import layout_warnings, process_layout
 from semivl.config import Recipe, load_recipe
-from semivl.engine.trainer import schedule, shortened_iters
+from semivl.engine.trainer import labeled_stream_length, schedule, shortened_iters
 from semivl.grid import Grid
 
 
@@ -40,7 +40,8 @@ def run_length(recipe: Recipe, split: str, gpus: int) -> dict:
         raise ValueError(f"config/datasets/{data.name}.yaml: needs splits.{split} and "
                          "expected_counts.train to plan a run")
     labeled = data.splits[split]
-    length = labeled if cfg.method == "supervised" else data.expected_counts["train"] - labeled
+    length = (labeled_stream_length(cfg, labeled) if cfg.method == "supervised"
+              else data.expected_counts["train"] - labeled)
     accumulation, per_epoch, epochs = schedule(cfg, length, gpus, f"{data.name}/{split}")
     full_iters = per_epoch * epochs
     iters = shortened_iters(cfg, full_iters)  # fewer in a smoke grid

@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from semivl.bench.hardware import PeakMemory, synchronize
 from semivl.config import Recipe
-from semivl.engine.step import build_training_parts, compile_model, training_loss
+from semivl.engine.step import build_training_parts, compile_model, training_loss, unwrap
 from semivl.models.semivl_model import ModelContext
 
 
@@ -71,12 +71,19 @@ def bench_step(recipe: Recipe, device: torch.device, iters: int = 5, warmup: int
     model = compile_model(model, cfg)
     model.train()
     total = max(iters + warmup, 1) * 10
+    ema = None
+    if cfg.method == "unimatch_v2":  # its teacher's forward and update are part of a step
+        from semivl.engine.unimatch_v2 import make_ema, update_ema
+
+        ema = make_ema(unwrap(model))
 
     def step(it: int) -> float:
         optimizer.zero_grad()
-        loss, _ = training_loss(model, batch, criterion, cfg, device, it, total, hooks)
+        loss, _ = training_loss(model, batch, criterion, cfg, device, it, total, hooks, ema=ema)
         loss.backward()
         optimizer.step()
+        if ema is not None:
+            update_ema(ema, unwrap(model), it, cfg.ema_momentum)
         return loss.item()
 
     flops = None

@@ -16,7 +16,7 @@ from semivl.data.dataset import SegmentationDataset, collate_val
 from semivl.data.modes import count_mode_hits, per_mode_accuracy, read_mode_map
 from semivl.data.sampling import SeededSampler
 from semivl.engine.distributed import DistInfo, all_reduce_sum
-from semivl.engine.inference import predict
+from semivl.engine.inference import predict_with_config
 from semivl.engine.metrics import IoUAccumulator
 
 
@@ -61,9 +61,8 @@ def evaluate(model: nn.Module, dataset: SegmentationDataset, recipe: Recipe,
     with torch.no_grad():
         for image, mask, name in tqdm(loader, desc="evaluate", unit="img", leave=False,
                                        disable=not (progress and info.is_main)):
-            scores = predict(model, image.to(device), data_cfg.num_classes, cfg.mode,
-                             cfg.crop_size, cfg.stride, out_size=tuple(mask.shape[-2:]),
-                             batch_windows=cfg.batch_windows)
+            scores = predict_with_config(model, image.to(device), data_cfg.num_classes, cfg,
+                                         out_size=tuple(mask.shape[-2:]))
             pred = scores.argmax(dim=1).cpu()
             acc.update(pred, mask)
             if modes:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from semivl.config import EvalConfig
 
 
 @torch.no_grad()
@@ -89,17 +93,78 @@ def predict_sliding_softmax(model: nn.Module, image: torch.Tensor, num_classes: 
     return total
 
 
+def clamped_starts(size: int, crop: int, stride: int) -> list[int]:
+    """UniMatch V2's window starts along one axis: 0, then ``min(start + stride, size - crop)``.
+
+    Upstream (``supervised.py`` ``evaluate``, ``sliding_window``) steps ``start`` by ``stride``
+    and clamps it so the last window ends at the border, stopping once a window starts at
+    ``size - crop``. An axis no longer than ``crop`` gets the single start 0 (its window is
+    the whole axis); upstream would index with a negative start there.
+    """
+    if size <= crop:
+        return [0]
+    starts = [0]
+    while starts[-1] != size - crop:
+        starts.append(min(starts[-1] + stride, size - crop))
+    return starts
+
+
+@torch.no_grad()
+def predict_sliding_softmax_clamped(model: nn.Module, image: torch.Tensor, num_classes: int,
+                                    crop: int, stride: int,
+                                    batch_windows: bool = False) -> torch.Tensor:
+    """UniMatch V2 windows: ``crop`` x ``crop``, clamped to lie fully inside the image.
+
+    Starts per axis from :func:`clamped_starts` (Cityscapes 1024x2048, crop 798, stride 532:
+    rows 0, 226; columns 0, 532, 1064, 1250), rows outer and columns inner as upstream.
+    Softmax probabilities are summed over overlapping windows. No resize to a multiple of
+    the patch size happens here, as upstream (the window is already one). Returns summed
+    probabilities [B, C, H, W].
+    """
+    b, _, h, w = image.shape
+    boxes = [(row, min(h, row + crop), col, min(w, col + crop))
+             for row in clamped_starts(h, crop, stride)
+             for col in clamped_starts(w, crop, stride)]
+    total = image.new_zeros((b, num_classes, h, w))
+    for (y1, y2, x1, x2), out in zip(boxes, _window_outputs(model, image, boxes, batch_windows),
+                                     strict=True):
+        total[:, :, y1:y2, x1:x2] += out.softmax(dim=1)
+    return total
+
+
+def multiple_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
+    """Each side rounded (half up) to the nearest multiple: ``int(x / m + 0.5) * m``.
+
+    UniMatch V2's ``original`` eval mode (500x375, multiple 14 -> 504x378). A side shorter
+    than ``multiple / 2`` becomes ``multiple`` instead of 0 (upstream would fail there).
+    """
+    return tuple(max(int(s / multiple + 0.5), 1) * multiple for s in size)
+
+
 def predict(model: nn.Module, image: torch.Tensor, num_classes: int, mode: str,
             crop: int | None = None, stride: int | None = None,
-            out_size: tuple[int, int] | None = None, batch_windows: bool = False
-            ) -> torch.Tensor:
+            out_size: tuple[int, int] | None = None, batch_windows: bool = False,
+            resize_to_multiple: int | None = None) -> torch.Tensor:
     """Class scores at ``out_size`` (default: the input size) for the configured mode.
 
     ``batch_windows``: run a sliding mode's windows as batches (``eval.batch_windows``).
 
+    ``resize_to_multiple`` (``eval.resize_to_multiple``, UniMatch V2's ``original`` mode):
+    the image is first resized (bilinear, ``align_corners=True``) so that each side is the
+    nearest multiple of it (:func:`multiple_size`), then predicted in ``mode``; the scores
+    come back to ``out_size`` (or the input size) in one bilinear ``align_corners=True``
+    resize, as upstream. V2 uses it with ``whole`` only; its Cityscapes sliding window leaves
+    the image as it is (``null``).
+
     When the image was resized for inference, scores are resized back bilinearly with
     ``align_corners=True`` before the argmax, as SemiVL does.
     """
+    target = tuple(out_size) if out_size is not None else None
+    if resize_to_multiple is not None:
+        target = target or tuple(image.shape[-2:])
+        new_size = multiple_size(tuple(image.shape[-2:]), resize_to_multiple)
+        if new_size != tuple(image.shape[-2:]):
+            image = F.interpolate(image, size=new_size, mode="bilinear", align_corners=True)
     if mode == "whole":
         scores = predict_whole(model, image)
     elif mode == "sliding_logits":
@@ -108,8 +173,22 @@ def predict(model: nn.Module, image: torch.Tensor, num_classes: int, mode: str,
     elif mode == "sliding_softmax":
         scores = predict_sliding_softmax(model, image, num_classes, crop, stride,
                                          batch_windows)
+    elif mode == "sliding_softmax_clamped":
+        if stride is None:
+            raise ValueError("sliding_softmax_clamped needs a stride (eval.stride)")
+        scores = predict_sliding_softmax_clamped(model, image, num_classes, crop, stride,
+                                                 batch_windows)
     else:
         raise ValueError(f"unknown eval mode {mode!r}")
-    if out_size is not None and tuple(scores.shape[-2:]) != tuple(out_size):
-        scores = F.interpolate(scores, size=out_size, mode="bilinear", align_corners=True)
+    if target is not None and tuple(scores.shape[-2:]) != target:
+        scores = F.interpolate(scores, size=target, mode="bilinear", align_corners=True)
     return scores
+
+
+def predict_with_config(model: nn.Module, image: torch.Tensor, num_classes: int,
+                        cfg: EvalConfig, out_size: tuple[int, int] | None = None
+                        ) -> torch.Tensor:
+    """:func:`predict` under a recipe's ``eval`` section (every key that shapes inference)."""
+    return predict(model, image, num_classes, cfg.mode, cfg.crop_size, cfg.stride,
+                   out_size=out_size, batch_windows=cfg.batch_windows,
+                   resize_to_multiple=cfg.resize_to_multiple)

@@ -19,7 +19,7 @@ from semivl.atomic import atomic_dir
 from semivl.config import ConfigError, Recipe, build_config
 from semivl.data.palette import dataset_palette
 from semivl.data.transforms import normalize, resize_short_side
-from semivl.engine.inference import predict
+from semivl.engine.inference import predict_with_config
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 OVERLAY_ALPHA = 0.5
@@ -108,9 +108,8 @@ def predict_masks(run_dir: Path, images: list[Path], out_dir: Path, *,
                       if recipe.eval.resize_short_side else image)
             tensor = normalize(scaled, recipe.augment.mean, recipe.augment.std)[None]
             cfg = recipe.eval
-            scores = predict(model, tensor.to(device), data_cfg.num_classes, cfg.mode,
-                             cfg.crop_size, cfg.stride, out_size=(image.height, image.width),
-                             batch_windows=cfg.batch_windows)
+            scores = predict_with_config(model, tensor.to(device), data_cfg.num_classes, cfg,
+                                         out_size=(image.height, image.width))
             mask = colour_mask(scores.argmax(dim=1)[0].cpu().numpy(), palette)
             mask.save(tmp / "masks" / f"{path.stem}.png")
             overlay(image, mask).save(tmp / "overlays" / f"{path.stem}.png")

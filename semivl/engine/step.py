@@ -13,8 +13,10 @@ from torch import nn
 
 from semivl.config import Recipe, TrainConfig
 from semivl.engine.unimatch import LossHook, unimatch_step
+from semivl.engine.unimatch_v2 import unimatch_v2_step
 
 SEMI_SUPERVISED = ("unimatch", "semivl")  # methods trained with the UniMatch step
+WITH_UNLABELED = (*SEMI_SUPERVISED, "unimatch_v2")  # methods that read an unlabelled split
 
 
 def _channels_last(batch):
@@ -34,14 +36,20 @@ def autocast_context(cfg: TrainConfig, device: torch.device):
 
 def training_loss(model: nn.Module, batch: tuple, criterion: nn.Module, cfg: TrainConfig,
                   device: torch.device, iteration: int, total_iters: int,
-                  hooks: list[LossHook] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """The loss (fp32) and logged values of one micro-batch of ``cfg.method``."""
+                  hooks: list[LossHook] | None = None, ema: nn.Module | None = None
+                  ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss (fp32) and logged values of one micro-batch of ``cfg.method``; ``ema`` is
+    UniMatch V2's teacher (required for ``unimatch_v2``)."""
     if cfg.speed.channels_last:
         batch = _channels_last(batch)
     with autocast_context(cfg, device):
         if cfg.method in SEMI_SUPERVISED:
             loss, logs = unimatch_step(model, batch, criterion, cfg, device, iteration,
                                        total_iters, hooks)
+        elif cfg.method == "unimatch_v2":
+            if ema is None:
+                raise ValueError("method unimatch_v2 needs its EMA teacher (ema=...)")
+            loss, logs = unimatch_v2_step(model, ema, batch, criterion, cfg, device)
         else:
             image, mask = (t.to(device) for t in batch[0])
             loss, logs = criterion(model(image), mask), {}

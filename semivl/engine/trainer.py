@@ -13,6 +13,11 @@ One run writes into its run folder (rank 0 only):
 * ``model.pt``: the final weights (the declared output, written last);
 * ``train_summary.json``: validation history, best and final mIoU (byte-stable).
 
+UniMatch V2 (``unimatch_v2``) also keeps its EMA teacher: in ``last.pt`` (``ema``), and as the
+run's reported model: ``model.pt`` and ``best.pt`` hold the EMA weights, ``model_student.pt``
+the student's. Both are validated each time; the history and summary carry the EMA's mIoU
+under the usual keys and the student's under ``*_student`` keys.
+
 Stopping: SIGTERM or SIGUSR1 (SLURM preemption, ``scancel --signal``), or the wall-clock
 guard on ``SLURM_JOB_END_TIME``, makes every process save ``last.pt`` and raise
 :class:`TrainingStopped` after the current iteration.
@@ -57,12 +62,14 @@ from semivl.engine.final_eval import final_eval_record
 from semivl.engine.optim import set_poly_lr
 from semivl.engine.step import (
     SEMI_SUPERVISED,
+    WITH_UNLABELED,
     build_training_parts,
     compile_model,
     training_loss,
     unwrap,
 )
 from semivl.engine.unimatch import LossHook
+from semivl.engine.unimatch_v2 import V2_LOG_FIELDS, make_ema, update_ema
 from semivl.errors import TrainingStopped
 from semivl.models import load_backbone_weights
 from semivl.models.text import definitions_used
@@ -70,7 +77,8 @@ from semivl.models.text import definitions_used
 BASE_LOG_FIELDS = ["iter", "epoch", "lr", "loss"]
 _UNIMATCH_FIELDS = ["loss_x", "loss_s", "loss_fp", "mask_ratio"]
 METHOD_LOG_FIELDS = {"supervised": [], "unimatch": _UNIMATCH_FIELDS,
-                     "semivl": _UNIMATCH_FIELDS + ["loss_guid", "guid_weight", "guid_ratio"]}
+                     "semivl": _UNIMATCH_FIELDS + ["loss_guid", "guid_weight", "guid_ratio"],
+                     "unimatch_v2": V2_LOG_FIELDS}
 STREAM_LABELED, STREAM_UNLABELED, STREAM_MIX = 0, 1, 2
 
 
@@ -153,6 +161,8 @@ class Plan:
     # Iterations the run trains: epochs x iters_per_epoch, or fewer for a shortened schedule
     # (train.schedule_fraction; the last epoch then stops early).
     total_iters: int = 0
+    # Images in the labelled split file (before train.labeled_upsample_to repeats them).
+    num_labeled: int = 0
 
     def __post_init__(self) -> None:
         if not self.total_iters:
@@ -165,7 +175,9 @@ def _make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
                                   recipe.augment)
     val_pairs = read_split_file(spec.val_split)  # hand-edited lists must not train on val
     require_disjoint_from_val(labeled.pairs, val_pairs, str(spec.labeled_split))
-    if cfg.method in SEMI_SUPERVISED:
+    num_labeled = len(labeled)
+    labeled.pairs = upsample_labeled(cfg, labeled.pairs)
+    if cfg.method in WITH_UNLABELED:
         if spec.unlabeled_split is None:
             raise ValueError(f"method {cfg.method} needs an unlabelled split file")
         unlabeled = SegmentationDataset(spec.data_root, spec.unlabeled_split, recipe.dataset,
@@ -173,6 +185,8 @@ def _make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
         require_disjoint_from_val(unlabeled.pairs, val_pairs, str(spec.unlabeled_split))
         datasets = [labeled, unlabeled, unlabeled]
         streams = [STREAM_LABELED, STREAM_UNLABELED, STREAM_MIX]
+        if cfg.method not in SEMI_SUPERVISED:  # V2's CutMix partner is the batch reversed
+            datasets, streams = datasets[:2], streams[:2]
         length = len(unlabeled)  # an epoch is one pass over the unlabelled set
     else:
         datasets, streams, length = [labeled], [STREAM_LABELED], len(labeled)
@@ -180,7 +194,26 @@ def _make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
                                                      str(spec.labeled_split))
     total = shortened_iters(cfg, epochs * iters_per_epoch)
     return Plan(datasets, streams, length, accumulation, iters_per_epoch,
-                math.ceil(total / iters_per_epoch), total)
+                math.ceil(total / iters_per_epoch), total, num_labeled)
+
+
+def labeled_stream_length(cfg: TrainConfig, num_labeled: int) -> int:
+    """Images in the labelled stream of a run with ``num_labeled`` listed: ``num_labeled``, or
+    ``train.labeled_upsample_to`` for supervised training when the list is shorter (UniMatch
+    V2's ``supervised.py``). ``semivl plan`` should pass this to :func:`schedule`."""
+    target = cfg.labeled_upsample_to
+    if cfg.method == "supervised" and target is not None and num_labeled < target:
+        return target
+    return num_labeled
+
+
+def upsample_labeled(cfg: TrainConfig, pairs: list) -> list:
+    """The labelled list repeated ``ceil(n / len)`` times and cut to ``n`` =
+    :func:`labeled_stream_length` (unchanged when no upsampling applies)."""
+    n = labeled_stream_length(cfg, len(pairs))
+    if n == len(pairs) or not pairs:
+        return pairs
+    return (pairs * math.ceil(n / len(pairs)))[:n]
 
 
 def shortened_iters(cfg: TrainConfig, full_iters: int) -> int:
@@ -315,6 +348,10 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
     step_hooks = list(hooks or []) + recipe_hooks
     torch.manual_seed(spec.seed * 1000 + info.rank)  # per-process stream for dropout/FP
     state = {"iteration": 0, "history": [], "best_miou": None, "best_iter": None}
+    v2 = cfg.method == "unimatch_v2"
+    if v2:
+        state.update(best_miou_student=None, best_iter_student=None)
+    ema: nn.Module | None = None
     last_path = out / "last.pt"
     if last_path.exists():
         ckpt = load_checkpoint(last_path)
@@ -327,6 +364,9 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
             raise RuntimeError(f"{last_path} was written by {len(ckpt['torch_rng'])} "
                                f"process(es); resume it with the same number ({info.world})")
         model.load_state_dict(ckpt["model"])
+        if v2:
+            ema = make_ema(model)
+            ema.load_state_dict(ckpt["ema"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"][info.rank])
         if dev.type == "cuda" and ckpt.get("cuda_rng") is not None:
@@ -341,12 +381,16 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
             write_json_atomic({"weights": recipe.model.pretrained, **report.to_dict()},
                               out / "weights_report.json")
         model.to(dev)
+    if v2 and ema is None:
+        ema = make_ema(model)  # the teacher starts from the (pretrained) student
     model = compile_model(model, cfg)
     if info.enabled:
         if dev.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        # V2 as upstream: find_unused_parameters (DINOv2's mask token gets no gradient).
         model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda"
-                                        else None, broadcast_buffers=False)
+                                        else None, broadcast_buffers=False,
+                                        find_unused_parameters=v2)
     if info.is_main:
         _write_config_dump(spec, plan, info)
 
@@ -356,7 +400,8 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         cuda_states = (D.gather_objects(torch.cuda.get_rng_state(dev), info)
                        if dev.type == "cuda" else None)
         if info.is_main:
-            save_atomic({"model": unwrap(model).state_dict(),
+            extra = {"ema": ema.state_dict()} if ema is not None else {}
+            save_atomic({"model": unwrap(model).state_dict(), **extra,
                          "optimizer": optimizer.state_dict(), "torch_rng": rng_states,
                          "cuda_rng": cuda_states, "fingerprint": spec.fingerprint(), **state},
                         last_path)
@@ -365,14 +410,23 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
     last_eval: dict = {}  # the latest validation of this process: reused for the final one
 
     def run_eval(iteration: int) -> None:
-        result = evaluate(unwrap(model), val_set, recipe, dev, info, progress,
-                          cfg.num_workers)
+        # V2 reports its EMA teacher: it is the model of the usual keys and of best.pt.
+        reported = ema if ema is not None else unwrap(model)
+        result = evaluate(reported, val_set, recipe, dev, info, progress, cfg.num_workers)
         last_eval.update(iter=iteration, result=result)
-        state["history"].append({"iter": iteration, "miou": result.miou})
+        entry = {"iter": iteration, "miou": result.miou}
+        if ema is not None:
+            student = evaluate(unwrap(model), val_set, recipe, dev, info, progress,
+                               cfg.num_workers)
+            last_eval.update(student=student)
+            entry["miou_student"] = student.miou
+            if state["best_miou_student"] is None or student.miou > state["best_miou_student"]:
+                state["best_miou_student"], state["best_iter_student"] = student.miou, iteration
+        state["history"].append(entry)
         if state["best_miou"] is None or result.miou > state["best_miou"]:
             state["best_miou"], state["best_iter"] = result.miou, iteration
             if info.is_main:
-                save_atomic(unwrap(model).state_dict(), out / "best.pt")
+                save_atomic(reported.state_dict(), out / "best.pt")
 
     fields = BASE_LOG_FIELDS + METHOD_LOG_FIELDS[cfg.method] + ["seconds"]
     log_handle, log = (_open_log(out / "log.csv", fields, state["iteration"]) if info.is_main
@@ -400,11 +454,13 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
                     sync = micro == plan.accumulation - 1 or not info.enabled
                     with contextlib.nullcontext() if sync else model.no_sync():
                         loss, logs = training_loss(model, batch, criterion, cfg, dev, it, total,
-                                                   step_hooks)
+                                                   step_hooks, ema=ema)
                         (loss / plan.accumulation).backward()
                     loss_sum += loss.item() / plan.accumulation
                 optimizer.step()
                 lr = set_poly_lr(optimizer, recipe.optim, it, total)
+                if ema is not None:  # once per optimiser step, identically on every rank
+                    update_ema(ema, unwrap(model), it, cfg.ema_momentum)
                 state["iteration"] = it + 1
                 steps_done += 1
                 bar.update(1)
@@ -449,7 +505,7 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         "method": recipe.method,
         "dataset": recipe.dataset.name,
         "seed": spec.seed,
-        "num_labeled": len(plan.datasets[0]),
+        "num_labeled": plan.num_labeled or len(plan.datasets[0]),
         "total_iters": total,
         "epochs": plan.epochs,
         "schedule_fraction": cfg.schedule_fraction,
@@ -459,15 +515,30 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         "best_iter": state["best_iter"],
         "history": state["history"],
     }
+    if v2:
+        summary.update(final_miou_student=state["history"][-1]["miou_student"],
+                       best_miou_student=state["best_miou_student"],
+                       best_iter_student=state["best_iter_student"])
     if info.is_main:
-        weights = serialize(unwrap(model).state_dict())
+        reported = ema if ema is not None else unwrap(model)
+        weights = serialize(reported.state_dict())
+        student_weights = serialize(unwrap(model).state_dict()) if v2 else b""
         if last_eval.get("iter") == state["iteration"]:
             summary["final_eval"] = {
                 **final_eval_record(last_eval["result"], state["iteration"], info.world,
                                     recipe, spec.val_split,
                                     definitions_used(recipe, spec.config_dir)),
                 "weights_sha256": hashlib.sha256(weights).hexdigest()}
+            if v2:
+                summary["final_eval_student"] = {
+                    **final_eval_record(last_eval["student"], state["iteration"], info.world,
+                                        recipe, spec.val_split,
+                                        definitions_used(recipe, spec.config_dir)),
+                    "weights_sha256": hashlib.sha256(student_weights).hexdigest()}
         write_json_atomic(summary, out / "train_summary.json")
+        if v2:
+            atomic_write(out / "model_student.pt",
+                         lambda tmp: Path(tmp).write_bytes(student_weights))
         atomic_write(out / "model.pt", lambda tmp: Path(tmp).write_bytes(weights))
         # The run is complete: its resume state is spent. Without it, a rerun after a recipe
         # change (dvc exp run -S, a Snakemake params change) starts afresh instead of being

@@ -115,6 +115,13 @@ def _deeplabv3plus(num_classes: int, backbone: str = "resnet101",
                          backbone_width=backbone_width)
 
 
+@register_model("unimatch_v2")
+def _unimatch_v2(num_classes: int, size: str = "base") -> nn.Module:
+    from baselines.unimatch_v2 import build_unimatch_v2
+
+    return build_unimatch_v2(num_classes, size)
+
+
 def _register_semivl() -> None:
     from semivl.models.semivl_model import build_semivl
     from semivl.models.vit_deeplab import build_vit_deeplab

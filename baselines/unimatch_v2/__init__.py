@@ -1,0 +1,5 @@
+"""UniMatch V2's network (spec unimatch.md 4.2): a DINOv2 encoder and a DPT decoder."""
+
+from baselines.unimatch_v2.dpt import DPTHead, UniMatchV2Net, build_unimatch_v2, complementary_masks
+
+__all__ = ["DPTHead", "UniMatchV2Net", "build_unimatch_v2", "complementary_masks"]
