@@ -24,10 +24,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Measured from a fresh clone (README, Requirements); printed so that a person knows what to expect.
-DEMO_TIME := about 11 minutes after installation on 2 cores at 330 GFLOP/s (semivl bench --quick), about 13 at 172 and 35 (estimated) at half that
+DEMO_TIME := about 11 minutes after installation on 2 cores at 330 GFLOP/s (semivl bench --quick) without the two V2 methods (15 with them on an AMD EPYC; 2026-12-04), about 40 (estimated) at half that speed
 
 demo: $(STAMP)
-	@echo "Running the demo: 126 jobs, $(DEMO_TIME). Snakemake prints 'N of 126 steps done' after each job and a line per finished training run."
+	@echo "Running the demo: 145 jobs, $(DEMO_TIME). Snakemake prints 'N of 145 steps done' after each job and a line per finished training run."
 	$(BIN)/snakemake all --cores $(CORES) --configfile config/demo.yaml
 	$(BIN)/snakemake --configfile config/demo.yaml --report results/demo/report.html
 	@echo "Demo done: results/demo/tables.md, results/demo/figures/ and results/demo/report.html"

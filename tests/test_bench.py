@@ -70,8 +70,9 @@ def test_plan_sums_blocks_per_dataset_and_names_the_longest_job(repo):
     grid = load_grid(repo / "config" / "config.yaml")
     rows = plan_grid(grid, None, repo / "config")
     # Every run of the grid is planned once, in its block.
-    assert sum(r["runs"] for r in rows) == len(grid.runs()) == 216
-    assert {r["block"] for r in rows} == {"main", "ablation"}
+    assert sum(r["runs"] for r in rows) == len(grid.runs()) == 324
+    assert {r["block"] for r in rows} == {"main", "ablation", "v2"}
+    assert sum(r["runs"] for r in rows if r["block"] == "v2") == 108
     ablation = {(r["split"], r["method"]) for r in rows if r["block"] == "ablation"}
     assert {s for s, _ in ablation} == {"92", "1464"}
     summary = plan_summary(rows)
@@ -80,7 +81,7 @@ def test_plan_sums_blocks_per_dataset_and_names_the_longest_job(repo):
         sum(d["gpu_hours"] for d in summary["datasets"].values()))
     assert summary["longest"]["hours_per_run"] == max(r["hours_per_run"] for r in rows)
     text = render_plan(rows)
-    assert f"| **total** | **216** | **{summary['gpu_hours']:.0f}** |" in text
+    assert f"| **total** | **324** | **{summary['gpu_hours']:.0f}** |" in text
     assert "Longest job:" in text
 
 

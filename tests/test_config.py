@@ -69,7 +69,7 @@ def test_grid_files_pass_schema_and_loader(repo):
     schema = yaml.safe_load((repo / "workflow" / "schemas" / "config.schema.yaml").read_text())
     names = ["config.yaml", "demo.yaml", "demo_quick.yaml"]
     names += [f"grids/{p.name}" for p in sorted((repo / "config" / "grids").glob("*.yaml"))]
-    assert len(names) == 8
+    assert len(names) == 9
     for name in names:
         data = yaml.safe_load((repo / "config" / name).read_text())
         jsonschema.validate(data, schema)

@@ -304,7 +304,7 @@ def test_bad_files_are_refused(config_dir, tmp_path, capsys):
     assert "checkpoint not found" in capsys.readouterr().err
     assert main(["import-checkpoint", "--method", "supervised", "--dataset", "toy", "--split",
                  "6", "--config-dir", str(config_dir), str(tmp_path / "no.pth")]) == 2
-    assert "maps upstream files of ['semivl', 'unimatch'], not of 'supervised'" in \
+    assert "maps upstream files of ['semivl', 'unimatch', 'unimatch_v2'], not of 'supervised'" in \
         capsys.readouterr().err
     torch.save(U.upstream_file(_model("unimatch", config_dir), "unimatch"), tmp_path / "b.pth")
     assert main(["import-checkpoint", "--method", "unimatch", "--dataset", "toy", "--split",

@@ -47,9 +47,9 @@ def test_dry_run_lists_training_jobs_with_their_resources(tmp_path):
     assert "gpu=4, cpus_per_gpu=8" in out and "runtime=1440" in out  # pascal SemiVL/UniMatch
     assert "torchrun --standalone --nproc_per_node=4 -m semivl.cli train" in out
     # The full default grid: four datasets x 5 splits x 3 methods x 3 seeds, and the six
-    # ablation methods on VOC 92 and 1464 only.
+    # ablation methods on VOC 92 and 1464 only, UniMatch V2 and its baseline on 18 splits.
     jobs = _jobs_by_rule(out, "train")
-    assert len(jobs) == 216 and all("gpu=" in j["resources"] for j in jobs)
+    assert len(jobs) == 324 and all("gpu=" in j["resources"] for j in jobs)
     assert {j["dataset"] for j in jobs} == {"pascal", "coco", "ade20k", "cityscapes"}
     assert {j["split"] for j in jobs if j["method"] == "unimatch_vit"} == {"92", "1464"}
 

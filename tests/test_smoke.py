@@ -96,7 +96,7 @@ def test_the_smoke_grid_runs_every_method_once_on_the_fewest_labels(repo):
     assert smoke.results_dir != full.results_dir  # smoke runs never stand for real ones
     assert smoke.cells() == [("pascal", "92")]
     assert {m for _, _, m, _ in smoke.runs()} == set(full.methods("pascal"))
-    assert len(smoke.runs()) == len(full.methods("pascal")) == 9
+    assert len(smoke.runs()) == len(full.methods("pascal")) == 11
     assert 0 < smoke.schedule_fraction < 0.05
 
 
@@ -143,7 +143,7 @@ def test_smoke_grid_dry_run_on_slurm_lists_its_jobs_with_their_resources(tmp_pat
     out = _run([str(BIN / "snakemake"), "--profile", "slurm", "-n", "all", "--configfile",
                 "config/smoke.yaml"], root)
     jobs = _jobs_by_rule(out, "train")
-    assert len(jobs) == 9 and {j["split"] for j in jobs} == {"92"}
+    assert len(jobs) == 11 and {j["split"] for j in jobs} == {"92"}
     assert {j["seed"] for j in jobs} == {"0"}
     semivl = next(j for j in jobs if j["method"] == "semivl")
     # 24 h x 0.3 % + 30 minutes for start-up and evaluation, on the recipe's 4 GPUs.

@@ -104,7 +104,7 @@ def test_official_dinov2_keys_load_with_the_mask_token_dropped(tmp_path):
 def test_the_toy_recipes_train_and_evaluate_the_real_network(toy_root, config_dir, tmp_path):
     """The shipped toy recipes of unimatch_v2 and supervised_v2 train the tiny DINOv2-style
     network on CPU (EMA teacher, complementary dropout, list upsampling) and `semivl evaluate`
-    scores the teacher in V2's resize-to-14 mode."""
+    scores the teacher in V2's resize-to-a-multiple mode (of the toy ViT's patch 8)."""
     from semivl.config import load_recipe
     from semivl.engine.trainer import RunSpec, train
 
@@ -127,3 +127,17 @@ def test_the_toy_recipes_train_and_evaluate_the_real_network(toy_root, config_di
     assert (tmp_path / "unimatch_v2" / "model_student.pt").is_file()
     summary = json.loads((tmp_path / "unimatch_v2" / "train_summary.json").read_text())
     assert "best_miou_student" in summary
+
+
+def test_the_tiny_vit_takes_a_width_and_patch_and_the_dinov2_sizes_refuse_them():
+    """The toy recipe's shape (width 64, patch 8): logits at the input's multiple of 8, DPT
+    widths in DINOv2's proportions; a published size keeps DINOv2's width and patch 14."""
+    model = build_unimatch_v2(5, "tiny", embed_dim=64, patch_size=8).eval()
+    assert model.patch == 8 and model.backbone.embed_dim == 64
+    assert [p.out_channels for p in model.head.projects] == [8, 16, 32, 64]
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 48, 64)).shape == (1, 5, 48, 64)
+    with pytest.raises(ValueError, match="tiny ViT only.*vit_small_patch14_dinov2"):
+        build_unimatch_v2(5, "small", patch_size=8)
+    with pytest.raises(ValueError, match="embed_dim: expected an even width"):
+        build_unimatch_v2(5, "tiny", embed_dim=7)

@@ -86,8 +86,8 @@ def test_snakefile_and_dvc_declare_the_same_outputs(tmp_path):
     smk, dvc = _snakemake_outputs(root, "config/demo.yaml"), _dvc_outputs(root)
     assert smk == dvc, f"only Snakemake: {smk - dvc}; only DVC: {dvc - smk}"
     assert "results/demo/tables.md" in smk and "data/toy" in smk
-    # 2 splits x 3 seeds x (3 methods + 6 ablations), and the zero-shot row
-    assert sum(p.endswith("metrics.json") for p in smk) == 55
+    # 2 splits x 3 seeds x (3 methods + 6 ablations + 2 UniMatch V2 methods), and the zero-shot row
+    assert sum(p.endswith("metrics.json") for p in smk) == 67
     assert {"resources/weights", "resources/clip", "resources/text", "data/pretrain/tiny_clip_toy",
             "resources/pretrained/tiny_clip_toy/model.pt",
             "results/demo/zero_shot/toy/metrics.json"} <= smk
@@ -113,7 +113,8 @@ def _jobs_by_rule(dry_run: str, rule: str) -> list[dict[str, str]]:
 
 def test_default_grid_lists_every_training_job_of_the_four_datasets(tmp_path):
     """`snakemake -n all` on config/config.yaml: the papers' tables, the ablations on VOC 92
-    and 1464 only, each job with its recipe's resources; DVC declares the same outputs."""
+    and 1464 only, UniMatch V2's block, each job with its recipe's resources; DVC declares
+    the same outputs."""
     from collections import Counter
 
     root = _checkout(tmp_path)
@@ -128,10 +129,17 @@ def test_default_grid_lists_every_training_job_of_the_four_datasets(tmp_path):
     for method in ablations:
         assert counts[("pascal", method)] == 2 * 3
         assert {j["split"] for j in jobs if j["method"] == method} == {"92", "1464"}
-    assert len(jobs) == 4 * 5 * 3 * 3 + 6 * 2 * 3 == 216
+    # UniMatch V2 and its labelled-only baseline on the splits V2 reports
+    v2_splits = {"pascal": 5, "coco": 5, "ade20k": 4, "cityscapes": 4}
+    for dataset, n in v2_splits.items():
+        for method in ("supervised_v2", "unimatch_v2"):
+            assert counts[(dataset, method)] == n * 3, (dataset, method)
+    assert len(jobs) == 4 * 5 * 3 * 3 + 6 * 2 * 3 + 18 * 2 * 3 == 324
     assert all("gpu=" in j["resources"] and "runtime=" in j["resources"] for j in jobs)
     coco = next(j for j in jobs if (j["dataset"], j["method"]) == ("coco", "semivl"))
     assert "gpu=8" in coco["resources"] and "runtime=2880" in coco["resources"]
+    v2 = next(j for j in jobs if (j["dataset"], j["method"]) == ("coco", "unimatch_v2"))
+    assert "gpu=4" in v2["resources"] and "runtime=3600" in v2["resources"]
     assert len(_jobs_by_rule(out, "zero_shot")) == 4
     smk, dvc = _snakemake_outputs(root, "config/config.yaml"), _dvc_outputs(root)
     # Snakemake downloads each archive in a job of its own on the login node; DVC's
@@ -140,7 +148,7 @@ def test_default_grid_lists_every_training_job_of_the_four_datasets(tmp_path):
     # DVC has no conditional stages: the demo CLIP's pretraining is in every dvc.yaml DAG.
     dvc -= {"data/pretrain/tiny_clip_toy", "resources/pretrained/tiny_clip_toy/model.pt"}
     assert smk == dvc, f"only Snakemake: {smk - dvc}; only DVC: {dvc - smk}"
-    assert sum(p.endswith("/model.pt") and "/runs/" in p for p in dvc) == 216
+    assert sum(p.endswith("/model.pt") and "/runs/" in p for p in dvc) == 324
 
 
 def test_snakemake_rejects_a_bad_config(tmp_path):

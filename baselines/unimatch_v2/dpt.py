@@ -24,7 +24,8 @@ SIZES: dict[str, tuple[str | None, list[int], int, list[int]]] = {
     "small": ("vit_small_patch14_dinov2", [2, 5, 8, 11], 64, [48, 96, 192, 384]),
     "base": ("vit_base_patch14_dinov2", [2, 5, 8, 11], 128, [96, 192, 384, 768]),
     "large": ("vit_large_patch14_dinov2", [4, 11, 17, 23], 256, [256, 512, 1024, 1024]),
-    # A four-block ViT of width 32 for CPU tests and the demo (not a published model).
+    # A four-block ViT for CPU tests and the demo (not a published model): width 32 and
+    # patch 14 by default; ``embed_dim`` / ``patch_size`` change it (the DPT widths follow).
     "tiny": (None, [0, 1, 2, 3], 16, [8, 16, 32, 32]),
 }
 
@@ -112,17 +113,29 @@ class UniMatchV2Net(nn.Module):
     """DINOv2 encoder (``backbone``) + DPT decoder (``head``); logits at (H // 14 * 14,
     W // 14 * 14), bilinear with align_corners=True as upstream."""
 
-    def __init__(self, num_classes: int, size: str = "base") -> None:
+    def __init__(self, num_classes: int, size: str = "base", embed_dim: int | None = None,
+                 patch_size: int | None = None) -> None:
         super().__init__()
         if size not in SIZES:
             raise ValueError(f"size: expected one of {sorted(SIZES)}, got {size!r}")
         import timm
 
         name, self.taps, features, out_channels = SIZES[size]
+        if name is not None and (embed_dim is not None or patch_size is not None):
+            raise ValueError(f"embed_dim and patch_size shape the tiny ViT only; size {size!r} "
+                             f"is DINOv2's {name} (width and patch 14 fixed by its weights)")
+        self.patch = patch_size or PATCH
         if name is None:
+            width = embed_dim or 32
+            if width % 2 or width < 8:
+                raise ValueError(f"embed_dim: expected an even width >= 8, got {width}")
+            if width != 32:  # DPT widths in DINOv2-S/B's proportions to the encoder's
+                features = max(16, width // 4)
+                out_channels = [width // 8 or 1, width // 4, width // 2, width]
             self.backbone = timm.models.vision_transformer.VisionTransformer(
-                img_size=56, patch_size=PATCH, embed_dim=32, depth=4, num_heads=2,
-                mlp_ratio=4.0, init_values=1.0, num_classes=0, dynamic_img_size=True)
+                img_size=4 * self.patch, patch_size=self.patch, embed_dim=width, depth=4,
+                num_heads=2, mlp_ratio=4.0, init_values=1.0, num_classes=0,
+                dynamic_img_size=True)
         else:
             self.backbone = timm.create_model(name, pretrained=False, img_size=518,
                                               dynamic_img_size=True, init_values=1.0,
@@ -135,16 +148,18 @@ class UniMatchV2Net(nn.Module):
                                                    output_fmt="NLC", intermediates_only=True)
 
     def forward(self, x: torch.Tensor, comp_drop: bool = False) -> torch.Tensor:
-        grid = (x.shape[-2] // PATCH, x.shape[-1] // PATCH)
+        grid = (x.shape[-2] // self.patch, x.shape[-1] // self.patch)
         tokens = self.features(x)
         if comp_drop:
             masks = complementary_masks(x.shape[0] // 2, tokens[0].shape[-1], x.device)
             tokens = [t * masks.unsqueeze(1) for t in tokens]
         out = self.head(tokens, grid)
-        return F.interpolate(out, size=(grid[0] * PATCH, grid[1] * PATCH), mode="bilinear",
-                             align_corners=True)
+        size = (grid[0] * self.patch, grid[1] * self.patch)
+        return F.interpolate(out, size=size, mode="bilinear", align_corners=True)
 
 
-def build_unimatch_v2(num_classes: int, size: str = "base") -> UniMatchV2Net:
-    """UniMatch V2's network with DINOv2-``size`` (small, base, large; tiny for CPU tests)."""
-    return UniMatchV2Net(num_classes, size)
+def build_unimatch_v2(num_classes: int, size: str = "base", embed_dim: int | None = None,
+                      patch_size: int | None = None) -> UniMatchV2Net:
+    """UniMatch V2's network with DINOv2-``size`` (small, base, large; tiny for CPU tests, of
+    width ``embed_dim`` and patch ``patch_size``)."""
+    return UniMatchV2Net(num_classes, size, embed_dim, patch_size)

@@ -50,7 +50,7 @@ def cmd_import_checkpoint(args: argparse.Namespace) -> None:
                            text_dir=args.text_dir)
     result = import_checkpoint(path, recipe, context, split=args.split, method=args.method,
                                source=args.source, sha256=sha, out_dir=out,
-                               config_dir=args.config_dir)
+                               config_dir=args.config_dir, weights_key=args.weights_key)
     print(f"imported upstream {recipe.train.method} checkpoint {args.source} for "
           f"{args.method} on {args.dataset}/{args.split}")
     for line in describe(result, recipe.train.method):
@@ -60,8 +60,8 @@ def cmd_import_checkpoint(args: argparse.Namespace) -> None:
 def add_import_checkpoint(sub: argparse._SubParsersAction) -> None:
     """``semivl import-checkpoint``."""
     p = sub.add_parser(
-        "import-checkpoint", help="convert an upstream SemiVL/UniMatch best.pth into a run "
-        "folder that `semivl evaluate` reads",
+        "import-checkpoint", help="convert an upstream SemiVL/UniMatch/UniMatch V2 best.pth "
+        "into a run folder that `semivl evaluate` reads",
         description="Reads an upstream best.pth ({'model' or 'ema_model': DDP state_dict, ...}), "
                     "renames its tensors to this project's modules (spec checkpoints.md), "
                     "checks every shape against the recipe's model and writes <out>/model.pt, "
@@ -69,8 +69,8 @@ def add_import_checkpoint(sub: argparse._SubParsersAction) -> None:
                     "refused. A URL is downloaded once into --cache-dir and its sha256 pinned "
                     "in <config-dir>/released.lock.yaml.")
     p.add_argument("source", help="best.pth file, or an https URL of one")
-    p.add_argument("--method", help="recipe folder (config/recipes/<method>/): semivl or "
-                   "unimatch, or a variant of them")
+    p.add_argument("--method", help="recipe folder (config/recipes/<method>/): semivl, "
+                   "unimatch or unimatch_v2, or a variant of them")
     p.add_argument("--dataset", help="dataset name (config/datasets/<name>.yaml)")
     p.add_argument("--split", help="the labelled split the checkpoint was trained on")
     p.add_argument("--out", type=Path, default=None,
@@ -85,6 +85,10 @@ def add_import_checkpoint(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sha256", type=_sha256, default=None,
                    help="expected sha256 of the file (default: the pin in released.lock.yaml, "
                         "set on first download)")
+    p.add_argument("--weights-key", default=None,
+                   help="the file's entry to read (default: 'model', then 'ema_model'; "
+                        "UniMatch V2: 'model_ema', its reported EMA teacher, then 'model', "
+                        "its student)")
     p.add_argument("--download-only", action="store_true",
                    help="only download and verify the URL (the workflow's login-node step)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -35,21 +35,24 @@ class ImportResult:
 
 
 def import_checkpoint(path: Path, recipe, context, *, split: str, method: str, source: str,
-                      sha256: str, out_dir: Path, config_dir: Path) -> ImportResult:
+                      sha256: str, out_dir: Path, config_dir: Path,
+                      weights_key: str | None = None) -> ImportResult:
     """Convert the upstream file ``path`` (from ``source``: the path or URL as given) for
-    ``recipe`` and write the run folder ``out_dir``; refuse anything but a complete fit."""
+    ``recipe`` and write the run folder ``out_dir``; refuse anything but a complete fit.
+    ``weights_key`` picks the file's entry (default: the method's, e.g. UniMatch V2's
+    ``model_ema`` before ``model``)."""
     from semivl.models import build_model
     from semivl.provenance import code_version
 
     algorithm = recipe.train.method
-    U.method_map(algorithm, recipe.model.name)
+    mapping = U.method_map(algorithm, recipe.model.name)
     dataset = recipe.dataset
     if split not in dataset.splits:
         from semivl.config import ConfigError
 
         raise ConfigError(f"--split {split!r}: expected one of {sorted(dataset.splits)} "
                           f"(config/datasets/{dataset.name}.yaml)")
-    weights = U.read_upstream(path)
+    weights = U.read_upstream(path, (weights_key,) if weights_key else mapping.weights_keys)
     U.check_layout(weights.state, algorithm, str(path))
     converted = U.to_project(weights.state, algorithm)
     model = build_model(recipe.model, dataset.num_classes, context)

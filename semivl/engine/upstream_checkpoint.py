@@ -151,6 +151,28 @@ UNIMATCH_RULES: list[Rule] = [
 ]
 
 
+def _v2_head_rules() -> list[Rule]:
+    """UniMatch V2's DPT head (``model/semseg/dpt.py``): ``scratch.layer{k}_rn`` and
+    ``scratch.refinenet{k}`` (k = 1..4, 1 the shallowest) are list entries k - 1 here."""
+    rules = [Rule("head.projects.", "head.projects."),
+             Rule("head.resize_layers.", "head.resize."),
+             Rule("head.scratch.output_conv.", "head.output.")]
+    for k in range(1, 5):
+        up, here = f"head.scratch.refinenet{k}.", f"head.fusion.{k - 1}."
+        rules += [Rule(f"head.scratch.layer{k}_rn.", f"head.scratch.{k - 1}."),
+                  Rule(f"{up}resConfUnit1.", f"{here}res1."),
+                  Rule(f"{up}resConfUnit2.", f"{here}res2."),
+                  Rule(f"{up}out_conv.", f"{here}out_conv.")]
+    return rules
+
+
+UNIMATCH_V2_RULES: list[Rule] = [
+    # DINOv2 (model/backbone/dinov2.py, block_chunks=0): timm's DINOv2 ViT has the same names
+    Rule("backbone.", "backbone."),
+    *_v2_head_rules(),
+]
+
+
 @dataclass(frozen=True)
 class MethodMap:
     """How one upstream codebase's files map to one of this project's models."""
@@ -163,6 +185,8 @@ class MethodMap:
     # This project's tensors that upstream never saves: kept from the model as built here.
     from_build: tuple[str, ...] = ()
     notes: dict[str, str] = field(default_factory=dict)
+    # Where the weights sit in the file, first found first (``--weights-key`` overrides).
+    weights_keys: tuple[str, ...] = ("model", "ema_model", "state_dict")
 
 
 MAPS: dict[str, MethodMap] = {
@@ -174,6 +198,14 @@ MAPS: dict[str, MethodMap] = {
                "text_embeddings": "class text embeddings, built from files upstream and "
                                   "here, never saved upstream"}),
     "unimatch": MethodMap("UniMatch DeepLabV3+", "deeplabv3plus", UNIMATCH_RULES),
+    # unimatch_v2.py saves {'model', 'model_ema', ...}; the EMA teacher is what V2 reports
+    # (and what this project's model.pt holds), so it is read first.
+    "unimatch_v2": MethodMap(
+        "UniMatch V2 DINOv2 + DPT", "unimatch_v2", UNIMATCH_V2_RULES,
+        drop_containing=("mask_token",),
+        notes={"backbone": "DINOv2's mask token (masked-image pretraining only; unused in "
+                           "segmentation, absent from timm's ViT)"},
+        weights_keys=("model_ema", "model", "state_dict")),
 }
 
 
@@ -273,8 +305,10 @@ class UpstreamWeights:
     previous_best: float | None = None
 
 
-def read_upstream(path: Path) -> UpstreamWeights:
-    """The weights of an upstream checkpoint file (``weights_only`` loading)."""
+def read_upstream(path: Path, weights_keys: tuple[str, ...] = ("model", "ema_model",
+                                                               "state_dict")) -> UpstreamWeights:
+    """The weights of an upstream checkpoint file (``weights_only`` loading): the first of
+    ``weights_keys`` the file has, else the file itself as a bare state_dict."""
     import pickle
 
     try:
@@ -286,8 +320,13 @@ def read_upstream(path: Path) -> UpstreamWeights:
     if not isinstance(obj, dict):
         raise CheckpointMismatch(f"{path}: expected a dict (upstream's {{'model': ..., "
                                  f"'epoch': ...}}), got {type(obj).__name__}")
-    key = next((k for k in ("model", "ema_model", "state_dict")
-                if isinstance(obj.get(k), dict)), None)
+    key = next((k for k in weights_keys if isinstance(obj.get(k), dict)), None)
+    known = ("model", "ema_model", "model_ema", "state_dict")
+    if key is None and any(isinstance(obj.get(k), dict) for k in known):
+        found = [k for k in known if isinstance(obj.get(k), dict)]
+        raise CheckpointMismatch(f"{path}: has weights under {found}, not under "
+                                 f"{list(weights_keys)}: pass --weights-key {found[0]}. "
+                                 f"Nothing was written.")
     state = obj[key] if key else obj
     bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
     if bad:
@@ -331,8 +370,11 @@ def _layout_of(keys) -> str | None:
     def has(*prefixes: str) -> bool:
         return any(k.startswith(prefixes) for k in keys)
 
-    if has("decode_head.class_layers.", "backbone.resblocks.", "decoder.aspp.branches."):
+    if has("decode_head.class_layers.", "backbone.resblocks.", "decoder.aspp.branches.",
+           "head.fusion.", "head.resize."):
         return "project"
+    if has("head.scratch.refinenet", "head.resize_layers.", "head.projects."):
+        return "unimatch_v2"
     if has("decode_head.", "backbone.layers.", "backbone.cls_token"):
         return "semivl"
     if has("head.b", "reduce.", "fuse.", "classifier."):
@@ -355,7 +397,8 @@ def _layout_hint(layout: str, method: str) -> str:
                 "train`, e.g. decode_head.class_layers.*, decoder.aspp.*): evaluate it with "
                 "`semivl evaluate --weights` instead.")
     keys = {"semivl": "decode_head.*, backbone.layers.*",
-            "unimatch": "head.b*, reduce.*, fuse.*, classifier.*"}[layout]
+            "unimatch": "head.b*, reduce.*, fuse.*, classifier.*",
+            "unimatch_v2": "head.projects.*, head.scratch.refinenet*"}[layout]
     return (f"its keys ({keys}) are those of an upstream {MAPS[layout].label} checkpoint, "
             f"not {MAPS[method].label}: pass --method {layout}.")
 
@@ -415,13 +458,17 @@ def check_state(converted: Converted, own: dict[str, torch.Tensor], method: str,
                              f"{'; '.join(problems)}. {hint} Nothing was written.")
 
 
+# The last layer, whose rows are the classes (for the wrong-dataset hint).
+CLASSIFIERS = {"unimatch": "decoder.classifier.weight", "unimatch_v2": "head.output.2.weight"}
+
+
 def _hint(converted: Converted, own: dict, method: str, report: KeyCheck, dataset: str,
           num_classes: int, crop_grid: tuple[int, int] | None, config_dir: Path) -> str:
     layout = _layout_of(list(converted.origin.values()) + converted.unmapped)
     if layout is not None and layout != method:
         text = _layout_hint(layout, method)
         return text[0].upper() + text[1:]
-    classifier = "decoder.classifier.weight"
+    classifier = CLASSIFIERS.get(method, "decoder.classifier.weight")
     if classifier in report.mismatched:
         count = int(converted.state[classifier].shape[0])
         names = datasets_with_classes(config_dir, count)

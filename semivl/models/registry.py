@@ -116,10 +116,11 @@ def _deeplabv3plus(num_classes: int, backbone: str = "resnet101",
 
 
 @register_model("unimatch_v2")
-def _unimatch_v2(num_classes: int, size: str = "base") -> nn.Module:
+def _unimatch_v2(num_classes: int, size: str = "base", embed_dim: int | None = None,
+                 patch_size: int | None = None) -> nn.Module:
     from baselines.unimatch_v2 import build_unimatch_v2
 
-    return build_unimatch_v2(num_classes, size)
+    return build_unimatch_v2(num_classes, size, embed_dim, patch_size)
 
 
 def _register_semivl() -> None:

@@ -69,7 +69,8 @@ def save_figure(fig, stem: Path) -> list[Path]:
 
 def method_colours(methods) -> dict[str, tuple]:
     """One colour per method, fixed by the method's place in the papers' order."""
-    palette = sns.color_palette("colorblind", n_colors=10)
+    # ten colour-blind-safe colours, then the darker set: a distinct colour for every method
+    palette = sns.color_palette("colorblind", n_colors=10) + sns.color_palette("dark", 10)
     known = list(METHOD_LABELS)
     return {m: palette[(known.index(m) if m in known else len(known) + i) % len(palette)]
             for i, m in enumerate(sorted(set(methods)))}

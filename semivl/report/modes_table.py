@@ -3,7 +3,8 @@
 The question it answers is the paper's reason for a vision-language prior: does it know the
 looks that a few labels miss? For the fewest-labels split, one row per look: whether the
 labelled images show it, the zero-shot dense CLIP's accuracy on its pixels, and each method's
-(mean over seeds). Below it, per split, the mean over the looks the labels show and over the
+(mean over seeds; UniMatch V2 and its labelled-only baseline too where the grid runs them).
+Below it, per split, the mean over the looks the labels show and over the
 looks they miss.
 """
 
@@ -14,7 +15,7 @@ import math
 
 import pandas as pd
 
-MAIN_METHODS = ["supervised", "unimatch", "semivl"]
+MAIN_METHODS = ["supervised", "unimatch", "semivl", "supervised_v2", "unimatch_v2"]
 
 
 def _parse(value) -> dict | list | None:

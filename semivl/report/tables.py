@@ -27,8 +27,9 @@ METHOD_LABELS = {
     "unimatch": "UniMatch",
     "semivl": "SemiVL",
     "semivl_project_definitions": "SemiVL with this project's class definitions",
-    "supervised_v2": "Supervised V2 (DINOv2-B, labelled only)",
-    "unimatch_v2": "UniMatch V2 (DINOv2-B)",
+    # UniMatch V2's network (DINOv2 + DPT; a tiny random ViT on the toy) and its baseline.
+    "supervised_v2": "Supervised V2 (labelled only)",
+    "unimatch_v2": "UniMatch V2",
     "semivl_no_definitions": "SemiVL w/o class definitions",
     "semivl_no_spatial_ft": "SemiVL w/o spatial fine-tuning",
     # The component ablation (semivl.report.ablation.COMPONENTS has its rows' labels).
