@@ -131,7 +131,7 @@ class UniMatchV2Net(nn.Module):
                 raise ValueError(f"embed_dim: expected an even width >= 8, got {width}")
             if width != 32:  # DPT widths in DINOv2-S/B's proportions to the encoder's
                 features = max(16, width // 4)
-                out_channels = [width // 8 or 1, width // 4, width // 2, width]
+                out_channels = [width // 8, width // 4, width // 2, width]
             self.backbone = timm.models.vision_transformer.VisionTransformer(
                 img_size=4 * self.patch, patch_size=self.patch, embed_dim=width, depth=4,
                 num_heads=2, mlp_ratio=4.0, init_values=1.0, num_classes=0,

@@ -84,7 +84,7 @@ def import_checkpoint(path: Path, recipe, context, *, split: str, method: str, s
                                                        "split": split, "upstream": upstream}}
     provenance = {"imported": True, **origin, "method": method, "dataset": dataset.name,
                   "split": split, "upstream": upstream, "keys": keys.to_dict(),
-                  "maps": "semivl/engine/upstream_checkpoint.py (spec: checkpoints.md)",
+                  "maps": "semivl/engine/upstream_maps.py (spec: checkpoints.md)",
                   "converted_by": code_version()}
     state = serialize(model.state_dict())
     with atomic_dir(out_dir) as tmp:
