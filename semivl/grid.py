@@ -143,12 +143,22 @@ class ClusterSettings:
     gpu_request: Literal["gpus", "gres"] = "gpus"
     # A GPU type of the site (--gpus=a100:N, --gres=gpu:a100:N); null: any GPU.
     gpu_model: str | None = None
+    # The longest wall time one job may ask for, in hours (a partition's limit; null: none).
+    # Each attempt of a longer run asks for this much and stops itself before it ends,
+    # saving last.pt; the next attempt resumes (semivl plan counts the attempts).
+    max_hours: float | None = None
+    # Where training runs: auto (the GPU when CUDA works; a job given GPUs, or a GPU recipe,
+    # fails if it does not), cpu (on purpose: the toy, the CI's fake GPUs) or cuda.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def check(self, path: str) -> None:
         for key in ("max_gpus_per_job", "max_gpus_per_node"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"{path}.{key}: expected an integer >= 1 or null, got {value}")
+        if self.max_hours is not None and self.max_hours < 1:
+            raise ConfigError(f"{path}.max_hours: expected hours >= 1 or null (a partition's "
+                              f"wall-time limit), got {self.max_hours}")
         if self.gpu_model is not None and not re.fullmatch(r"[A-Za-z0-9_.]+", self.gpu_model):
             raise ConfigError(f"{path}.gpu_model: expected a GPU type of letters, digits, '_' "
                               f"and '.' (as in gres.conf, e.g. a100), got {self.gpu_model!r}")

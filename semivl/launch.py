@@ -59,7 +59,7 @@ def resource_keys(max_gpus_per_node: int | None = None, gpu_request: str = "gpus
     multi = bool(max_gpus_per_node)
     wanted = {"gpu": gpu_request == "gpus", "gpu_model": gpu_request == "gpus" and
               bool(gpu_model), "gres": gpu_request == "gres", "cpus_per_gpu": True,
-              "cpus_per_task": multi, "mem_mb": True, "nodes": multi, "tasks": multi,
+              "cpus_per_task": multi, "mem_mb": True, "nodes": True, "tasks": multi,
               "tasks_per_gpu": multi, "mpi": multi,
               "slurm_extra": multi and gpu_request == "gpus"}
     return tuple(key for key in RESOURCE_KEYS if wanted[key])
@@ -143,7 +143,9 @@ def launcher(gpus: int, max_gpus_per_node: int | None = None, *, gpu_request: st
     resources.update(gpu_resources(per_node if nodes > 1 else gpus, gpu_request, gpu_model,
                                    per_node=nodes > 1))
     if nodes == 1:
-        resources.update(cpus_per_gpu=cpus_per_gpu, mem_mb=mem_mb)
+        # --nodes=1: without it SLURM may spread --gpus=N over several nodes, while
+        # torchrun --standalone (and a single process) sees only its own node's GPUs.
+        resources.update(cpus_per_gpu=cpus_per_gpu, mem_mb=mem_mb, nodes=1)
         if gpus == 1:
             command = SINGLE_PROCESS
         else:
@@ -158,3 +160,33 @@ def launcher(gpus: int, max_gpus_per_node: int | None = None, *, gpu_request: st
     command = f"{srun} bash -c '{rendezvous_script(per_node)}' semivl"
     return Launch(command, nodes, per_node, resources)
 
+
+
+# Minutes an attempt capped at ``cluster.max_hours`` spends on anything but training: start-up
+# (Snakemake's job step, imports, CLIP and data loading) and the stop before the end (the
+# trainer stops 5 minutes ahead to save last.pt). A guess, on the safe side.
+ATTEMPT_OVERHEAD_MIN = 15
+
+
+def attempt_minutes(hours: float, attempt: int, schedule_fraction: float = 1.0,
+                    max_hours: float | None = None) -> int:
+    """Wall-time minutes one attempt of a training job asks for: the recipe's ``hours`` (a
+    smoke grid's ``schedule_fraction`` of them plus 30 minutes), ``attempt`` x that for a
+    retry, and never more than ``max_hours`` (a partition's limit)."""
+    if schedule_fraction < 1:
+        minutes = (60 * hours * schedule_fraction + 30) * attempt
+    else:
+        minutes = 60 * hours * attempt
+    if max_hours:
+        minutes = min(minutes, 60 * max_hours)
+    return int(minutes)
+
+
+def attempts_needed(hours: float, max_hours: float | None) -> int:
+    """Attempts a run of ``hours`` needs when each may last ``max_hours``: 1 when it fits,
+    else enough capped attempts that, less :data:`ATTEMPT_OVERHEAD_MIN` each, cover it (every
+    attempt resumes from the last one's last.pt)."""
+    if not max_hours or hours <= max_hours:
+        return 1
+    usable = max_hours - ATTEMPT_OVERHEAD_MIN / 60
+    return math.ceil(hours / usable)

@@ -32,7 +32,7 @@ def test_missing_data_root_exit_code_and_hint(tmp_path, repo, capsys):
     code = main(["train", "--dataset", "toy", "--split", "6", "--method", "supervised",
                  "--seed", "0", "--data-root", str(tmp_path / "data" / "toy"),
                  "--splits-dir", str(tmp_path / "splits"), "--config-dir", str(repo / "config"),
-                 "--out", str(tmp_path / "run")])
+                 "--device", "cpu", "--out", str(tmp_path / "run")])
     assert code == EXIT_ERROR
     err = capsys.readouterr().err
     assert "does not exist" in err and "semivl data prepare toy --out" in err
@@ -44,7 +44,7 @@ def test_full_chain_by_hand(toy_root, config_dir, tmp_path, capsys):
     run = tmp_path / "results" / "runs" / "toy" / "6" / "supervised" / "seed0"
     common = ["--dataset", "toy", "--split", "6", "--method", "supervised", "--seed", "0",
               "--data-root", str(toy_root), "--splits-dir", str(splits),
-              "--config-dir", str(config_dir), "--no-progress"]
+              "--config-dir", str(config_dir), "--no-progress", "--device", "cpu"]
     assert main(["train", *common, "--out", str(run)]) == 0
     assert main(["evaluate", *common, "--run-dir", str(run)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
@@ -151,7 +151,8 @@ def test_semivl_chain_by_hand(toy_root, config_dir, tmp_path, capsys):
         common = ["--dataset", "toy", "--split", "6", "--method", method, "--seed", "0",
                   "--data-root", str(toy_root), "--splits-dir", str(splits),
                   "--config-dir", str(config_dir), "--clip-dir", str(clip_dir),
-                  "--text-dir", str(text_dir), "--no-progress"]
+                  "--text-dir", str(text_dir), "--no-progress",
+                  "--device", "cpu"]
         assert main(["train", *common, "--out", str(run)]) == 0
         assert main(["evaluate", *common, "--run-dir", str(run)]) == 0
         metrics = json.loads((run / "metrics.json").read_text())
@@ -173,7 +174,8 @@ def test_semivl_missing_files_name_the_command(toy_root, config_dir, tmp_path, c
     common = ["--dataset", "toy", "--split", "6", "--method", "semivl", "--seed", "0",
               "--data-root", str(toy_root), "--splits-dir", str(splits),
               "--config-dir", str(config_dir), "--clip-dir", str(tmp_path / "clip"),
-              "--text-dir", str(tmp_path / "text"), "--no-progress"]
+              "--text-dir", str(tmp_path / "text"), "--no-progress",
+              "--device", "cpu"]
     assert main(["train", *common, "--out", str(tmp_path / "run")]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert "CLIP weights 'tiny_clip_random' are missing" in err

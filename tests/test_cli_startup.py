@@ -17,7 +17,7 @@ HEAVY = ("torch", "torchvision", "open_clip", "timm")
 def _common(toy_root, splits, config_dir, method="supervised"):
     return ["--dataset", "toy", "--split", "6", "--method", method, "--seed", "0",
             "--data-root", str(toy_root), "--splits-dir", str(splits),
-            "--config-dir", str(config_dir), "--no-progress"]
+            "--config-dir", str(config_dir), "--no-progress", "--device", "cpu"]
 
 
 def test_evaluate_reuses_the_final_validation_only_when_it_is_the_same(

@@ -24,7 +24,7 @@ from semivl.config import ConfigError, ModelConfig
 from semivl.grid import ClusterSettings, load_grid
 from semivl.launch import launcher, node_layout, resource_keys
 
-SINGLE_NODE_KEYS = {"gpu", "cpus_per_gpu", "mem_mb"}
+SINGLE_NODE_KEYS = {"gpu", "cpus_per_gpu", "mem_mb", "nodes"}
 
 
 def _set(resources: dict) -> dict:
@@ -154,25 +154,26 @@ def test_node_layout_splits_gpus_evenly_over_the_fewest_nodes():
         node_layout(4, 0)
 
 
-def test_single_node_launchers_and_resources_are_unchanged():
+def test_single_node_jobs_ask_for_one_node():
     one = launcher(1, cpus_per_gpu=4, mem_mb=3000)
     assert one.command == "semivl" and (one.nodes, one.processes) == (1, 1)
-    assert _set(one.resources) == {"gpu": 1, "cpus_per_gpu": 4, "mem_mb": 3000}
+    assert _set(one.resources) == {"gpu": 1, "cpus_per_gpu": 4, "mem_mb": 3000, "nodes": 1}
     four = launcher(4, 4, cpus_per_gpu=8, mem_mb=64000)
     assert four.command == "torchrun --standalone --nproc_per_node=4 -m semivl.cli"
-    assert _set(four.resources) == {"gpu": 4, "cpus_per_gpu": 8, "mem_mb": 64000}
+    assert _set(four.resources) == {"gpu": 4, "cpus_per_gpu": 8, "mem_mb": 64000, "nodes": 1}
+    # --nodes=1: SLURM may not spread the 4 GPUs of a torchrun --standalone job over nodes.
     assert sbatch_flags(four.resources, threads=32) == (
-        "--mem 64000 --cpus-per-gpu=8 --gpus=4")
+        "--mem 64000 --nodes=1 --cpus-per-gpu=8 --gpus=4")
     assert _set(launcher(4, gpu_request="gres", cpus_per_gpu=8, mem_mb=64000).resources) == {
-        "gres": "gpu:4", "cpus_per_gpu": 8, "mem_mb": 64000}
+        "gres": "gpu:4", "cpus_per_gpu": 8, "mem_mb": 64000, "nodes": 1}
     assert _set(launcher(2, gpu_model="a100", cpus_per_gpu=2).resources) == {
-        "gpu": 2, "gpu_model": "a100", "cpus_per_gpu": 2}
+        "gpu": 2, "gpu_model": "a100", "cpus_per_gpu": 2, "nodes": 1}
     assert "--gpus=a100:2" in sbatch_flags(launcher(2, gpu_model="a100").resources, 2)
     assert "--gres=gpu:a100:2" in sbatch_flags(
         launcher(2, gpu_request="gres", gpu_model="a100").resources, 2)
     # The defaults declare today's keys only: a profile's slurm_extra, gpu_model, ... stay.
     assert set(resource_keys()) == SINGLE_NODE_KEYS
-    assert set(resource_keys(None, "gres")) == {"gres", "cpus_per_gpu", "mem_mb"}
+    assert set(resource_keys(None, "gres")) == {"gres", "cpus_per_gpu", "mem_mb", "nodes"}
     assert "slurm_extra" not in resource_keys(2, "gres")
     assert {"nodes", "mpi", "slurm_extra"} <= set(resource_keys(2, "gpus"))
 
@@ -421,3 +422,41 @@ def test_dry_run_lays_out_multi_node_jobs_and_asks_for_gres(tmp_path):
     evaluations = _jobs_by_rule(out, "evaluate")
     assert evaluations and all("gres=gpu:1" in j["resources"] and "gpu=1" not in
                                j["resources"].replace("gres=gpu:1", "") for j in evaluations)
+
+
+def test_attempts_are_capped_by_max_hours_and_counted():
+    from semivl.launch import attempt_minutes, attempts_needed
+
+    assert attempt_minutes(48, 1) == 2880 and attempt_minutes(48, 2) == 5760
+    assert attempt_minutes(48, 1, max_hours=24) == attempt_minutes(48, 3, max_hours=24) == 1440
+    assert attempt_minutes(12, 1, max_hours=24) == 720
+    assert attempt_minutes(48, 1, schedule_fraction=0.01, max_hours=24) == int(48 * 0.6 + 30)
+    assert attempts_needed(12, None) == attempts_needed(24, 24) == 1
+    # 48 h in attempts of 24 h less 15 minutes each: three.
+    assert attempts_needed(48, 24) == 3 and attempts_needed(47, 24) == 2
+
+
+def test_dry_run_asks_for_one_node_and_caps_runtime(tmp_path):
+    """SemiVL on COCO asks for 48 h on 8 GPUs; a partition of 24 h gets 24-hour attempts on one
+    node, and `semivl plan` counts three attempts per run."""
+    from test_workflow import BIN, _checkout, _jobs_by_rule, _run
+
+    grid = {"results_dir": "results", "grid": {
+        "datasets": ["pascal", "coco"], "splits": [{"dataset": "pascal", "split": "92"},
+                                                   {"dataset": "coco", "split": "1_512"}],
+        "methods": ["supervised", "semivl"], "seeds": [0]},
+        "cluster": {"max_hours": 24}}
+    root = _checkout(tmp_path, grid=grid)
+    out = _run([str(BIN / "snakemake"), "--profile", "slurm", "-n", "all"], root)
+    jobs = {(j["dataset"], j["method"]): _parse_resources(j["resources"])
+            for j in _jobs_by_rule(out, "train")}
+    assert len(jobs) == 4 and all(r["nodes"] == 1 for r in jobs.values())
+    assert jobs["coco", "semivl"]["runtime"] == 1440 and jobs["coco", "semivl"]["gpu"] == 8
+    assert jobs["pascal", "supervised"]["runtime"] == 720  # under the cap: unchanged
+    assert "--nodes=1" in sbatch_flags(jobs["coco", "semivl"], threads=64)
+    assert all("--device auto" in line for line in out.splitlines()
+               if " train --dataset" in line)
+    plan = _run([str(BIN / "semivl"), "plan", "--grid", "config/config.yaml"], root)
+    row = next(line for line in plan.splitlines() if "| coco | 1_512 | semivl |" in line)
+    assert row.split("|")[9].strip() == "3"  # attempts
+    assert "runs are longer than cluster.max_hours: each continues over up to 3 attempts" in plan

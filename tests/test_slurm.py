@@ -27,10 +27,11 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow,
 
 GRID = {**SMALL_GRID, "grid": {**SMALL_GRID["grid"], "splits": [{"dataset": "toy", "split": "6"}],
                                "methods": ["supervised", "unimatch"], "seeds": [0]}}
-# Long enough to be killed midway (checkpoint every 10 of 300 iterations).
+# Long enough to be killed midway (checkpoint every 10 of 300 iterations), with two loader
+# workers: scancel signals them too, as every process of the job step.
 SLOW_UNIMATCH = TINY_UNIMATCH.replace("iters: 8", "iters: 300").replace(
     "checkpoint_every_iters: 3", "checkpoint_every_iters: 10").replace(
-    "eval_every_iters: 6", "eval_every_iters: 150")
+    "eval_every_iters: 6", "eval_every_iters: 150").replace("num_workers: 0", "num_workers: 2")
 RUN = "results/demo/runs/toy/6/unimatch/seed0"
 
 
@@ -88,6 +89,7 @@ def test_profile_runs_the_demo_and_a_killed_job_resumes(tmp_path):
     log = (root / "results/demo/logs/train/toy_6_unimatch_seed0.log").read_text()
     resumed = [line for line in log.splitlines() if line.startswith("resuming from")]
     assert resumed and int(resumed[0].rsplit(" ", 1)[1]) >= 10  # resumed, not restarted
+    assert "DataLoader worker" not in log
     provenance = json.loads((root / RUN / "provenance.json").read_text())
     assert provenance["attempts"] == 2 and provenance["seed"] == 0
     tables = (root / "results/demo/tables.md").read_text()

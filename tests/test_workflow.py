@@ -33,6 +33,7 @@ SMALL_GRID = {
         "methods": ["supervised", "unimatch", "semivl"],
         "seeds": [0, 1],
     },
+    "cluster": {"device": "cpu"},
     "report": {"zero_shot": True},
 }
 

@@ -93,6 +93,11 @@ class DPTHead(nn.Module):
         self.scratch = nn.ModuleList(nn.Conv2d(ch, features, 3, padding=1, bias=False)
                                      for ch in out_channels)
         self.fusion = nn.ModuleList(FusionBlock(features) for _ in range(4))
+        # The deepest block has no skip input, so its first residual unit is never called
+        # (upstream's refinenet4.resConfUnit1 is the same). Frozen, it is kept in the weights
+        # for checkpoint compatibility and nothing changes: an optimiser skips a parameter
+        # without a gradient, and data-parallel training needs no unused-parameter search.
+        self.fusion[3].res1.requires_grad_(False)
         self.output = nn.Sequential(nn.Conv2d(features, features, 3, padding=1), nn.ReLU(True),
                                     nn.Conv2d(features, num_classes, 1))
 

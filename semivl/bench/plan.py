@@ -15,6 +15,7 @@ from semivl.bench.layout import layout_warnings, process_layout
 from semivl.config import Recipe, load_recipe
 from semivl.engine.trainer import labeled_stream_length, schedule, shortened_iters
 from semivl.grid import Grid
+from semivl.launch import attempts_needed
 
 
 def _measured(bench: dict | None, key: str, method: str, dataset: str) -> dict | None:
@@ -79,6 +80,7 @@ def plan_grid(grid: Grid, bench: dict | None = None, config_dir: Path | None = N
                 rows.append({"block": block.name, "dataset": cell.dataset,
                              "split": cell.split, "method": method, "runs": seeds,
                              "gpus": gpus, **length, "hours_per_run": hours,
+                             "attempts": attempts_needed(hours, grid.cluster.max_hours),
                              "gpu_hours": hours * gpus * seeds, "source": source,
                              "guess": guess,
                              **process_layout(recipe, gpus, grid.cluster.max_gpus_per_node)})
@@ -140,11 +142,12 @@ def plan_summary(rows: list[dict]) -> dict:
 def render_plan(rows: list[dict]) -> str:
     """A markdown table of the plan, totals per dataset and overall, and the longest job."""
     lines = ["| block | dataset | split | method | runs | GPUs | iterations | h/run | "
-             "GPU-hours | source |", "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+             "attempts | GPU-hours | source |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['block']} | {r['dataset']} | {r['split']} | {r['method']} | "
                      f"{r['runs']} | {r['gpus']} | {r['iters']} | {r['hours_per_run']:.1f} | "
-                     f"{r['gpu_hours']:.0f} | {r['source']} |")
+                     f"{r['attempts']} | {r['gpu_hours']:.0f} | {r['source']} |")
     summary = plan_summary(rows)
     lines += ["", "| dataset | runs | GPU-hours |", "|---|---:|---:|"]
     for name, entry in summary["datasets"].items():
@@ -160,6 +163,13 @@ def render_plan(rows: list[dict]) -> str:
               f"On {longest['gpus']} GPU(s), one job at a time: about "
               f"{summary['gpu_hours'] / longest['gpus']:.1f} h (with every job at once: the "
               f"longest job's)."]
+    most = max(r["attempts"] for r in rows)
+    if most > 1:
+        several = sum(r["runs"] for r in rows if r["attempts"] > 1)
+        lines.append(f"{several} runs are longer than cluster.max_hours: each continues over "
+                     f"up to {most} attempts (one job each, resuming from last.pt); the "
+                     f"workflow gives the train rule {most - 1} + 2 retries (2 for "
+                     f"failures, as slurm/config.yaml gives every rule).")
     if summary["guessed_gpu_hours"]:
         lines.append("Guessed hours are what the recipes ask the cluster for "
                      "(resources.hours without resources.hours_source): measure them with "

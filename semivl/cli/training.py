@@ -17,6 +17,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from semivl.provenance import gpus_in_use, record_attempt, write_provenance
 
     spec = run_spec(args, args.out)
+    if args.device == "auto":  # a GPU recipe never trains on the CPU unasked
+        from semivl.engine.cuda import check_cuda_expected
+
+        check_cuda_expected(spec.recipe.resources.gpus)
     main_process = os.environ.get("RANK", "0") == "0"
     tic, outcome = time.monotonic(), "error"
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -100,5 +101,14 @@ def collate_val(batch):
 
 
 def seed_worker(worker_id: int) -> None:  # noqa: ARG001 - DataLoader API
-    """Workers draw no global randomness (augmentations use per-sample seeds)."""
+    """Every loader worker's start: one thread, no global randomness (augmentations use
+    per-sample seeds), and SIGTERM / SIGUSR1 ignored.
+
+    SLURM signals every process of a job step, loader workers included, in no set order, and
+    PyTorch's worker handler exits on a SIGTERM that does not come from the parent: the main
+    process would then fail before it can save. Ignored here, the main process saves its
+    resume state and the loader shuts its workers down (``semivl.engine.preemption``).
+    """
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
     torch.set_num_threads(1)

@@ -43,15 +43,24 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(rank=rank, world=world, local_rank=local_rank)
 
 
-def device_for(name: str) -> torch.device:
-    """``auto`` picks this process's GPU (``LOCAL_RANK``) when CUDA is available, else CPU."""
+def device_for(name: str, recipe_gpus: int = 0) -> torch.device:
+    """``auto`` picks this process's GPU (``LOCAL_RANK``) when CUDA is available, else the CPU
+    -- unless GPUs were allocated or ``recipe_gpus`` > 0: then it fails, saying why CUDA is
+    not usable (:mod:`semivl.engine.cuda`). ``cpu`` always means the CPU; ``cuda`` without
+    CUDA fails the same way."""
+    from semivl.engine.cuda import check_cuda_expected
+
     if name == "auto":
+        check_cuda_expected(recipe_gpus)
         if torch.cuda.is_available():
             local = int(os.environ.get("LOCAL_RANK", "0"))
             torch.cuda.set_device(local)
             return torch.device("cuda", local)
         return torch.device("cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        check_cuda_expected(max(recipe_gpus, 1))
+    return device
 
 
 def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
@@ -68,6 +77,15 @@ def any_process(flag: bool, info: DistInfo, device: torch.device) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item() > 0)
+
+
+def any_processes(flags: list[bool], info: DistInfo, device: torch.device) -> list[bool]:
+    """Each of ``flags`` OR-ed over all processes, in one all-reduce (one host sync)."""
+    if not info.enabled:
+        return list(flags)
+    value = torch.tensor([1.0 if flag else 0.0 for flag in flags], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in value.tolist()]
 
 
 def gather_objects(obj: Any, info: DistInfo) -> list[Any]:

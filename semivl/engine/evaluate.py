@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from semivl.config import Recipe
-from semivl.data.dataset import SegmentationDataset, collate_val
+from semivl.data.dataset import SegmentationDataset, collate_val, seed_worker
 from semivl.data.modes import count_mode_hits, per_mode_accuracy, read_mode_map
 from semivl.data.sampling import SeededSampler
 from semivl.engine.distributed import DistInfo, all_reduce_sum
@@ -49,7 +49,8 @@ def evaluate(model: nn.Module, dataset: SegmentationDataset, recipe: Recipe,
     sampler = SeededSampler(len(dataset), seed=0, shuffle=False, num_replicas=info.world,
                             rank=info.rank)
     loader = DataLoader(dataset, batch_size=1, sampler=sampler, collate_fn=collate_val,
-                        num_workers=num_workers)
+                        num_workers=num_workers, worker_init_fn=seed_worker,
+                        pin_memory=device.type == "cuda")
     cfg, data_cfg = recipe.eval, recipe.dataset
     was_training = model.training
     model.eval()
@@ -61,7 +62,8 @@ def evaluate(model: nn.Module, dataset: SegmentationDataset, recipe: Recipe,
     with torch.no_grad():
         for image, mask, name in tqdm(loader, desc="evaluate", unit="img", leave=False,
                                        disable=not (progress and info.is_main)):
-            scores = predict_with_config(model, image.to(device), data_cfg.num_classes, cfg,
+            image = image.to(device, non_blocking=True)
+            scores = predict_with_config(model, image, data_cfg.num_classes, cfg,
                                          out_size=tuple(mask.shape[-2:]))
             pred = scores.argmax(dim=1).cpu()
             acc.update(pred, mask)

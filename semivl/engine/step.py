@@ -27,6 +27,16 @@ def _channels_last(batch):
     return batch
 
 
+def to_device(batch, device: torch.device):
+    """The tensors of a loader batch (nested tuples and lists) on ``device``, copied without
+    blocking the host (the loaders pin their memory on GPUs)."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(t, device) for t in batch)
+    return batch
+
+
 def autocast_context(cfg: TrainConfig, device: torch.device):
     """``torch.autocast`` in bfloat16 when ``train.speed.amp`` asks for it, else a no-op."""
     if cfg.speed.amp == "bf16":

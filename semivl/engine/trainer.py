@@ -18,9 +18,12 @@ run's reported model: ``model.pt`` and ``best.pt`` hold the EMA weights, ``model
 the student's. Both are validated each time; the history and summary carry the EMA's mIoU
 under the usual keys and the student's under ``*_student`` keys.
 
-Stopping: SIGTERM or SIGUSR1 (SLURM preemption, ``scancel --signal``), or the wall-clock
-guard on ``SLURM_JOB_END_TIME``, makes every process save ``last.pt`` and raise
-:class:`TrainingStopped` after the current iteration.
+Stopping: SIGTERM (SLURM preemption, ``scancel``, the time limit) to any or all processes of
+the run, loader workers included, or the job's end time coming near, makes every training
+process save ``last.pt`` and raise :class:`TrainingStopped` after the current iteration
+(``semivl.engine.preemption`` says what SLURM does and how each case is met). Progress goes
+to TensorBoard event files in ``tensorboard/`` (``tensorboard --logdir results/``) and, when
+standard error is not a terminal (a cluster log), as one plain line every few minutes.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import hashlib
 import json
 import math
 import os
-import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,7 +44,6 @@ import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from semivl.atomic import atomic_write
 from semivl.config import Recipe, TrainConfig
@@ -60,11 +61,14 @@ from semivl.engine.checkpoint import (
 from semivl.engine.evaluate import evaluate, val_dataset
 from semivl.engine.final_eval import final_eval_record
 from semivl.engine.optim import set_poly_lr
+from semivl.engine.preemption import WORKER_DEATH_GRACE_S, StopFlag, is_worker_death
+from semivl.engine.progress import TrainingProgress
 from semivl.engine.step import (
     SEMI_SUPERVISED,
     WITH_UNLABELED,
     build_training_parts,
     compile_model,
+    to_device,
     training_loss,
     unwrap,
 )
@@ -116,36 +120,6 @@ class RunSpec:
         blob = json.dumps({"recipe": recipe, "seed": self.seed,
                            "labeled": self.labeled_split.name}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGUSR1 or when ``SLURM_JOB_END_TIME`` is near."""
-
-    def __init__(self, margin_s: float) -> None:
-        self.signal: str | None = None
-        end = os.environ.get("SLURM_JOB_END_TIME")
-        self.deadline = float(end) - margin_s if end else None
-        self._previous = {}
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            # Outside the main thread signals cannot be caught; the time guard still works.
-            with contextlib.suppress(ValueError):
-                self._previous[sig] = signal.signal(sig, self._handle)
-
-    def restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum, _frame) -> None:
-        self.signal = signal.Signals(signum).name
-
-    def reason(self) -> str | None:
-        if self.signal:
-            return f"received {self.signal}"
-        if self.deadline is not None and time.time() >= self.deadline:
-            return "the SLURM time limit is near (SLURM_JOB_END_TIME)"
-        return None
 
 
 @dataclass
@@ -247,22 +221,33 @@ def schedule(cfg: TrainConfig, stream_length: int, processes: int, where: str = 
     return accumulation, iters_per_epoch, epochs
 
 
-def _batches(plan: Plan, spec: RunSpec, info: D.DistInfo, epoch: int, start_iter: int
-             ) -> Iterator[tuple]:
-    """Zip the streams of one epoch, starting at iteration ``start_iter`` of the epoch."""
-    cfg = spec.recipe.train
-    loaders = []
-    for dataset, stream in zip(plan.datasets, plan.streams, strict=True):
-        sampler = SeededSampler(len(dataset), seed=spec.seed, stream=stream, shuffle=True,
-                                length=plan.stream_length, num_replicas=info.world,
-                                rank=info.rank)
-        sampler.set_epoch(epoch)
-        sampler.set_start(start_iter * cfg.batch_size * plan.accumulation)
-        loaders.append(DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler,
-                                  num_workers=cfg.num_workers, drop_last=True,
-                                  worker_init_fn=seed_worker, generator=torch.Generator(),
-                                  persistent_workers=False))
-    return zip(*loaders, strict=False)
+class Streams:
+    """The run's loaders, built once: workers persist across epochs (``persistent_workers``)
+    and pinned host memory feeds non-blocking copies to the GPU. Every sample is drawn from
+    ``(index, aug_seed)`` pairs of :class:`SeededSampler`, so neither the worker count nor a
+    resume changes what the run sees."""
+
+    def __init__(self, plan: Plan, spec: RunSpec, info: D.DistInfo, dev: torch.device) -> None:
+        cfg = spec.recipe.train
+        self.plan, self.samplers, self.loaders = plan, [], []
+        self.images_per_iter = cfg.batch_size * plan.accumulation
+        for dataset, stream in zip(plan.datasets, plan.streams, strict=True):
+            sampler = SeededSampler(len(dataset), seed=spec.seed, stream=stream, shuffle=True,
+                                    length=plan.stream_length, num_replicas=info.world,
+                                    rank=info.rank)
+            self.samplers.append(sampler)
+            self.loaders.append(DataLoader(
+                dataset, batch_size=cfg.batch_size, sampler=sampler,
+                num_workers=cfg.num_workers, drop_last=True, worker_init_fn=seed_worker,
+                generator=torch.Generator(), persistent_workers=cfg.num_workers > 0,
+                pin_memory=dev.type == "cuda"))
+
+    def epoch(self, epoch: int, start_iter: int) -> Iterator[tuple]:
+        """Zip the streams of ``epoch``, starting at its iteration ``start_iter``."""
+        for sampler in self.samplers:
+            sampler.set_epoch(epoch)
+            sampler.set_start(start_iter * self.images_per_iter)
+        return zip(*(iter(loader) for loader in self.loaders), strict=False)
 
 
 def _write_config_dump(spec: RunSpec, plan: Plan, info: D.DistInfo) -> None:
@@ -287,6 +272,22 @@ def _write_config_dump(spec: RunSpec, plan: Plan, info: D.DistInfo) -> None:
         },
     }
     write_text_atomic(yaml.safe_dump(dump, sort_keys=True), spec.out_dir / "config.yaml")
+
+
+def read_resume_state(path: Path) -> dict:
+    """``last.pt``, or an error that names it and says what to do (the file is kept)."""
+    try:
+        ckpt = load_checkpoint(path)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise RuntimeError(
+            f"{path}: cannot read this resume state ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else 'no detail'}). It is left "
+            f"untouched. To start the run over, move it aside (e.g. mv {path} {path}.bad) "
+            f"and run the same command again") from error
+    if not isinstance(ckpt, dict) or "iteration" not in ckpt:
+        raise RuntimeError(f"{path}: not a resume state of `semivl train` (no 'iteration'); "
+                           f"it is left untouched. Move it aside to start the run over")
+    return ckpt
 
 
 def _open_log(path: Path, fields: list[str], last_iter: int) -> tuple:
@@ -354,7 +355,7 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
     ema: nn.Module | None = None
     last_path = out / "last.pt"
     if last_path.exists():
-        ckpt = load_checkpoint(last_path)
+        ckpt = read_resume_state(last_path)
         if ckpt.get("fingerprint") != spec.fingerprint():
             raise RuntimeError(
                 f"{last_path} was written by a different recipe, seed or split; move it away "
@@ -387,10 +388,11 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
     if info.enabled:
         if dev.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        # V2 as upstream: find_unused_parameters (DINOv2's mask token gets no gradient).
+        # Upstream V2 searches for unused parameters (its DINOv2 has a mask token that gets no
+        # gradient); the timm DINOv2 here has none, so every parameter gets one and the
+        # search (a pass over the autograd graph every step) is skipped.
         model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda"
-                                        else None, broadcast_buffers=False,
-                                        find_unused_parameters=v2)
+                                        else None, broadcast_buffers=False)
     if info.is_main:
         _write_config_dump(spec, plan, info)
 
@@ -432,72 +434,92 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
     log_handle, log = (_open_log(out / "log.csv", fields, state["iteration"]) if info.is_main
                        else (None, None))
     stop = StopFlag(time_margin_s)
+    if info.is_main and stop.deadline is None and os.environ.get("SLURM_JOB_ID"):
+        print(f"no time guard: {stop.end_source}; only SIGTERM stops this run early",
+              flush=True)
     stop.install()
     total = plan.total_iters
     steps_done = 0
     model.train()
-    bar = tqdm(total=total, initial=state["iteration"], desc=f"train {recipe.method}",
-               unit="it", disable=not (progress and info.is_main))
+    streams = Streams(plan, spec, info, dev)
+    watch = TrainingProgress(f"train {recipe.method}", total, state["iteration"],
+                             enabled=progress and info.is_main,
+                             tensorboard_dir=out / "tensorboard" if info.is_main else None)
     tic = last_save = time.perf_counter()
+
+    def stopped(reason: str, it: int) -> TrainingStopped:
+        save_last()
+        return TrainingStopped(f"{reason} at iteration {it}/{total}; run the same command "
+                               f"again to resume from {last_path}")
+
     try:
         for epoch in range(state["iteration"] // plan.iters_per_epoch, plan.epochs):
             start = state["iteration"] - epoch * plan.iters_per_epoch
-            batches = _batches(plan, spec, info, epoch, start)
+            batches = streams.epoch(epoch, start)
             for _ in range(start, min(plan.iters_per_epoch,
                                       total - epoch * plan.iters_per_epoch)):
                 it = state["iteration"]
                 optimizer.zero_grad()
                 logs: dict[str, float] = {}
-                loss_sum = 0.0
+                loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
                 for micro in range(plan.accumulation):
-                    batch = next(batches)
+                    try:
+                        batch = next(batches)
+                    except RuntimeError as error:
+                        # A loader worker killed by the stop signal before it could ignore it
+                        # (semivl.engine.preemption): the last finished iteration is saved.
+                        if is_worker_death(error) and stop.wait_for_signal(WORKER_DEATH_GRACE_S):
+                            raise stopped(f"{stop.reason()} (a loader worker died of it)",
+                                          it) from error
+                        raise
+                    batch = to_device(batch, dev)
                     sync = micro == plan.accumulation - 1 or not info.enabled
                     with contextlib.nullcontext() if sync else model.no_sync():
                         loss, logs = training_loss(model, batch, criterion, cfg, dev, it, total,
                                                    step_hooks, ema=ema)
                         (loss / plan.accumulation).backward()
-                    loss_sum += loss.item() / plan.accumulation
+                    loss_sum += loss.detach().double() / plan.accumulation
                 optimizer.step()
                 lr = set_poly_lr(optimizer, recipe.optim, it, total)
                 if ema is not None:  # once per optimiser step, identically on every rank
                     update_ema(ema, unwrap(model), it, cfg.ema_momentum)
                 state["iteration"] = it + 1
                 steps_done += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum:.3f}", lr=f"{lr:.2e}")
+                watch.step(it + 1)
                 if log is not None and ((it + 1) % log_every == 0 or it + 1 == total):
-                    log.writerow({"iter": it + 1, "epoch": epoch, "lr": lr,
-                                  "loss": round(loss_sum, 6), **{k: round(v, 6) for k, v in
-                                                                 logs.items()},
+                    row = {"lr": lr, "loss": loss_sum.item(), **logs}
+                    log.writerow({"iter": it + 1, "epoch": epoch,
+                                  **{k: round(v, 6) if k != "lr" else v for k, v in row.items()},
                                   "seconds": round(time.perf_counter() - tic, 3)})
                     log_handle.flush()
+                    watch.scalars(row, it + 1)
                 if cfg.eval_every_iters and (it + 1) % cfg.eval_every_iters == 0 \
                         and it + 1 != total:
                     run_eval(it + 1)
+                    watch.scalars(state["history"][-1], it + 1, prefix="val")
                 minutes = (time.perf_counter() - last_save) / 60
                 periodic = (it + 1) % cfg.checkpoint_every_iters == 0 or (
                     minutes >= cfg.checkpoint_every_minutes)
-                if D.any_process(periodic, info, dev):
-                    save_last()
-                    last_save = time.perf_counter()
                 reason = stop.reason()
                 if reason is None and stop_after_steps is not None \
                         and steps_done >= stop_after_steps:
                     reason = f"stopped after {steps_done} steps as requested"
-                if D.any_process(reason is not None, info, dev) and it + 1 != total:
+                # One all-reduce for both flags: every process saves and stops together.
+                save_now, stop_now = D.any_processes([periodic, reason is not None], info, dev)
+                if stop_now and it + 1 != total:
+                    raise stopped(reason or "another process stopped", it + 1)
+                if save_now:
                     save_last()
-                    raise TrainingStopped(
-                        f"{reason or 'another process stopped'} at iteration {it + 1}/{total}; "
-                        f"run the same command again to resume from {last_path}"
-                    )
+                    last_save = time.perf_counter()
             end = state["iteration"]
             scheduled = epoch + 1 == plan.epochs or (
                 cfg.eval_every_epochs and (epoch + 1) % cfg.eval_every_epochs == 0)
             if scheduled and (not state["history"] or state["history"][-1]["iter"] != end):
                 run_eval(end)
+                watch.scalars(state["history"][-1], end, prefix="val")
     finally:
         stop.restore()
-        bar.close()
+        watch.close()
         if log_handle is not None:
             log_handle.close()
 

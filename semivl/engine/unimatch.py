@@ -41,10 +41,10 @@ def paste(target: torch.Tensor, source: torch.Tensor, box: torch.Tensor) -> torc
     """Copy ``source`` into ``target`` where ``box == 1`` (boxes are [B, H, W])."""
     mask = box == 1
     if target.dim() == 4:
-        mask = mask.unsqueeze(1).expand_as(target)
-    out = target.clone()
-    out[mask] = source[mask]
-    return out
+        mask = mask.unsqueeze(1)
+    # torch.where copies the same values as boolean-mask indexing, without the host sync
+    # that indexing needs to size its result.
+    return torch.where(mask, source, target)
 
 
 def unimatch_step(model: nn.Module, batch: tuple, criterion_l: nn.Module, cfg: TrainConfig,

@@ -46,13 +46,21 @@ def update_ema(ema: nn.Module, model: nn.Module, iteration: int, cap: float) -> 
     by BatchNorm with ``momentum=None``, which no model here uses).
     """
     m = ema_momentum(iteration, cap)
+    targets, sources = [], []
     for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
-        p_ema.copy_(p_ema * m + p.detach() * (1 - m))
+        targets.append(p_ema)
+        sources.append(p.detach())
     for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
         if b_ema.is_floating_point():
-            b_ema.copy_(b_ema * m + b.detach() * (1 - m))
+            targets.append(b_ema)
+            sources.append(b.detach())
         else:
             b_ema.copy_(b)
+    # Multi-tensor kernels (a few launches instead of two per tensor), with the same
+    # operations in the same order as ``ema * m + p * (1 - m)``: the results are bit-equal.
+    if targets:
+        torch._foreach_mul_(targets, m)
+        torch._foreach_add_(targets, torch._foreach_mul(sources, 1 - m))
     return m
 
 

@@ -11,7 +11,8 @@ from semivl.models.clip_config import (load_clip_sources, needs_clip, needs_text
                                        pretrained_checkpoint, recipe_clip)
 from semivl.data.prepare import archive_files
 from semivl.grid import load_grid
-from semivl.launch import gpu_resources, launcher as launch_job, resource_keys
+from semivl.launch import (attempt_minutes, attempts_needed, gpu_resources,
+                           launcher as launch_job, resource_keys)
 
 configfile: "config/config.yaml"
 
@@ -107,6 +108,11 @@ def train_cpus(wildcards):
     return train_gpus(wildcards) * train_cpus_per_gpu(wildcards)
 
 
+# Where jobs compute (cluster.device): passed to every step that runs a model, so that a job
+# given GPUs never falls back to the CPU unasked (the toy grids say cpu on purpose).
+DEVICE_FLAG = f" --device {CLUSTER.device}"
+
+
 # A smoke grid (schedule_fraction < 1) trains that fraction of each recipe's iterations.
 SCHEDULE_FRACTION = _GRID.schedule_fraction
 SCHEDULE_FLAG = (f" --schedule-fraction {SCHEDULE_FRACTION}" if SCHEDULE_FRACTION < 1
@@ -114,12 +120,29 @@ SCHEDULE_FLAG = (f" --schedule-fraction {SCHEDULE_FRACTION}" if SCHEDULE_FRACTIO
 
 
 def train_runtime(wildcards, attempt):
-    """Minutes: the recipe's hours for the first attempt, attempt x that for retries. A smoke
-    grid asks for its fraction of the hours, plus 30 minutes for start-up and evaluation."""
+    """Minutes of one attempt (semivl.launch.attempt_minutes): the recipe's hours, attempt x
+    that for retries, never more than cluster.max_hours; a smoke grid asks for its fraction
+    of the hours plus 30 minutes for start-up and evaluation."""
     hours = _resources(wildcards.method, wildcards.dataset).hours
-    if SCHEDULE_FRACTION < 1:
-        return int((60 * hours * SCHEDULE_FRACTION + 30) * attempt)
-    return int(60 * hours * attempt)
+    return attempt_minutes(hours, attempt, SCHEDULE_FRACTION, CLUSTER.max_hours)
+
+
+# Retries the SLURM profile gives every job (slurm/config.yaml: retries), for failures.
+PROFILE_RETRIES = 2
+
+
+def _train_retries():
+    """Retries of the train rule: 0 (the command line's or profile's --retries apply) unless
+    some run needs several attempts under cluster.max_hours; then the profile's 2 plus the
+    extra attempts (Snakemake's settings are not known while the Snakefile is read)."""
+    if not CLUSTER.max_hours:
+        return 0
+    extra = max(attempts_needed(_resources(m, d).hours, CLUSTER.max_hours)
+                for m, d in _GRID.recipes()) - 1
+    return PROFILE_RETRIES + extra if extra > 0 else 0
+
+
+TRAIN_RETRIES = _train_retries()
 
 
 def train_mem_mb(wildcards):

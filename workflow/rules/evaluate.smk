@@ -23,7 +23,7 @@ rule evaluate:
         " --method {wildcards.method} --seed {wildcards.seed} --data-root {DATA}/{wildcards.dataset}"
         " --splits-dir {DATA}/splits/{wildcards.dataset} --config-dir {CONFIG_DIR}"
         " --clip-dir resources/clip --text-dir resources/text"
-        " --threads {threads} --run-dir $(dirname {output}) > {log} 2>&1"
+        " --threads {threads}{DEVICE_FLAG} --run-dir $(dirname {output}) > {log} 2>&1"
 
 
 # Zero-shot dense CLIP (report.zero_shot): the frozen CLIP's dense labels with the semivl
@@ -49,7 +49,7 @@ rule zero_shot:
         "semivl evaluate --zero-shot --dataset {wildcards.dataset} --method semivl"
         " --data-root {DATA}/{wildcards.dataset} --splits-dir {DATA}/splits/{wildcards.dataset}"
         " --config-dir {CONFIG_DIR} --clip-dir {input.clip} --text-dir {input.text}"
-        " --threads {threads} --out {output} > {log} 2>&1"
+        " --threads {threads}{DEVICE_FLAG} --out {output} > {log} 2>&1"
 
 
 def zero_shot_files():

@@ -95,7 +95,7 @@ rule released_evaluate:
         "semivl evaluate --dataset {wildcards.dataset} --split {wildcards.split}"
         " --method {wildcards.method} --data-root {DATA}/{wildcards.dataset}"
         " --splits-dir {DATA}/splits/{wildcards.dataset} --config-dir {CONFIG_DIR}"
-        " --clip-dir resources/clip --text-dir resources/text --threads {threads}"
+        " --clip-dir resources/clip --text-dir resources/text --threads {threads}{DEVICE_FLAG}"
         " --no-progress --run-dir $(dirname {output}) > {log} 2>&1"
 
 

@@ -113,7 +113,7 @@ rule predict:
     shell:
         "semivl predict --grid {GRID_FILE} --dataset {wildcards.dataset}"
         " --method {wildcards.method} --config-dir {CONFIG_DIR} --clip-dir resources/clip"
-        " --text-dir resources/text --threads {threads} --no-progress --out {output}"
+        " --text-dir resources/text --threads {threads} --no-progress{DEVICE_FLAG} --out {output}"
         " > {log} 2>&1"
 
 

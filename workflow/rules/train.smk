@@ -25,6 +25,9 @@ rule train:
         launch=launcher,
         threads_per_process=train_cpus_per_gpu,
     threads: train_cpus
+    # Runs longer than cluster.max_hours continue over several capped attempts (semivl plan
+    # counts them): the rule gets that many retries on top of the profile's.
+    retries: TRAIN_RETRIES
     resources:
         # GPUs, CPUs and memory as semivl.launch lays the job out: one node (--gpus=N or
         # --gres=gpu:N), or nodes x GPUs beyond cluster.max_gpus_per_node.
@@ -35,7 +38,7 @@ rule train:
         " --method {wildcards.method} --seed {wildcards.seed} --data-root {input.data}"
         " --splits-dir {DATA}/splits/{wildcards.dataset} --config-dir {CONFIG_DIR}"
         " --clip-dir resources/clip --text-dir resources/text"
-        " --weights-dir {input.weights} --threads {params.threads_per_process}"
+        " --weights-dir {input.weights} --threads {params.threads_per_process}{DEVICE_FLAG}"
         " --out $(dirname {output.model}){SCHEDULE_FLAG}"
         " > {log} 2>&1"
         # Progress a person can follow among Snakemake's job lines: the run's final line
