@@ -16,10 +16,18 @@ setup: $(STAMP)
 # PYTHONDONTWRITEBYTECODE set, as on the project's machines, `--no-compile` makes every process
 # compile torch again on import (8 s a process); measured, the two came out even
 # (docs/performance.md, "The demo").
+# The pinned torch is a CUDA 13 build: it needs NVIDIA driver 580 or newer. For an older
+# driver, install the same torch built for an older CUDA from PyTorch's wheel index first:
+#   make setup TORCH_INDEX=https://download.pytorch.org/whl/cu126   (driver 525 or newer)
+# (`semivl train` names the driver it finds when CUDA is not usable.)
+TORCH_INDEX ?=
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing into $(VENV) (about 4 minutes on a fresh machine; log: $(VENV)/pip.log)"
-	$(BIN)/pip install -q -e '.[test]' > $(VENV)/pip.log 2>&1 || { tail -40 $(VENV)/pip.log; exit 1; }
+	$(if $(TORCH_INDEX),$(BIN)/pip install -q $(TORCH_PINS) --index-url $(TORCH_INDEX) > $(VENV)/pip.log 2>&1 || { tail -40 $(VENV)/pip.log; exit 1; })
+	$(BIN)/pip install -q -e '.[test]' >> $(VENV)/pip.log 2>&1 || { tail -40 $(VENV)/pip.log; exit 1; }
 	$(BIN)/python -c 'import semivl, torch, open_clip, snakemake, dvc'
 	touch $(STAMP)
 

@@ -307,7 +307,8 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class SpeedConfig:
-    """Speed options (docs/performance.md). All off by default: the faithful fp32 path."""
+    """Speed options (docs/performance.md). The defaults are the faithful path: fp32, with
+    TF32 where the method's upstream had it."""
 
     # Forward passes under torch.autocast in bfloat16 (losses and optimiser stay fp32).
     amp: Literal["none", "bf16"] = "none"
@@ -317,6 +318,10 @@ class SpeedConfig:
     fused_optimizer: bool = False
     # torch.compile the model (the first iterations compile; the weights file is unchanged).
     compile: bool = False
+    # TF32 on Ampere+ GPUs (semivl.engine.precision): upstream = what the method's upstream
+    # ran (matmuls fp32, cuDNN convolutions TF32, for all methods here), all = TF32 for both
+    # (faster ViTs, not upstream's numerics), none = full fp32.
+    tf32: Literal["upstream", "all", "none"] = "upstream"
 
 
 @dataclass(frozen=True)
@@ -520,6 +525,8 @@ class Recipe:
                     plain[section].pop(key, None)
         if plain["train"]["method"] != "unimatch_v2":
             plain["train"].pop("ema_momentum", None)  # only V2 has an EMA teacher
+        if plain["train"]["speed"].get("tf32") == "upstream":  # as before the key existed
+            plain["train"]["speed"].pop("tf32")
         return plain
 
     def with_schedule_fraction(self, fraction: float) -> Recipe:

@@ -9,9 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from filelock import FileLock
 
 from semivl.atomic import write_text_atomic
 from semivl.config import ConfigError
+
+# Seconds a job waits for another's pin before giving up (a pin takes milliseconds).
+LOCK_TIMEOUT_S = 600
 
 
 def read_lock(path: Path) -> dict[str, str]:
@@ -26,12 +30,19 @@ def read_lock(path: Path) -> dict[str, str]:
 
 
 def pin(path: Path, key: str, sha256: str, what: str) -> None:
-    """Record ``key``'s sha256 in the lock file ``path`` (atomically); ``what`` heads the file."""
-    lock = read_lock(path)
-    lock[key] = sha256
-    header = (f"# sha256 of {what}, pinned on first download (none is published).\n"
-              "# Commit this file; a later download that differs is refused.\n")
-    write_text_atomic(header + yaml.safe_dump(dict(sorted(lock.items()))), path)
+    """Record ``key``'s sha256 in the lock file ``path`` (atomically); ``what`` heads the file.
+
+    Parallel jobs (Snakemake fetches several archives or weights at once) pin into the same
+    file: the read, edit and write happen under a file lock (``<path>.lock`` beside it), so
+    no job's pin is lost to another's write."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
+        lock = read_lock(path)
+        lock[key] = sha256
+        header = (f"# sha256 of {what}, pinned on first download (none is published).\n"
+                  "# Commit this file; a later download that differs is refused.\n")
+        write_text_atomic(header + yaml.safe_dump(dict(sorted(lock.items()))), path)
 
 
 def verify_pinned(path: Path, pinned: str | None, pinned_in: str,

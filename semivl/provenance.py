@@ -95,7 +95,8 @@ def read_attempts(run_dir: Path) -> list[dict]:
 
 
 def write_provenance(run_dir: Path, *, seed: int, configs: list[Path],
-                     text_embeddings: dict | None = None) -> dict:
+                     text_embeddings: dict | None = None, precision: dict | None = None
+                     ) -> dict:
     """Write ``<run_dir>/provenance.json``: code, inputs (recipe, dataset config, split lists
     and the dataset's ``prepared.json``, each with its sha256), the text embeddings the run
     read and their check against upstream's (``text_embeddings``, see
@@ -108,6 +109,8 @@ def write_provenance(run_dir: Path, *, seed: int, configs: list[Path],
                    for p in configs if p is not None},
         "text_embeddings": text_embeddings,
         "seed": seed,
+        # TF32 and autocast of the run (semivl.engine.precision) and where they came from.
+        "precision": precision,
         "environment": environment(),
         "attempts": len(attempts),
         "wall_hours": round(sum(a["wall_s"] for a in attempts) / 3600, 4),

@@ -141,8 +141,8 @@ def test_bench_quick_measures_everything(repo, capsys, tmp_path, monkeypatch):
     assert f"| unimatch | tiny (toy) | {toy_crop} | 4 |" in render_bench(result)
     assert 0 < result["evaluation"][0]["metric_share"] < 1
     options = result["speed_options"][0]["options"]
-    assert options["fp32 (default)"]["speedup"] == 1.0
-    assert options["fp32 (default)"]["max_relative_loss_difference"] == 0.0
+    assert options["default (upstream TF32)"]["speedup"] == 1.0
+    assert options["default (upstream TF32)"]["max_relative_loss_difference"] == 0.0
     assert options["channels-last"]["max_relative_loss_difference"] < 1e-3
     assert "skipped" in options["torch.compile"]
     for step in ("snakemake_dry_run", "dvc_status"):

@@ -65,3 +65,20 @@ def test_a_gpu_recipe_with_device_auto_needs_cuda(toy_root, config_dir, tmp_path
         from semivl.engine.distributed import device_for
 
         device_for("cuda")
+
+
+def test_make_setup_installs_torch_for_an_older_cuda_without_editing_a_file(repo):
+    """`make setup TORCH_INDEX=...` installs the pinned torch from that index first."""
+    import re
+    import subprocess
+
+    index = "https://download.pytorch.org/whl/cu126"
+    out = subprocess.run(["make", "-n", "-B", "setup", f"TORCH_INDEX={index}"], cwd=repo,
+                         capture_output=True, text=True, check=True).stdout
+    pins = re.findall(r'"(torch(?:vision)?==[^"]+)"', (repo / "pyproject.toml").read_text())
+    assert len(pins) == 2
+    first_pip = next(line for line in out.splitlines() if "pip install" in line)
+    assert f"install -q {pins[0]} {pins[1]} --index-url {index}" in first_pip
+    plain = subprocess.run(["make", "-n", "-B", "setup"], cwd=repo, capture_output=True,
+                           text=True, check=True).stdout
+    assert "--index-url" not in plain

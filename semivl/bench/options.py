@@ -11,6 +11,7 @@ from semivl.bench.train_step import bench_step, with_speed
 from semivl.config import Recipe
 
 OPTIONS = {
+    "TF32 matmuls and convolutions": {"tf32": "all"},
     "bf16 autocast": {"amp": "bf16"},
     "channels-last": {"channels_last": True},
     "fused optimiser": {"fused_optimizer": True},
@@ -27,7 +28,7 @@ def bench_options(recipe: Recipe, device: torch.device, iters: int = 3, warmup: 
                           count_flops=False)
 
     base = run(recipe)
-    rows = {"fp32 (default)": _row(base, base)}
+    rows = {"default (upstream TF32)": _row(base, base)}
     for name, options in OPTIONS.items():
         if name == "torch.compile" and not include_compile:
             rows[name] = {"skipped": "compiles for minutes; run `semivl bench` without --quick"}

@@ -29,9 +29,10 @@ def _measured(bench: dict | None, key: str, method: str, dataset: str) -> dict |
 
 
 def _faithful(speed: dict) -> bool:
-    """Whether a measurement ran with every speed option off (what the recipes train with)."""
-    return speed.get("amp", "none") == "none" and not any(
-        value for key, value in speed.items() if key != "amp")
+    """Whether a measurement ran with the default speed options (what the recipes train
+    with): no autocast, upstream's TF32, every other option off."""
+    return (speed.get("amp", "none") == "none" and speed.get("tf32", "upstream") == "upstream"
+            and not any(value for key, value in speed.items() if key not in ("amp", "tf32")))
 
 
 def run_length(recipe: Recipe, split: str, gpus: int) -> dict:

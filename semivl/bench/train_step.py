@@ -16,6 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from semivl.bench.hardware import PeakMemory, synchronize
 from semivl.config import Recipe
+from semivl.engine.precision import configure_backends
 from semivl.engine.step import build_training_parts, compile_model, training_loss, unwrap
 from semivl.models.semivl_model import ModelContext
 
@@ -63,6 +64,7 @@ def bench_step(recipe: Recipe, device: torch.device, iters: int = 5, warmup: int
     FLOPs of one iteration (forward and backward, from PyTorch's FLOP counter) and the losses
     of the timed iterations (for comparing speed options)."""
     cfg = recipe.train
+    precision = configure_backends(cfg.method, cfg.speed.tf32, device)  # as the trainer
     torch.manual_seed(seed)
     context = ModelContext(dataset=recipe.dataset, crop_size=recipe.augment.crop_size,
                            config_dir=Path(config_dir), random_init=True)
@@ -109,6 +111,7 @@ def bench_step(recipe: Recipe, device: torch.device, iters: int = 5, warmup: int
         "method": recipe.method, "dataset": recipe.dataset.name,
         "model": recipe.model.name, "crop": recipe.augment.crop_size,
         "batch_per_process": cfg.batch_size, "speed": dataclasses.asdict(cfg.speed),
+        "precision": precision,
         "iters": iters, "warmup_s": warmup_s, "s_per_iter": seconds,
         "iters_per_s": 1 / seconds, "images_per_iter": images,
         "peak_memory_mb": memory.mb, "memory_kind": memory.kind,

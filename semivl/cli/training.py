@@ -38,7 +38,11 @@ def cmd_train(args: argparse.Namespace) -> None:
         from semivl.models.text_reference import run_text_record
 
         recipe = args.config_dir / "recipes" / args.method / f"{args.dataset}.yaml"
-        write_provenance(Path(args.out), seed=args.seed, configs=[
+        from semivl.engine.precision import tf32_for
+
+        speed = spec.recipe.train.speed
+        precision = {**tf32_for(spec.recipe.train.method, speed.tf32).to_dict(), "amp": speed.amp}
+        write_provenance(Path(args.out), seed=args.seed, precision=precision, configs=[
             recipe, args.config_dir / "datasets" / f"{args.dataset}.yaml", spec.labeled_split,
             spec.unlabeled_split, spec.val_split, Path(spec.data_root) / "prepared.json"],
             text_embeddings=run_text_record(spec.recipe, args.text_dir, args.config_dir))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,8 @@ def evaluate(model: nn.Module, dataset: SegmentationDataset, recipe: Recipe,
     count = 0
     with torch.no_grad():
         for image, mask, name in tqdm(loader, desc="evaluate", unit="img", leave=False,
-                                       disable=not (progress and info.is_main)):
+                                       disable=not (progress and info.is_main
+                                                    and sys.stderr.isatty())):
             image = image.to(device, non_blocking=True)
             scores = predict_with_config(model, image, data_cfg.num_classes, cfg,
                                          out_size=tuple(mask.shape[-2:]))

@@ -63,9 +63,14 @@ class DenseClipGuidance(nn.Module):
 
     @torch.no_grad()
     def labels(self, images: torch.Tensor, ignore_mask: torch.Tensor) -> torch.Tensor:
-        """Guidance labels [B, H, W] (255 = no label) for ImageNet-normalised images."""
-        sim = dense_clip_similarity(self.teacher, self.text, self.concept_class,
-                                    self.num_classes, images)
+        """Guidance labels [B, H, W] (255 = no label) for ImageNet-normalised images.
+
+        Always in fp32, also under ``train.speed.amp: bf16``: a bf16 cosine carries about
+        three significant digits, and x100 (the temperature) moves the logits by up to 0.4,
+        enough to carry pixels across the 0.9 confidence threshold."""
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            sim = dense_clip_similarity(self.teacher, self.text, self.concept_class,
+                                        self.num_classes, images.float())
         conf, label = (self.cfg.temperature * sim).softmax(dim=1).max(dim=1)
         label[conf < self.cfg.conf_thresh] = IGNORE
         label[ignore_mask == IGNORE] = IGNORE

@@ -43,9 +43,10 @@ class TrainingProgress:
         if tensorboard_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
-            # purge_step: a resumed run drops the events its previous attempt wrote past the
+            # purge_step: a resumed run drops the events its previous attempt wrote after the
             # iteration it resumes from, so the curves do not fold back on themselves.
-            self.writer = SummaryWriter(str(tensorboard_dir), purge_step=start or None)
+            self.writer = SummaryWriter(str(tensorboard_dir),
+                                        purge_step=start + 1 if start else None)
 
     def step(self, iteration: int) -> None:
         """Iteration ``iteration`` (1-based) is done."""

@@ -61,6 +61,7 @@ from semivl.engine.checkpoint import (
 from semivl.engine.evaluate import evaluate, val_dataset
 from semivl.engine.final_eval import final_eval_record
 from semivl.engine.optim import set_poly_lr
+from semivl.engine.precision import configure_backends
 from semivl.engine.preemption import WORKER_DEATH_GRACE_S, StopFlag, is_worker_death
 from semivl.engine.progress import TrainingProgress
 from semivl.engine.step import (
@@ -250,7 +251,7 @@ class Streams:
         return zip(*(iter(loader) for loader in self.loaders), strict=False)
 
 
-def _write_config_dump(spec: RunSpec, plan: Plan, info: D.DistInfo) -> None:
+def _write_config_dump(spec: RunSpec, plan: Plan, info: D.DistInfo, precision: dict) -> None:
     cfg = spec.recipe.train
     dump = {
         "recipe": spec.recipe.to_dict(),
@@ -270,6 +271,7 @@ def _write_config_dump(spec: RunSpec, plan: Plan, info: D.DistInfo) -> None:
             "epochs": plan.epochs,
             "total_iters": plan.total_iters,
         },
+        "precision": precision,
     }
     write_text_atomic(yaml.safe_dump(dump, sort_keys=True), spec.out_dir / "config.yaml")
 
@@ -341,8 +343,7 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         out.mkdir(parents=True, exist_ok=True)
     D.barrier(info)
 
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # as upstream
+    precision = configure_backends(cfg.method, cfg.speed.tf32, dev)
     torch.manual_seed(spec.seed)
     context = spec.model_context()
     model, optimizer, recipe_hooks, criterion = build_training_parts(recipe, context, dev)
@@ -394,7 +395,7 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda"
                                         else None, broadcast_buffers=False)
     if info.is_main:
-        _write_config_dump(spec, plan, info)
+        _write_config_dump(spec, plan, info, precision)
 
     def save_last() -> None:
         # Dropout in feature perturbation draws from the device's generator: keep both.

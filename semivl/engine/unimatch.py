@@ -59,7 +59,8 @@ def unimatch_step(model: nn.Module, batch: tuple, criterion_l: nn.Module, cfg: T
     # 1. The partner's pseudo-labels from an eval-mode forward without gradients.
     with torch.no_grad():
         model.eval()
-        pred_mix = model(img_u_w_mix).detach()
+        # Pseudo-label confidences in fp32 also under bf16 autocast (thresholds at 0.95).
+        pred_mix = model(img_u_w_mix).detach().float()
         conf_mix, label_mix = pred_mix.softmax(dim=1).max(dim=1)
     model.train()
 
@@ -75,7 +76,7 @@ def unimatch_step(model: nn.Module, batch: tuple, criterion_l: nn.Module, cfg: T
     pred_u_s1, pred_u_s2 = model(torch.cat((img_u_s1, img_u_s2))).chunk(2)
 
     # 4. Pseudo-labels from the train-mode weak prediction, CutMixed with the partner's.
-    pred_u_w = pred_u_w.detach()
+    pred_u_w = pred_u_w.detach().float()
     conf_u_w, label_u_w = pred_u_w.softmax(dim=1).max(dim=1)
     label1, conf1 = paste(label_u_w, label_mix, box1), paste(conf_u_w, conf_mix, box1)
     ignore1 = paste(ignore_mask, ignore_mask_mix, box1)

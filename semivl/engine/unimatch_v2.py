@@ -85,7 +85,7 @@ def unimatch_v2_step(model: nn.Module, ema: nn.Module, batch: tuple, criterion_l
     # 1. Pseudo-labels of the weak view from the EMA teacher (eval mode, no gradients).
     with torch.no_grad():
         ema.eval()
-        conf_u_w, mask_u_w = ema(img_u_w).detach().softmax(dim=1).max(dim=1)
+        conf_u_w, mask_u_w = ema(img_u_w).detach().float().softmax(dim=1).max(dim=1)
 
     # 2. CutMix partner: the same batch reversed.
     img_u_s1, label1, conf1, ignore1 = flip_partner(img_u_s1, mask_u_w, conf_u_w,
