@@ -124,7 +124,7 @@ def test_bench_quick_measures_everything(repo, capsys, tmp_path, monkeypatch):
     assert json.loads(capsys.readouterr().out) == result
     assert result["device"]["type"] == "cpu" and result["matmul"][0]["tflops"] > 0
     assert {(r["method"], r["config"]) for r in result["train"]} == {
-        (m, "tiny") for m in ("supervised", "unimatch", "semivl")}
+        (m, "tiny") for m in ("supervised", "unimatch", "semivl", "unimatch_v2")}
     for row in result["train"]:
         assert row["s_per_iter"] > 0 and row["flops_per_iter"] > 0
         assert 0 < row["fraction_of_matmul_peak"] < 5 and row["peak_memory_mb"] > 0
@@ -136,7 +136,7 @@ def test_bench_quick_measures_everything(repo, capsys, tmp_path, monkeypatch):
         assert loader["images_per_s_per_worker"] > 0
         assert set(loader["s_per_image_by_part"]) == {"decode", "weak", "strong", "cutmix",
                                                       "normalize"}
-    assert {r["method"] for r in result["consumption"]} == {"unimatch", "semivl"}
+    assert {r["method"] for r in result["consumption"]} == {"unimatch", "semivl", "unimatch_v2"}
     assert all(r["workers_needed"] >= 1 for r in result["consumption"])
     assert f"| unimatch | tiny (toy) | {toy_crop} | 4 |" in render_bench(result)
     assert 0 < result["evaluation"][0]["metric_share"] < 1
@@ -148,3 +148,57 @@ def test_bench_quick_measures_everything(repo, capsys, tmp_path, monkeypatch):
     for step in ("snakemake_dry_run", "dvc_status"):
         assert result["workflow"][step]["seconds"] > 0 and "error" not in result["workflow"][step]
     assert result["gpu"].startswith("not measured")
+
+
+def test_a_failed_row_is_recorded_and_the_others_kept(repo, monkeypatch):
+    """An out-of-memory step is a row with its error; every row is saved as it finishes."""
+    import torch
+
+    import semivl.bench.run as run
+
+    def fake_step(recipe, device, **kwargs):
+        if recipe.train.method == "unimatch":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return {"method": recipe.train.method, "s_per_iter": 0.5, "achieved_tflops": 0.01,
+                "images_per_iter": 6, "speed": {"amp": "none"},
+                "precision": {"tf32_matmul": False}}
+
+    monkeypatch.setattr(run, "bench_step", fake_step)
+    monkeypatch.setattr(run, "bench_options", lambda *a, **k: {"options": {}})
+    monkeypatch.setattr(run, "bench_unlabeled_pipeline",
+                        lambda *a, **k: {"images_per_s_per_worker": 10.0})
+    monkeypatch.setattr(run, "bench_evaluation", lambda *a, **k: {"images_per_s": 1.0})
+    saved = []
+    result = run.run_bench(True, torch.device("cpu"), repo, repo / "config", workflow=False,
+                           progress=lambda what: None, save=lambda r: saved.append(
+                               json.loads(json.dumps(r))))
+    rows = {r["method"]: r for r in result["train"]}
+    assert rows["unimatch"]["error"].startswith("OutOfMemoryError: CUDA out of memory")
+    assert rows["semivl"]["s_per_iter"] == 0.5 and rows["semivl"]["peak_basis"] == "float32"
+    assert {r["method"] for r in result["consumption"]} == {"semivl", "unimatch_v2"}
+    assert len(saved) >= 6 and len(saved[1]["train"]) == 1  # saved after every row
+
+
+def test_evaluation_is_priced_at_the_datasets_image_sizes(repo):
+    from semivl.bench.evaluation import VAL_IMAGE_SIZE, bench_evaluation, protocol_size
+
+    assert VAL_IMAGE_SIZE["cityscapes"] == (1024, 2048)
+    ade = load_recipe("unimatch", "ade20k", repo / "config")
+    cityscapes = load_recipe("semivl", "cityscapes", repo / "config")
+    assert protocol_size(cityscapes, (1024, 2048)) == (1024, 2048)  # no resize
+    if ade.eval.resize_short_side:
+        short = ade.eval.resize_short_side
+        assert min(protocol_size(ade, (512, 683))) == short
+    row = bench_evaluation(load_recipe("unimatch", "toy", repo / "config"), torch.device("cpu"),
+                           images=1)
+    assert row["stored_size"] == list(VAL_IMAGE_SIZE["toy"]) and row["images_per_s"] > 0
+
+
+def test_plan_skips_failed_bench_rows():
+    from semivl.bench.plan import _measured
+
+    bench = {"device": {"type": "cuda"}, "train": [
+        {"method": "unimatch", "dataset": "pascal", "error": "OutOfMemoryError"},
+        {"method": "unimatch", "dataset": "pascal", "s_per_iter": 0.5, "speed": {"tf32": "all"}},
+        {"method": "unimatch", "dataset": "pascal", "s_per_iter": 0.7, "speed": {}}]}
+    assert _measured(bench, "train", "unimatch", "pascal")["s_per_iter"] == 0.7

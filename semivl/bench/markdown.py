@@ -7,6 +7,11 @@ def _f(value, fmt: str) -> str:
     return "–" if value is None else format(value, fmt)
 
 
+def _memory_kind(result: dict) -> str:
+    kinds = [r["memory_kind"] for r in result["train"] if "memory_kind" in r]
+    return kinds[0] if kinds else "not measured"
+
+
 def render_bench(result: dict) -> str:
     """The measurements of one bench run as markdown tables."""
     device = result["device"]
@@ -16,18 +21,22 @@ def render_bench(result: dict) -> str:
              "Dense matmul: " + ", ".join(f"{m['dtype']} {m['tflops'] * 1e3:.0f} GFLOP/s "
                                           f"(n = {m['n']})" for m in result["matmul"])
              + f"; the peak used below: {result['matmul_peak_tflops'] * 1e3:.0f} GFLOP/s. "
-             f"Peak memory: {result['train'][0]['memory_kind']}.", "",
+             f"Peak memory: {_memory_kind(result)}.", "",
              "| method | config | crop | batch/process | s/iter | it/s | GFLOP/iter | "
              "achieved GFLOP/s | of matmul peak | peak memory (MB) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["train"]:
+        if "error" in r:  # this row failed (e.g. out of memory); the others stand
+            lines.append(f"| {r['method']} | {r['config']} ({r['dataset']}) | failed: "
+                         f"{r['error']} | | | | | | | |")
+            continue
         lines.append(
             f"| {r['method']} | {r['config']} ({r['dataset']}) | {r['crop']} | "
             f"{r['batch_per_process']} | {r['s_per_iter']:.3f} | {r['iters_per_s']:.2f} | "
             f"{_f(r['flops_per_iter'] and r['flops_per_iter'] / 1e9, '.1f')} | "
             f"{_f(r['achieved_tflops'] and r['achieved_tflops'] * 1e3, '.1f')} | "
             f"{_f(r['fraction_of_matmul_peak'] and 100 * r['fraction_of_matmul_peak'], '.0f')}%"
-            f" | {_f(r['peak_memory_mb'], '.0f')} |")
+            f" {r.get('peak_basis', 'float32')} | {_f(r['peak_memory_mb'], '.0f')} |")
     for loader in result["loaders"]:
         parts = loader["s_per_image_by_part"]
         total = sum(parts.values())
@@ -44,6 +53,9 @@ def render_bench(result: dict) -> str:
     lines += ["", "| evaluation | mode | crop | image | images/s | metric share |",
               "|---|---|---:|---|---:|---:|"]
     for e in result["evaluation"]:
+        if "error" in e:
+            lines.append(f"| {e['recipe']} | failed: {e['error']} | | | | |")
+            continue
         lines.append(f"| {e['recipe']} | {e['mode']} | {e['crop']} | "
                      f"{e['image_size'][1]}x{e['image_size'][0]} | {e['images_per_s']:.2f} | "
                      f"{100 * e['metric_share']:.1f}% |")

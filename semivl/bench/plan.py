@@ -22,6 +22,8 @@ def _measured(bench: dict | None, key: str, method: str, dataset: str) -> dict |
     if not bench or (bench.get("device") or {}).get("type") != "cuda":
         return None
     for row in bench.get(key, []):
+        if "error" in row:  # e.g. out of memory on the bench's GPU
+            continue
         recipe = row.get("recipe", f"{row.get('method')}/{row.get('dataset')}")
         if recipe == f"{method}/{dataset}" and _faithful(row.get("speed") or {}):
             return row

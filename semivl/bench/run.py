@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import tempfile
@@ -18,37 +19,88 @@ from semivl.bench.train_step import bench_step
 from semivl.bench.workflow import bench_workflow
 from semivl.config import load_recipe
 
-METHODS = ("supervised", "unimatch", "semivl")
+METHODS = ("supervised", "unimatch", "semivl", "unimatch_v2")
 # The tiny CPU configuration: the demo's toy recipes. The paper's: Pascal VOC.
 TINY, PAPER = "toy", "pascal"
 TOY_SIZE = (100, 120)  # (height, width) of a typical toy image
 
 
-def _with_rate(row: dict, peak: float) -> dict:
+def peak_basis(row: dict) -> str:
+    """The matmul precision a measured step's share of peak is taken against: bf16 under
+    autocast, TF32 when fp32 matmuls run in TF32, else fp32. (Convolutions run in TF32 by
+    default, as upstream: for convolutional models the fp32 basis overstates the share.)"""
+    speed, precision = row.get("speed") or {}, row.get("precision") or {}
+    if speed.get("amp") == "bf16":
+        return "bfloat16"
+    return "tf32" if precision.get("tf32_matmul") else "float32"
+
+
+def _with_rate(row: dict, peaks: dict[str, float]) -> dict:
     achieved = row.get("achieved_tflops")
+    basis = peak_basis(row)
+    peak = peaks.get(basis) or peaks.get("float32")
+    row["peak_basis"] = basis if basis in peaks else "float32"
     row["fraction_of_matmul_peak"] = achieved / peak if achieved and peak else None
     return row
 
 
+def measure_peaks(device: torch.device) -> tuple[list[dict], dict[str, float]]:
+    """Dense matmul rates (the practical peak: the best over a few sizes, since small products
+    under-use a GPU): fp32 and, on a GPU, fp32 in TF32 and bf16."""
+    gpu = device.type == "cuda"
+    sizes = (4096, 8192) if gpu else (1024, 2048)
+    with tf32_matmul(False):
+        rows = [matmul_rate(device, torch.float32, n) for n in sizes]
+    if gpu:
+        with tf32_matmul(True):
+            rows.append({**matmul_rate(device, torch.float32, 8192), "dtype": "tf32"})
+        rows.append(matmul_rate(device, torch.bfloat16, 8192))
+    peaks: dict[str, float] = {}
+    for row in rows:
+        peaks[row["dtype"]] = max(peaks.get(row["dtype"], 0.0), row["tflops"])
+    return rows, peaks
+
+
+@contextlib.contextmanager
+def tf32_matmul(on: bool):
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = on
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def guarded(what: str, measure, progress=print) -> dict:
+    """``measure()``, or a row that records its failure (out of memory, an unsupported option)
+    so that one failed row does not lose the others."""
+    try:
+        return measure()
+    except (RuntimeError, ValueError, TypeError, NotImplementedError) as err:
+        # torch.OutOfMemoryError is a RuntimeError; free what the failed attempt held.
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        message = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
+        progress(f"{what}: failed ({message})")
+        return {"error": message}
+
+
 def run_bench(quick: bool, device: torch.device, repo: Path, config_dir: Path,
               paper_datasets: tuple[str, ...] = (PAPER,), workflow: bool = True,
-              progress=print) -> dict:
+              progress=print, save=lambda result: None) -> dict:
     """Measure everything; ``quick`` keeps to the tiny configuration (under a minute on a
     2-core CPU). Without ``quick`` every method's recipe for ``paper_datasets`` is measured at
-    its crop and per-GPU batch too (meant for a GPU)."""
+    its crop and per-GPU batch too (meant for a GPU). ``save(result)`` is called after every
+    row, so that an interrupted run keeps what it measured."""
     started = time.perf_counter()
     gpu = device.type == "cuda"
     result: dict = {"date": datetime.date.today().isoformat(), "quick": quick,
                     "device": device_info(device)}
     progress("matmul peak")
-    # The practical peak: the best fp32 rate over a few sizes (small products under-use a GPU,
-    # and a CPU's rate varies with the size too).
-    sizes = (4096, 8192) if gpu else (1024, 2048)
-    result["matmul"] = [matmul_rate(device, torch.float32, n) for n in sizes]
-    if gpu:
-        result["matmul"].append(matmul_rate(device, torch.bfloat16, 8192))
-    peak = max(m["tflops"] for m in result["matmul"] if m["dtype"] == "float32")
-    result["matmul_peak_tflops"] = peak
+    result["matmul"], peaks = measure_peaks(device)
+    result["matmul_peak_tflops"] = peaks["float32"]
+    result["matmul_peaks_tflops"] = peaks
+    save(result)
 
     configs = [TINY] if quick else [TINY, *paper_datasets]
     # Without a GPU the paper configuration gets one timed step (minutes each on a CPU).
@@ -60,9 +112,12 @@ def run_bench(quick: bool, device: torch.device, repo: Path, config_dir: Path,
         for method in METHODS:
             progress(f"train step: {method} ({dataset} recipe)")
             recipe = load_recipe(method, dataset, config_dir)
-            row = bench_step(recipe, device, iters=iters, warmup=warmup, config_dir=config_dir)
-            row["config"] = "tiny" if dataset == TINY else "paper"
-            result["train"].append(_with_rate(row, peak))
+            row = guarded(f"{method}/{dataset}", lambda recipe=recipe: bench_step(
+                recipe, device, iters=iters, warmup=warmup, config_dir=config_dir), progress)
+            row.update(method=method, dataset=dataset,
+                       config="tiny" if dataset == TINY else "paper")
+            result["train"].append(_with_rate(row, peaks) if "error" not in row else row)
+            save(result)
 
     progress("unlabelled data pipeline")
     paper_semivl = load_recipe("semivl", PAPER, config_dir)
@@ -76,6 +131,7 @@ def run_bench(quick: bool, device: torch.device, repo: Path, config_dir: Path,
         result["loaders"].append(row | {"config": config, "recipe": f"{recipe.method}/"
                                         f"{recipe.dataset.name}"})
     result["consumption"] = _consumption(result["train"], result["loaders"])
+    save(result)
 
     progress("evaluation")
     result["evaluation"] = [bench_evaluation(load_recipe("unimatch", TINY, config_dir), device,
@@ -85,10 +141,13 @@ def run_bench(quick: bool, device: torch.device, repo: Path, config_dir: Path,
     for dataset in [] if quick else paper_datasets:
         for method in METHODS:
             progress(f"evaluation: {method} ({dataset} recipe)")
-            result["evaluation"].append(
-                bench_evaluation(load_recipe(method, dataset, config_dir), device,
-                                 images=4 if gpu else 1, config_dir=config_dir)
-                | {"recipe": f"{method}/{dataset}"})
+            recipe = load_recipe(method, dataset, config_dir)
+            # At the dataset's real image size and protocol (Cityscapes: 1024 x 2048 images).
+            row = guarded(f"evaluation {method}/{dataset}", lambda recipe=recipe:
+                          bench_evaluation(recipe, device, images=4 if gpu else 1,
+                                           config_dir=config_dir), progress)
+            result["evaluation"].append(row | {"recipe": f"{method}/{dataset}"})
+            save(result)
 
     if "speed_options" not in result:
         _speed_options(result, quick, device, config_dir, progress)
@@ -118,7 +177,7 @@ def _consumption(train_rows: list[dict], loaders: list[dict]) -> list[dict]:
     rate = {row["config"]: row["images_per_s_per_worker"] for row in loaders}
     rows = []
     for row in train_rows:
-        if row["method"] == "supervised":
+        if row["method"] == "supervised" or "error" in row:
             continue
         need = row["images_per_iter"] / row["s_per_iter"]
         rows.append({"method": row["method"], "config": row["config"], "images_per_s": need,

@@ -23,14 +23,27 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
         print(render_bench(json.loads(args.show.read_text())))
         return
+    if args.acceptance:
+        from semivl.bench.acceptance import run_acceptance, summarise
+
+        result = run_acceptance(args.acceptance, resolve_device(args.device), args.config_dir,
+                                budget_s=args.budget_s)
+        summary = summarise(result)
+        write_text_atomic(summary + "\n", args.acceptance / "summary.md")
+        print(summary)
+        return
     datasets = tuple(load_grid(args.grid).grid.datasets) if args.grid else ("pascal",)
+    def save(partial: dict) -> None:  # after every row: an interrupted run keeps its rows
+        if args.out:
+            write_text_atomic(json.dumps(partial, indent=2) + "\n", args.out)
+
     result = run_bench(args.quick, resolve_device(args.device), Path.cwd(), args.config_dir,
                        paper_datasets=datasets, workflow=not args.no_workflow,
                        progress=lambda what: print(f"bench: {what}", file=sys.stderr,
-                                                   flush=True))
+                                                   flush=True), save=save)
     text = json.dumps(result, indent=2)
     if args.out:
-        write_text_atomic(text + "\n", args.out)
+        save(result)
         print(f"bench: wrote {args.out}", file=sys.stderr)
     print(text)
 
@@ -66,6 +79,12 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--out", type=Path, help="also write the JSON here")
     bench.add_argument("--show", type=Path, help="measure nothing: print the markdown tables "
                        "of this earlier bench JSON")
+    bench.add_argument("--acceptance", type=Path, metavar="DIR",
+                       help="the GPU acceptance check (benchmarks/gpu_check.sh): every "
+                       "method's recipe in three precisions, rows written to DIR as they "
+                       "finish; reduced on a CPU")
+    bench.add_argument("--budget-s", type=float, default=None,
+                       help="with --acceptance: start no row after this many seconds")
     bench.add_argument("--config-dir", type=Path, default=Path("config"))
     bench.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     bench.set_defaults(func=cmd_bench)
