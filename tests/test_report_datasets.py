@@ -309,3 +309,20 @@ def test_gpu_and_cpu_hours_are_not_added_up():
     hours, devices = pd.Series([1.5, 2.0, 0.25]), pd.Series(["gpu", "gpu", "cpu"])
     assert format_hours(hours, devices) == "3.5 GPU-h + 0.25 CPU-h"
     assert format_hours(hours[2:], devices[2:]) == "0.25 CPU-h"
+
+
+def test_published_numbers_from_other_runs_are_marked(repo):
+    """A published number whose run differs from the runs here (V2's cancelled Cityscapes 1/4
+    labelled-only log) carries ◊, and the dataset's section says how it differs."""
+    from semivl.report.published import load_published
+
+    rows = [_run("cityscapes", "1_4", method, seed, 80.0 + off, 5.0)
+            for method in ("supervised_v2", "unimatch") for seed, off in
+            zip(SEEDS, OFFSETS, strict=True)]
+    text = render_tables(pd.DataFrame(rows), "Results",
+                         published=load_published(repo / "config" / "published_results.csv"))
+    published = [line for line in text.splitlines() if line.startswith("| ↳ published")]
+    assert any("84.0◊" in line for line in published)  # supervised V2
+    assert any("79.2 |" in line for line in published)  # UniMatch: as published, no mark
+    assert "◊ Published numbers whose runs differ from the runs here:" in text
+    assert "cancelled at epoch 177 of 180" in text

@@ -210,12 +210,41 @@ def _metric_table(part: pd.DataFrame, dataset: str, metric: str, published: pd.D
             continue
         marks = sorted({_source_mark(r, sources) for r in shown if r is not None})
         lines.append(f"| ↳ published {''.join(marks)} | " + " | ".join(
-            f"{r.miou:.1f}" if r is not None else "–" for r in shown) + " |")
+            f"{r.miou:.1f}{differs_mark(r)}" if r is not None else "–" for r in shown) + " |")
         lines.append("| ↳ Δ to published | " + " | ".join(
             format_delta(m - r.miou) if r is not None else "–"
             for m, r in zip(means, shown, strict=True)) + " |")
         lines += evaluated
     return lines, marked
+
+
+# Marks a published number whose run differs from what this benchmark trains (the CSV's
+# differs_here column); the dataset's section says how.
+DIFFERS_MARK = "◊"
+
+
+def differs_mark(row) -> str:
+    note = getattr(row, "differs_here", None)
+    return DIFFERS_MARK if isinstance(note, str) and note.strip() else ""
+
+
+def differences_note(published: pd.DataFrame | None, dataset: str, methods) -> list[str]:
+    """The dataset's published numbers marked ◊, each with how its run differs from this
+    benchmark's (nothing when none is marked)."""
+    if published is None or "differs_here" not in published:
+        return []
+    lines = []
+    for method in methods:
+        rows = published_for(published, dataset, method)
+        for row in rows.itertuples():
+            if differs_mark(row):
+                label = METHOD_LABELS.get(method, method)
+                lines.append(f"- {label}, {row.split} ({row.labeled_images} labelled): "
+                             f"{row.differs_here}.")
+    if not lines:
+        return []
+    return [f"{DIFFERS_MARK} Published numbers whose runs differ from the runs here:", "",
+            *lines, ""]
 
 
 def _source_mark(row, sources: dict[str, int]) -> str:
@@ -272,6 +301,8 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
                                         released.get(str(dataset)))
             marked |= used
             lines += [f"### {label}", "", *table, ""]
+        lines += differences_note(published, str(dataset),
+                                  main_methods(list(part["method"].unique())))
         lines += ["### Ablation: SemiVL without each component", "", *ablation_table(part)]
         components = component_table(part)
         if components:
