@@ -132,14 +132,15 @@ PROFILE_RETRIES = 2
 
 
 def _train_retries():
-    """Retries of the train rule: 0 (the command line's or profile's --retries apply) unless
-    some run needs several attempts under cluster.max_hours; then the profile's 2 plus the
-    extra attempts (Snakemake's settings are not known while the Snakefile is read)."""
+    """Retries of the train rule: None (the command line's or profile's --retries apply; 0
+    would switch them off) unless some run needs several attempts under cluster.max_hours;
+    then the profile's 2 plus the extra attempts (Snakemake's settings are not known while the
+    Snakefile is read)."""
     if not CLUSTER.max_hours:
-        return 0
+        return None
     extra = max(attempts_needed(_resources(m, d).hours, CLUSTER.max_hours)
                 for m, d in _GRID.recipes()) - 1
-    return PROFILE_RETRIES + extra if extra > 0 else 0
+    return PROFILE_RETRIES + extra if extra > 0 else None
 
 
 TRAIN_RETRIES = _train_retries()
