@@ -529,6 +529,13 @@ class Recipe:
             plain["train"]["speed"].pop("tf32")
         return plain
 
+    def with_num_workers(self, workers: int) -> Recipe:
+        """This recipe with ``workers`` loader workers per stream and process (a site's
+        setting: samples do not depend on it, and a run may resume with another)."""
+        _require(workers >= 0, "train.num_workers", ">= 0", workers)
+        return dataclasses.replace(self, train=dataclasses.replace(self.train,
+                                                                   num_workers=int(workers)))
+
     def with_schedule_fraction(self, fraction: float) -> Recipe:
         """This recipe training ``fraction`` of its schedule (``train.schedule_fraction``; the
         smoke grid's ``--schedule-fraction``), checked as that key is."""

@@ -150,12 +150,19 @@ class ClusterSettings:
     # Where training runs: auto (the GPU when CUDA works; a job given GPUs, or a GPU recipe,
     # fails if it does not), cpu (on purpose: the toy, the CI's fake GPUs) or cuda.
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Loader workers per stream and process for every training job instead of the recipes'
+    # train.num_workers (null: the recipes'): a site's CPUs per GPU. Samples do not depend on
+    # it and runs resume with another count.
+    num_workers: int | None = None
 
     def check(self, path: str) -> None:
         for key in ("max_gpus_per_job", "max_gpus_per_node"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"{path}.{key}: expected an integer >= 1 or null, got {value}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ConfigError(f"{path}.num_workers: expected an integer >= 0 or null, got "
+                              f"{self.num_workers}")
         if self.max_hours is not None and self.max_hours < 1:
             raise ConfigError(f"{path}.max_hours: expected hours >= 1 or null (a partition's "
                               f"wall-time limit), got {self.max_hours}")

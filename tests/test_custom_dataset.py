@@ -112,6 +112,9 @@ def test_scaffold_writes_the_configs_and_refuses_to_overwrite(tmp_path, config_d
     assert grid["splits"] == [{"dataset": "shapes", "split": "4"},
                               {"dataset": "shapes", "split": "8"}]
     assert grid["methods"] == ["supervised", "unimatch", "semivl"]
+    # On the toy's tiny recipes the grid trains on the CPU, as the demo.
+    assert yaml.safe_load((config_dir / "grids/shapes.yaml").read_text())["cluster"] == {
+        "device": "cpu"}
 
     before = _tree(config_dir)
     with pytest.raises(ConfigError, match=r"exist already: .*datasets/shapes\.yaml.*--force"):

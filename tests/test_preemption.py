@@ -167,3 +167,21 @@ def test_time_guard_inside_the_job_step(toy_root, config_dir, tmp_path, monkeypa
     with pytest.raises(TrainingStopped, match=r"SLURM time limit is near.*squeue -j 4242"):
         train(_spec(toy_root, config_dir, tmp_path / "t"), progress=False)  # margin 300 s
     assert load_checkpoint(tmp_path / "t" / "last.pt")["iteration"] == 1
+
+
+def test_a_run_resumes_with_another_worker_count(toy_root, config_dir, tmp_path):
+    """A site's worker count (semivl train --num-workers, cluster.num_workers) changes no
+    sample: a run stopped with none resumes with two to the weights of a straight run."""
+    import dataclasses
+
+    straight = train(_spec(toy_root, config_dir, tmp_path / "a"), progress=False)
+    with pytest.raises(TrainingStopped):
+        train(_spec(toy_root, config_dir, tmp_path / "b"), stop_after_steps=5, progress=False)
+    spec = _spec(toy_root, config_dir, tmp_path / "b")
+    two = dataclasses.replace(spec, recipe=spec.recipe.with_num_workers(2))
+    assert two.fingerprint() == spec.fingerprint()
+    resumed = train(two, progress=False)
+    assert resumed["history"] == straight["history"]
+    a = load_checkpoint(tmp_path / "a" / "model.pt")
+    b = load_checkpoint(tmp_path / "b" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)

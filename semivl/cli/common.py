@@ -39,6 +39,9 @@ def run_spec(args: argparse.Namespace, out_dir: Path):
     fraction = getattr(args, "schedule_fraction", None)
     if fraction is not None:
         recipe = recipe.with_schedule_fraction(fraction)
+    workers = getattr(args, "num_workers", None)
+    if workers is not None:
+        recipe = recipe.with_num_workers(workers)
     return RunSpec(recipe=recipe, data_root=args.data_root,
                    labeled_split=args.splits_dir / args.split / "labeled.txt",
                    unlabeled_split=args.splits_dir / args.split / "unlabeled.txt",

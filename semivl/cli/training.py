@@ -250,6 +250,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--stop-after-steps", type=int, default=None,
                        help=f"stop after N steps, saving last.pt (exit code {EXIT_STOPPED}); "
                             "the same command resumes")
+    train.add_argument("--num-workers", type=int, default=None,
+                       help="loader workers per stream and process instead of the recipe's "
+                            "train.num_workers (the samples do not depend on it; a run may "
+                            "resume with another count)")
     train.add_argument("--schedule-fraction", type=float, default=None,
                        help="train this fraction of the recipe's iterations (0 < F <= 1; "
                             "sets train.schedule_fraction): a smoke run, never a result")

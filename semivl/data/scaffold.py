@@ -215,6 +215,8 @@ def new_dataset(name: str, *, classes: list[str], config_dir: Path = Path("confi
                      "splits": [{"dataset": name, "split": s} for s in dataset_cfg["splits"]],
                      "methods": grid_methods, "seeds": [0]},
             "report": {"zero_shot": "semivl" in grid_methods}}
+    if base == "toy":  # the toy's tiny recipes train on the CPU, as the demo does
+        grid["cluster"] = {"device": "cpu"}
     texts = _texts(name, base, dataset_cfg, source, expected, classes_cfg, methods, grid)
     targets = {config_dir / rel: text for rel, text in texts.items()}
     existing = [str(p) for p in targets if p.exists()]

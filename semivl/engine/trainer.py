@@ -112,12 +112,24 @@ class RunSpec:
                             text_dir=Path(self.text_dir))
 
     def fingerprint(self) -> str:
-        """Hash of everything that determines the run, to refuse resuming a different one."""
+        """Hash of everything that determines the run, to refuse resuming a different one.
+        The loader worker count is not part of it: samples do not depend on it, so a site may
+        resume a run with another (``semivl train --num-workers``)."""
+        return self._fingerprint(with_workers=False)
+
+    def fingerprints(self) -> set[str]:
+        """The fingerprints a ``last.pt`` of this run may carry: today's, and the one written
+        before the worker count left the hash."""
+        return {self._fingerprint(with_workers=False), self._fingerprint(with_workers=True)}
+
+    def _fingerprint(self, with_workers: bool) -> str:
         recipe = self.recipe.to_dict()
         recipe.pop("resources")  # what the job asked the cluster for does not change the run
         if recipe["train"]["schedule_fraction"] == 1.0:
             # The default: runs written before the key existed keep their fingerprint.
             del recipe["train"]["schedule_fraction"]
+        if not with_workers:
+            del recipe["train"]["num_workers"]
         blob = json.dumps({"recipe": recipe, "seed": self.seed,
                            "labeled": self.labeled_split.name}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -357,7 +369,7 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
     last_path = out / "last.pt"
     if last_path.exists():
         ckpt = read_resume_state(last_path)
-        if ckpt.get("fingerprint") != spec.fingerprint():
+        if ckpt.get("fingerprint") not in spec.fingerprints():
             raise RuntimeError(
                 f"{last_path} was written by a different recipe, seed or split; move it away "
                 f"or use another output folder (it is left untouched)"

@@ -111,6 +111,9 @@ def train_cpus(wildcards):
 # Where jobs compute (cluster.device): passed to every step that runs a model, so that a job
 # given GPUs never falls back to the CPU unasked (the toy grids say cpu on purpose).
 DEVICE_FLAG = f" --device {CLUSTER.device}"
+# A site's loader workers (cluster.num_workers) for every training job, else the recipes'.
+WORKERS_FLAG = ("" if CLUSTER.num_workers is None
+                else f" --num-workers {CLUSTER.num_workers}")
 
 
 # A smoke grid (schedule_fraction < 1) trains that fraction of each recipe's iterations.

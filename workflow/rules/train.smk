@@ -39,6 +39,7 @@ rule train:
         " --splits-dir {DATA}/splits/{wildcards.dataset} --config-dir {CONFIG_DIR}"
         " --clip-dir resources/clip --text-dir resources/text"
         " --weights-dir {input.weights} --threads {params.threads_per_process}{DEVICE_FLAG}"
+        "{WORKERS_FLAG}"
         " --out $(dirname {output.model}){SCHEDULE_FLAG}"
         " > {log} 2>&1"
         # Progress a person can follow among Snakemake's job lines: the run's final line
