@@ -64,7 +64,7 @@ def miniature(tmp_path_factory):
                          str(base / "clip"), "--out-dir", str(base / "text"), *common]) == 0
             data = ["--dataset", "toy", "--data-root", str(root), "--splits-dir", str(splits),
                     "--clip-dir", str(base / "clip"), "--text-dir", str(base / "text"),
-                    "--threads", "2", "--no-progress", *common]
+                    "--threads", "2", "--no-progress", "--device", "cpu", *common]
             results = {}
             assert main(["evaluate", "--zero-shot", "--method", "semivl", *data,
                          "--out", str(base / "zero_shot.json")]) == 0

@@ -90,6 +90,11 @@ def test_profile_runs_the_demo_and_a_killed_job_resumes(tmp_path):
     resumed = [line for line in log.splitlines() if line.startswith("resuming from")]
     assert resumed and int(resumed[0].rsplit(" ", 1)[1]) >= 10  # resumed, not restarted
     assert "DataLoader worker" not in log
+    # The time guard found the job's end time inside Snakemake's job step (which removes
+    # SLURM_JOB_END_TIME): from the variable if srun set it again, else from squeue.
+    guards = [line for line in log.splitlines() if line.startswith("time guard:")]
+    print(guards)
+    assert guards and "no time guard" not in log
     provenance = json.loads((root / RUN / "provenance.json").read_text())
     assert provenance["attempts"] == 2 and provenance["seed"] == 0
     tables = (root / "results/demo/tables.md").read_text()

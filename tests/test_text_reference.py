@@ -253,7 +253,7 @@ def test_the_upstream_option_trains_on_upstream_rows_and_provenance_records_the_
     common = ["--dataset", "toy", "--split", "6", "--method", "semivl_upstream", "--seed", "0",
               "--data-root", str(toy_root), "--splits-dir", str(splits),
               "--config-dir", str(config_dir), "--clip-dir", str(own["clip_dir"]),
-              "--text-dir", str(tmp_path / "text"), "--no-progress"]
+              "--text-dir", str(tmp_path / "text"), "--no-progress", "--device", "cpu"]
     assert main(["train", *common, "--out", str(run)]) == 0
     record = json.loads((run / "provenance.json").read_text())["text_embeddings"]
     assert record["source"] == "upstream"

@@ -447,7 +447,10 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
     log_handle, log = (_open_log(out / "log.csv", fields, state["iteration"]) if info.is_main
                        else (None, None))
     stop = StopFlag(time_margin_s)
-    if info.is_main and stop.deadline is None and os.environ.get("SLURM_JOB_ID"):
+    if info.is_main and stop.deadline is not None:
+        print(f"time guard: stops {time_margin_s:.0f} s before the SLURM job's end time "
+              f"(from {stop.end_source})", flush=True)
+    elif info.is_main and os.environ.get("SLURM_JOB_ID"):
         print(f"no time guard: {stop.end_source}; only SIGTERM stops this run early",
               flush=True)
     stop.install()
