@@ -35,7 +35,6 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,16 +42,14 @@ import torch
 import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from semivl.atomic import atomic_write
 from semivl.config import Recipe, TrainConfig
-from semivl.data.dataset import SegmentationDataset, seed_worker
-from semivl.data.sampling import SeededSampler
+from semivl.data.dataset import SegmentationDataset
 from semivl.data.splits import read_split_file, require_disjoint_from_val
 from semivl.engine import distributed as D
 from semivl.engine.checkpoint import (
-    load_checkpoint,
+    read_resume_state,
     save_atomic,
     serialize,
     write_json_atomic,
@@ -73,6 +70,7 @@ from semivl.engine.step import (
     training_loss,
     unwrap,
 )
+from semivl.engine.streams import Streams
 from semivl.engine.unimatch import LossHook
 from semivl.engine.unimatch_v2 import V2_LOG_FIELDS, make_ema, update_ema
 from semivl.errors import TrainingStopped
@@ -234,35 +232,6 @@ def schedule(cfg: TrainConfig, stream_length: int, processes: int, where: str = 
     return accumulation, iters_per_epoch, epochs
 
 
-class Streams:
-    """The run's loaders, built once: workers persist across epochs (``persistent_workers``)
-    and pinned host memory feeds non-blocking copies to the GPU. Every sample is drawn from
-    ``(index, aug_seed)`` pairs of :class:`SeededSampler`, so neither the worker count nor a
-    resume changes what the run sees."""
-
-    def __init__(self, plan: Plan, spec: RunSpec, info: D.DistInfo, dev: torch.device) -> None:
-        cfg = spec.recipe.train
-        self.plan, self.samplers, self.loaders = plan, [], []
-        self.images_per_iter = cfg.batch_size * plan.accumulation
-        for dataset, stream in zip(plan.datasets, plan.streams, strict=True):
-            sampler = SeededSampler(len(dataset), seed=spec.seed, stream=stream, shuffle=True,
-                                    length=plan.stream_length, num_replicas=info.world,
-                                    rank=info.rank)
-            self.samplers.append(sampler)
-            self.loaders.append(DataLoader(
-                dataset, batch_size=cfg.batch_size, sampler=sampler,
-                num_workers=cfg.num_workers, drop_last=True, worker_init_fn=seed_worker,
-                generator=torch.Generator(), persistent_workers=cfg.num_workers > 0,
-                pin_memory=dev.type == "cuda"))
-
-    def epoch(self, epoch: int, start_iter: int) -> Iterator[tuple]:
-        """Zip the streams of ``epoch``, starting at its iteration ``start_iter``."""
-        for sampler in self.samplers:
-            sampler.set_epoch(epoch)
-            sampler.set_start(start_iter * self.images_per_iter)
-        return zip(*(iter(loader) for loader in self.loaders), strict=False)
-
-
 def _write_config_dump(spec: RunSpec, plan: Plan, info: D.DistInfo, precision: dict) -> None:
     cfg = spec.recipe.train
     dump = {
@@ -286,22 +255,6 @@ def _write_config_dump(spec: RunSpec, plan: Plan, info: D.DistInfo, precision: d
         "precision": precision,
     }
     write_text_atomic(yaml.safe_dump(dump, sort_keys=True), spec.out_dir / "config.yaml")
-
-
-def read_resume_state(path: Path) -> dict:
-    """``last.pt``, or an error that names it and says what to do (the file is kept)."""
-    try:
-        ckpt = load_checkpoint(path)
-    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise RuntimeError(
-            f"{path}: cannot read this resume state ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else 'no detail'}). It is left "
-            f"untouched. To start the run over, move it aside (e.g. mv {path} {path}.bad) "
-            f"and run the same command again") from error
-    if not isinstance(ckpt, dict) or "iteration" not in ckpt:
-        raise RuntimeError(f"{path}: not a resume state of `semivl train` (no 'iteration'); "
-                           f"it is left untouched. Move it aside to start the run over")
-    return ckpt
 
 
 def _open_log(path: Path, fields: list[str], last_iter: int) -> tuple:
@@ -457,7 +410,8 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
     total = plan.total_iters
     steps_done = 0
     model.train()
-    streams = Streams(plan, spec, info, dev)
+    streams = Streams(plan.datasets, plan.streams, plan.stream_length, plan.accumulation,
+                      cfg.batch_size, cfg.num_workers, spec.seed, info, dev)
     watch = TrainingProgress(f"train {recipe.method}", total, state["iteration"],
                              enabled=progress and info.is_main,
                              tensorboard_dir=out / "tensorboard" if info.is_main else None)

@@ -36,3 +36,33 @@ def published_for(published: pd.DataFrame | None, dataset: str, method: str) -> 
     if published is None or published.empty:
         return pd.DataFrame(columns=REQUIRED)
     return published[(published["dataset"] == dataset) & (published["method"] == method)]
+
+
+# Marks a published number whose run differs from what this benchmark trains (the CSV's
+# differs_here column); the dataset's section says how.
+DIFFERS_MARK = "◊"
+
+
+def differs_mark(row) -> str:
+    note = getattr(row, "differs_here", None)
+    return DIFFERS_MARK if isinstance(note, str) and note.strip() else ""
+
+
+def differences_note(published: pd.DataFrame | None, dataset: str, methods,
+                     labels: dict[str, str]) -> list[str]:
+    """The dataset's published numbers marked ◊, each with how its run differs from this
+    benchmark's (nothing when none is marked); ``labels``: the methods' table names."""
+    if published is None or "differs_here" not in published:
+        return []
+    lines = []
+    for method in methods:
+        rows = published_for(published, dataset, method)
+        for row in rows.itertuples():
+            if differs_mark(row):
+                label = labels.get(method, method)
+                lines.append(f"- {label}, {row.split} ({row.labeled_images} labelled): "
+                             f"{row.differs_here}.")
+    if not lines:
+        return []
+    return [f"{DIFFERS_MARK} Published numbers whose runs differ from the runs here:", "",
+            *lines, ""]

@@ -19,7 +19,7 @@ import math
 import pandas as pd
 
 from semivl.report.batch_layout import batch_mark, batch_note
-from semivl.report.published import published_for
+from semivl.report.published import differences_note, differs_mark, published_for
 from semivl.report.released import released_note, released_rows, with_released_splits
 
 METHOD_LABELS = {
@@ -218,35 +218,6 @@ def _metric_table(part: pd.DataFrame, dataset: str, metric: str, published: pd.D
     return lines, marked
 
 
-# Marks a published number whose run differs from what this benchmark trains (the CSV's
-# differs_here column); the dataset's section says how.
-DIFFERS_MARK = "◊"
-
-
-def differs_mark(row) -> str:
-    note = getattr(row, "differs_here", None)
-    return DIFFERS_MARK if isinstance(note, str) and note.strip() else ""
-
-
-def differences_note(published: pd.DataFrame | None, dataset: str, methods) -> list[str]:
-    """The dataset's published numbers marked ◊, each with how its run differs from this
-    benchmark's (nothing when none is marked)."""
-    if published is None or "differs_here" not in published:
-        return []
-    lines = []
-    for method in methods:
-        rows = published_for(published, dataset, method)
-        for row in rows.itertuples():
-            if differs_mark(row):
-                label = METHOD_LABELS.get(method, method)
-                lines.append(f"- {label}, {row.split} ({row.labeled_images} labelled): "
-                             f"{row.differs_here}.")
-    if not lines:
-        return []
-    return [f"{DIFFERS_MARK} Published numbers whose runs differ from the runs here:", "",
-            *lines, ""]
-
-
 def _source_mark(row, sources: dict[str, int]) -> str:
     key = f"{row.source}; {row.backbone}; {row.protocol}"
     own = getattr(row, "from_the_authors_own_repo", None)
@@ -302,7 +273,7 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
             marked |= used
             lines += [f"### {label}", "", *table, ""]
         lines += differences_note(published, str(dataset),
-                                  main_methods(list(part["method"].unique())))
+                                  main_methods(list(part["method"].unique())), METHOD_LABELS)
         lines += ["### Ablation: SemiVL without each component", "", *ablation_table(part)]
         components = component_table(part)
         if components:
