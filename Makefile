@@ -51,8 +51,12 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -m 'not slow'
 
+# ruff's rules and format, and the import contract (pyproject.toml, [tool.importlinter]:
+# layers, no cycles, the engine names no method, grids and plan import no torch).
 lint: $(STAMP)
 	$(BIN)/ruff check semivl baselines tests benchmarks
+	$(BIN)/ruff format --check semivl baselines tests benchmarks
+	$(BIN)/lint-imports
 
 clean-demo:
 	rm -rf results/demo results/demo_quick data/toy data/splits/toy

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from semivl.config import ConfigError, build_config, read_yaml
+from semivl.methods.catalog import load_catalog, released_methods
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,13 @@ class GridBlock:
             repeated = sorted({v for v in values if values.count(v) > 1})
             if repeated:
                 raise ConfigError(f"{path}.{key}: {repeated[0]!r} is listed twice")
+        catalog = load_catalog()
+        for i, method in enumerate(self.methods):
+            if method not in catalog:
+                raise ConfigError(
+                    f"{path}.methods[{i}]: {method!r} is not a method of config/methods.yaml "
+                    f"(known: {', '.join(catalog)}); a new method needs a line there with its "
+                    f"table label and group (README, 'Add your own method')")
         cells = [(c.dataset, c.split) for c in self.splits]
         repeated_cells = sorted({c for c in cells if cells.count(c) > 1})
         if repeated_cells:
@@ -177,8 +185,6 @@ class ClusterSettings:
         return job_gpus(recipe_gpus, self.max_gpus_per_job)
 
 
-# Methods whose upstream files `semivl import-checkpoint` maps (spec checkpoints.md).
-RELEASED_METHODS = ("semivl", "unimatch")
 
 
 @dataclass(frozen=True)
@@ -194,9 +200,10 @@ class ReleasedCheckpoint:
     sha256: str | None = None  # expected sha256 (else pinned on first download)
 
     def check(self, path: str) -> None:
-        if self.method not in RELEASED_METHODS:
-            raise ConfigError(f"{path}.method: expected one of {list(RELEASED_METHODS)} "
-                              f"(upstream layouts import-checkpoint maps), got {self.method!r}")
+        released = released_methods()  # config/methods.yaml
+        if self.method not in released:
+            raise ConfigError(f"{path}.method: expected one of {released} (upstream layouts "
+                              f"import-checkpoint maps), got {self.method!r}")
         if (self.file is None) == (self.url is None):
             raise ConfigError(f"{path}: expected exactly one of `file` (a path) and `url`, "
                               f"got {'both' if self.file else 'neither'}")
@@ -315,12 +322,26 @@ class Grid:
         """The grid's iteration lists for DVC (``semivl grid expand``): the cells, the runs
         and the qualitative predictions, as mappings whose keys name the DVC stages."""
         cells = {f"{d}-{s}": {"dataset": d, "split": s} for d, s in sorted(self.cells())}
-        runs = {f"{d}-{s}-{m}-seed{k}": {"dataset": d, "split": s, "method": m, "seed": k}
+        bases = {(m, d): self.tracked_bases(m, d) for m, d in self.recipes()}
+        runs = {f"{d}-{s}-{m}-seed{k}": {"dataset": d, "split": s, "method": m, "seed": k,
+                                         **bases[(m, d)]}
                 for d, s, m, k in self.runs()}
         predictions = {f"{d}-{m}": {"dataset": d, "method": m}
                        for d in self.datasets for m, _, _ in self.qualitative_runs(d)}
         return {"cells": cells, "runs": runs, "predictions": predictions,
                 **self.released_lists()}
+
+    def tracked_bases(self, method: str, dataset: str) -> dict[str, str]:
+        """``recipe_base1`` .. ``recipe_base<TRACKED_BASES>`` of a run for dvc.yaml: the files
+        of the recipe's ``base:`` chain, padded with the recipe itself."""
+        from semivl.recipes import TRACKED_BASES, recipe_chain
+
+        chain = [p.as_posix() for p in recipe_chain(method, dataset, self.config_dir)]
+        if len(chain) - 1 > TRACKED_BASES:
+            raise ConfigError(f"{chain[0]}: its base: chain has {len(chain) - 1} files; DVC "
+                              f"tracks {TRACKED_BASES} (semivl.recipes.TRACKED_BASES, dvc.yaml)")
+        padded = chain[1:] + [chain[0]] * (TRACKED_BASES - len(chain) + 1)
+        return {f"recipe_base{i + 1}": path for i, path in enumerate(padded)}
 
     def released_lists(self) -> dict:
         """DVC's lists of the released checkpoints: the imports (keys
@@ -335,7 +356,8 @@ class Grid:
             local = cache_path(r.url).as_posix() if r.url else r.file
             imports[f"{r.dataset}-{r.split}-{r.method}"] = {
                 "dataset": r.dataset, "split": r.split, "method": r.method, "source": r.source,
-                "checkpoint": local, "pin": pin}
+                "checkpoint": local, "pin": pin,
+                **self.tracked_bases(r.method, r.dataset)}
             if r.url:
                 downloads[url_key(r.url)] = {"url": r.url, "path": local, "pin": pin}
         table_dep = (f"{self.results_dir}/released" if self.released

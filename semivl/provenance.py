@@ -95,13 +95,14 @@ def read_attempts(run_dir: Path) -> list[dict]:
 
 
 def write_provenance(run_dir: Path, *, seed: int, configs: list[Path],
-                     text_embeddings: dict | None = None, precision: dict | None = None
-                     ) -> dict:
+                     text_embeddings: dict | None = None, precision: dict | None = None,
+                     recipe_chain: list[Path] | None = None) -> dict:
     """Write ``<run_dir>/provenance.json``: code, inputs (recipe, dataset config, split lists
     and the dataset's ``prepared.json``, each with its sha256), the text embeddings the run
     read and their check against upstream's (``text_embeddings``, see
     :func:`semivl.models.text_reference.run_text_record`; null for models without text), seed,
-    environment, attempts, total wall time and GPU-hours."""
+    environment, attempts, total wall time and GPU-hours. ``recipe_chain``: the recipe and its
+    ``base:`` files (their hashes are among the inputs), recorded when it has bases."""
     attempts = read_attempts(run_dir)
     record = {
         "code": code_version(),
@@ -109,6 +110,8 @@ def write_provenance(run_dir: Path, *, seed: int, configs: list[Path],
                    for p in configs if p is not None},
         "text_embeddings": text_embeddings,
         "seed": seed,
+        **({"recipe_chain": [str(p) for p in recipe_chain]}
+           if recipe_chain and len(recipe_chain) > 1 else {}),
         # TF32 and autocast of the run (semivl.engine.precision) and where they came from.
         "precision": precision,
         "environment": environment(),

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from semivl import lockfile
 from semivl.config import ConfigError
-from semivl.download import DownloadError, download
+from semivl.download import DownloadError
 
 CACHE_DIR = Path("resources/released")
 LOCK_NAME = "released.lock.yaml"
@@ -81,22 +81,17 @@ def fetch(url: str, config_dir: Path, cache_dir: Path = CACHE_DIR, sha256: str |
     downloaded (resumed, retried, checked). The sha256 is pinned in the lock file when it was
     not yet.
     """
-    pinned = pinned_sha256(url, config_dir, sha256)
     dest = cache_path(url, cache_dir)
-    where = f"{lock_path(config_dir)}" if sha256 is None else "the given sha256"
-    if dest.is_file():
-        actual = lockfile.verify_pinned(dest, pinned, where, DownloadError)
-    else:
-        try:
-            actual = download([url], dest, sha256=pinned, validate=_looks_like_torch_file,
-                              retries=retries, timeout=timeout, progress=progress)
-        except DownloadError as err:
-            raise DownloadError(f"could not download the checkpoint {url}: {err}\nDownload it "
-                                f"by hand and put it at {dest.resolve()} (or give its path "
-                                f"instead of the URL), then run the same command again"
-                                ) from None
-    if lockfile.read_lock(lock_path(config_dir)).get(url) is None:
-        lockfile.pin(lock_path(config_dir), url, actual, "released upstream checkpoints")
+    actual = lockfile.fetch_pinned(
+        [url], dest, lock_path(config_dir), url, "released upstream checkpoints",
+        expected=pinned_sha256(url, config_dir, sha256), pin_expected=True,
+        pinned_in=f"{lock_path(config_dir)}" if sha256 is None else "the given sha256",
+        error=DownloadError, validate=_looks_like_torch_file, retries=retries,
+        timeout=timeout, progress=progress,
+        failure=lambda err: (
+            f"could not download the checkpoint {url}: {err}\nDownload it by hand and put it "
+            f"at {dest.resolve()} (or give its path instead of the URL), then run the same "
+            f"command again"))
     return dest, actual
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from semivl import lockfile
 from semivl.atomic import atomic_dir
 from semivl.config import ConfigError, load_named_configs
-from semivl.download import DownloadError, download
+from semivl.download import DownloadError
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,6 @@ def read_lock(config_dir: Path) -> dict[str, str]:
     return lockfile.read_lock(_lock_path(config_dir))
 
 
-def pin(config_dir: Path, name: str, sha256: str) -> None:
-    """Record ``name``'s sha256 in ``config/weights.lock.yaml``."""
-    lockfile.pin(_lock_path(config_dir), name, sha256, "pretrained files")
-
-
 def fetch(name: str, config_dir: Path, cache_dir: Path, progress: bool = True,
           retries: int = 3, timeout: float = 60.0) -> Path:
     """Make sure ``<cache_dir>/<file>`` holds the verified weights ``name``; return its path.
@@ -70,22 +65,15 @@ def fetch(name: str, config_dir: Path, cache_dir: Path, progress: bool = True,
         raise ConfigError(f"weights {name!r}: not in {Path(config_dir) / 'weights.yaml'}; "
                           f"known: {sorted(sources)}")
     source = sources[name]
-    pinned = read_lock(config_dir).get(name)
     dest = Path(cache_dir) / source.file
-    if dest.exists():
-        actual = lockfile.verify_pinned(dest, pinned, str(_lock_path(config_dir)), DownloadError)
-    else:
-        try:
-            actual = download(source.urls, dest, sha256=pinned, retries=retries,
-                              timeout=timeout, progress=progress)
-        except DownloadError as err:
-            raise DownloadError(
-                f"could not download weights {name!r}: {err}\n"
-                f"Download {source.file} by hand ({source.source or source.urls[0]}) and "
-                f"put it at {dest.resolve()}, then run the same command again."
-            ) from None
-    if pinned is None:
-        pin(config_dir, name, actual)
+    lockfile.fetch_pinned(
+        source.urls, dest, _lock_path(config_dir), name, "pretrained files",
+        pinned_in=str(_lock_path(config_dir)), error=DownloadError, retries=retries,
+        timeout=timeout, progress=progress,
+        failure=lambda err: (
+            f"could not download weights {name!r}: {err}\n"
+            f"Download {source.file} by hand ({source.source or source.urls[0]}) and "
+            f"put it at {dest.resolve()}, then run the same command again."))
     return dest
 
 

@@ -1,6 +1,6 @@
-"""SemiVL's component ablation (spec semivl.md 2.6, rows 2-5): the ViT + DeepLabV3+ model, its
-recipes, the recipe merge rule for a replaced model, the ImageNet ViT checkpoint, and a short
-training run of every toy row."""
+"""SemiVL's component ablation (docs/upstream.md, SemiVL component ablation, rows 2-5): the
+ViT + DeepLabV3+ model, its recipes, the recipe merge rule for a replaced model, the ImageNet
+ViT checkpoint, and a short training run of every toy row."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from semivl.config import ConfigError, ModelConfig, load_dataset_config, load_recipe
+from semivl.config import ConfigError, ModelConfig, load_dataset_config
 from semivl.engine.optim import build_param_groups
 from semivl.models import build_model, load_backbone_weights
 from semivl.models.clip_config import needs_clip, needs_text, recipe_clip
 from semivl.models.clip_vit import resize_pos_embed
 from semivl.models.semivl_model import ModelContext
 from semivl.models.vit_deeplab import DLV3PHead, TimmViT, ViTDeepLab, build_timm_vit
+from semivl.recipes import load_recipe
 from semivl.weights import load_pretrained
 
 ROWS = ["unimatch_vit", "unimatch_clip_init", "unimatch_clip_sft", "semivl_no_guidance"]
@@ -208,7 +209,8 @@ def test_each_row_differs_from_its_base_only_in_what_it_states(repo, dataset):
 def test_rows_follow_the_spec(repo):
     config = repo / "config"
     semivl = load_recipe("semivl", "pascal", config)
-    expect = {  # backbone lr mult, finetune, train.method (spec semivl.md 2.6)
+    # backbone lr mult, finetune, train.method (docs/upstream.md, SemiVL component ablation)
+    expect = {
         "unimatch_vit": (0.001, "full", "unimatch"),
         "unimatch_clip_init": (0.001, "full", "unimatch"),
         "unimatch_clip_sft": (0.01, "attention", "unimatch"),

@@ -1,12 +1,15 @@
+import json
+import shutil
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
-from semivl.config import ConfigError, ModelConfig, load_dataset_config, load_recipe
+from semivl.config import ConfigError, ModelConfig, load_dataset_config
 from semivl.grid import load_grid
 from semivl.models import build_model
+from semivl.recipes import load_recipe
 
 
 def _recipe_with(config_dir: Path, section: str, key: str, value) -> None:
@@ -69,7 +72,7 @@ def test_grid_files_pass_schema_and_loader(repo):
     schema = yaml.safe_load((repo / "workflow" / "schemas" / "config.schema.yaml").read_text())
     names = ["config.yaml", "demo.yaml", "demo_quick.yaml"]
     names += [f"grids/{p.name}" for p in sorted((repo / "config" / "grids").glob("*.yaml"))]
-    assert len(names) == 9
+    assert len(names) == 10
     for name in names:
         data = yaml.safe_load((repo / "config" / name).read_text())
         jsonschema.validate(data, schema)
@@ -82,7 +85,8 @@ def test_grid_files_pass_schema_and_loader(repo):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda g: g["grid"]["blocks"][0].update(methods=["fixmatch"]), "fixmatch"),
+        # Not a method name at all (the schema's pattern) nor a method of config/methods.yaml.
+        (lambda g: g["grid"]["blocks"][0].update(methods=["fix-match"]), "fix-match"),
         (lambda g: g.update(result_dir="x"), "result_dir"),
         (lambda g: g["grid"]["blocks"][1]["splits"].append({"dataset": "coco", "split": "1_32"}),
          "coco"),
@@ -97,13 +101,13 @@ def test_bad_grid_rejected_by_schema_and_loader(repo, tmp_path, edit, message):
     if message != "coco":  # a dataset missing from grid.datasets is a cross-key rule
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(grid, schema)
-    if message != "fixmatch":  # method names are checked against recipes at run time
-        with pytest.raises(ConfigError, match=message):
-            load_grid(path)
+    with pytest.raises(ConfigError, match=message):
+        load_grid(path)
 
 
 def test_semivl_recipes_follow_the_spec_table(repo):
-    """Per-dataset learning rates, multipliers, schedules and texts (spec semivl.md 4.4)."""
+    """Per-dataset learning rates, multipliers, schedules and texts (docs/upstream.md, SemiVL
+    recipes)."""
     expect = {  # lr, backbone mult, epochs, iters, crop, decoder text, guidance text
         "pascal": (1e-4, 0.01, 80, None, 512, "names", "concept_max"),
         "coco": (4e-4, 0.001, 10, None, 512, "names", "names"),
@@ -197,3 +201,49 @@ def test_coco_and_ade20k_guide_with_plain_names_unless_asked_for_project_definit
     assert definitions_used(load_recipe("semivl", "pascal", config), config) == "upstream"
     with pytest.raises(ConfigError, match="semivl_project_definitions"):
         load_recipe("semivl_project_definitions", "pascal", config)
+
+
+def test_a_recipes_base_chain_is_tracked(repo, tmp_path):
+    """Editing a base (config/recipes/semivl/toy.yaml) must rerun the ablations built on it:
+    the chain is every file Snakemake, DVC and provenance track for a recipe."""
+    from semivl.recipes import recipe_chain
+
+    chain = recipe_chain("unimatch_vit", "toy", repo / "config")
+    assert [p.parent.name for p in chain] == ["unimatch_vit", "unimatch_clip_init",
+                                              "unimatch_clip_sft", "semivl_no_guidance",
+                                              "semivl_no_definitions", "semivl"]
+    assert recipe_chain("semivl", "toy", repo / "config") == [
+        repo / "config" / "recipes" / "semivl" / "toy.yaml"]
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text(yaml.safe_dump({
+        "results_dir": "r", "config_dir": str(repo / "config"),
+        "grid": {"datasets": ["toy"], "splits": [{"dataset": "toy", "split": "6"}],
+                 "methods": ["semivl_no_guidance"], "seeds": [0]}}))
+    grid = load_grid(grid_file)
+    bases = grid.tracked_bases("semivl_no_guidance", "toy")
+    assert [Path(bases[f"recipe_base{i}"]).parent.name for i in range(1, 7)] == [
+        "semivl_no_definitions", "semivl", "semivl_no_guidance", "semivl_no_guidance",
+        "semivl_no_guidance", "semivl_no_guidance"]
+    # A loop is refused with the file that closes it.
+    loop = tmp_path / "config"
+    shutil.copytree(repo / "config", loop)
+    (loop / "recipes" / "semivl" / "toy.yaml").write_text(
+        "base: ../semivl_no_definitions/toy.yaml\n")
+    with pytest.raises(ConfigError, match="loop"):
+        recipe_chain("semivl_no_definitions", "toy", loop)
+
+
+def test_the_recipe_sha_of_a_based_recipe_covers_its_bases(tmp_path):
+    from semivl.report.aggregate import run_provenance
+
+    inputs = {"config/recipes/a/toy.yaml": "1" * 64, "config/recipes/b/toy.yaml": "2" * 64}
+    record = {"inputs": inputs, "wall_hours": 0.1,
+              "recipe_chain": ["config/recipes/a/toy.yaml", "config/recipes/b/toy.yaml"]}
+    (tmp_path / "provenance.json").write_text(json.dumps(record))
+    sha = run_provenance(tmp_path, "toy", "a")["recipe_sha"]
+    inputs["config/recipes/b/toy.yaml"] = "3" * 64  # the base changed
+    (tmp_path / "provenance.json").write_text(json.dumps(record))
+    assert run_provenance(tmp_path, "toy", "a")["recipe_sha"] != sha
+    del record["recipe_chain"]  # no bases: the recipe file's own sha, as before
+    (tmp_path / "provenance.json").write_text(json.dumps(record))
+    assert run_provenance(tmp_path, "toy", "a")["recipe_sha"] == "1" * 12

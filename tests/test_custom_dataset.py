@@ -19,9 +19,10 @@ from conftest import REPO, TINY_PRETRAIN
 from PIL import Image
 
 from semivl.cli import main
-from semivl.config import ConfigError, load_dataset_config, load_recipe
+from semivl.config import ConfigError, load_dataset_config
 from semivl.data.masks import DataError, map_labels, read_mask
-from semivl.data.scaffold import new_dataset
+from semivl.recipes import load_recipe
+from semivl.scaffold import new_dataset
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",

@@ -13,9 +13,9 @@ import pytest
 import torch
 from test_trainer import tiny_fcn_recipe
 
-from semivl.config import load_recipe
 from semivl.engine.checkpoint import load_checkpoint
 from semivl.engine.trainer import RunSpec, TrainingStopped, train
+from semivl.recipes import load_recipe
 
 
 def one_process_reference(data_root: Path, config_dir: Path, tmp_path: Path) -> Path:

@@ -143,8 +143,11 @@ def test_expand_writes_and_checks(tmp_path, repo, monkeypatch, capsys):
     lists = yaml.safe_load((tmp_path / "grid.runs.yaml").read_text())
     assert list(lists["runs"]) == [f"toy-{s}-{m}-seed{k}" for _, s, m, k in
                                    load_grid(path).runs()]
-    assert lists["runs"]["toy-6-semivl-seed1"] == {"dataset": "toy", "split": "6",
-                                                   "method": "semivl", "seed": 1}
+    run = lists["runs"]["toy-6-semivl-seed1"]
+    # SemiVL's toy recipe has no base: the six tracked base slots repeat the recipe itself.
+    recipe = f"{repo / 'config'}/recipes/semivl/toy.yaml"
+    assert run == {"dataset": "toy", "split": "6", "method": "semivl", "seed": 1,
+                   **{f"recipe_base{i}": recipe for i in range(1, 7)}}
     assert lists["cells"] == {"toy-48": CELL_48, "toy-6": CELL_6}
     assert lists["predictions"] == {"toy-supervised": {"dataset": "toy", "method": "supervised"},
                                     "toy-semivl": {"dataset": "toy", "method": "semivl"}}

@@ -21,11 +21,12 @@ from conftest import REPO, copy_workflow_files, snakemake_localrules
 from http_fixture import FileServer
 
 from semivl.cli import main
-from semivl.config import ConfigError, load_recipe
+from semivl.config import ConfigError
 from semivl.engine import upstream_checkpoint as U
 from semivl.grid import load_grid
 from semivl.models import build_model
 from semivl.models.semivl_model import ModelContext
+from semivl.recipes import load_recipe
 
 BIN = Path(sys.executable).parent
 
@@ -99,8 +100,8 @@ def _evaluate(run: Path, method: str, toy_root: Path, config_dir: Path, files=No
 
 
 def test_maps_cover_the_voc_architectures_both_ways():
-    """spec checkpoints.md: VOC decoder 68 tensors / 2,217,185 parameters, ResNet-101
-    DeepLabV3+ 692 / 59,468,085; SemiVL's ViT-B/16 tensors in mmseg's layouts."""
+    """docs/upstream.md, Checkpoint layouts: VOC decoder 68 tensors / 2,217,185 parameters,
+    ResNet-101 DeepLabV3+ 692 / 59,468,085; SemiVL's ViT-B/16 tensors in mmseg's layouts."""
     from baselines.unimatch import DeepLabV3Plus
     from semivl.models.vlg_head import VLGHead
 
@@ -377,7 +378,8 @@ def _grid(tmp_path: Path, released: list) -> Path:
     ({"dataset": "toy", "split": "6", "method": "unimatch", "file": "a", "url": "https://b"},
      "got both"),
     ({"dataset": "toy", "split": "6", "method": "supervised", "file": "a"},
-     "config.released[0].method: expected one of ['semivl', 'unimatch']"),
+     # config/methods.yaml's released methods, V2 included (import-checkpoint maps all three)
+     "config.released[0].method: expected one of ['unimatch', 'semivl', 'unimatch_v2']"),
     ({"dataset": "pascal", "split": "92", "method": "semivl", "file": "a"},
      "config.released[0].dataset: expected one of ['toy'] (grid.datasets)"),
     ({"dataset": "toy", "split": "6", "method": "unimatch", "url": "ftp://x/best.pth"},

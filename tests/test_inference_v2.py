@@ -188,8 +188,9 @@ def test_evaluate_dispatches_v2_modes():
     """``evaluate`` hands ``eval.resize_to_multiple`` and the clamped mode to the model."""
     import dataclasses
 
-    from semivl.config import EvalConfig, load_recipe
+    from semivl.config import EvalConfig
     from semivl.engine.evaluate import evaluate
+    from semivl.recipes import load_recipe
 
     base = load_recipe("unimatch", "toy")
     recipe = dataclasses.replace(base, dataset=dataclasses.replace(base.dataset,

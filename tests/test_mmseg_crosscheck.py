@@ -3,7 +3,7 @@
 SemiVL resizes VOC and ADE20K images with mmseg's ``Resize`` (mmcv ``imrescale``, OpenCV) and
 was developed on mmseg; this file checks ``resize: mmseg`` and the mIoU against mmcv-lite 2.1.0
 and mmsegmentation 1.2.2 themselves. Their pure-Python parts run with torch 2.14; the models
-and datasets need mmcv's compiled ops, which have no wheels (../shared/spec/ml-deps.md).
+and datasets need mmcv's compiled ops, which have no wheels (docs/upstream.md, Dependencies).
 """
 
 from __future__ import annotations

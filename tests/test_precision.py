@@ -9,16 +9,16 @@ import pytest
 import torch
 import yaml
 
-from semivl.config import GuidanceConfig, load_recipe
+from semivl.config import GuidanceConfig
 from semivl.engine.guidance import DenseClipGuidance
 from semivl.engine.precision import (
-    UPSTREAM,
     apply_tf32,
     configure_backends,
     current_tf32,
     tf32_for,
 )
 from semivl.models.clip_vit import ClipFeatures
+from semivl.recipes import load_recipe
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +33,10 @@ def test_upstream_tf32_is_fp32_matmuls_and_tf32_convolutions_for_every_method(re
         settings = tf32_for(method, "upstream")
         assert (settings.matmul, settings.conv) == (False, True), method
         assert "torch" in settings.source
-    assert set(UPSTREAM) == {"supervised", "unimatch", "semivl", "unimatch_v2"}
+    from semivl.methods import methods  # every registered method declares its upstream's
+
+    assert {"supervised", "unimatch", "semivl", "unimatch_v2"} <= set(methods())
+    assert all(len(m.tf32) == 3 and "upstream" in m.tf32[2] for m in methods().values())
     assert (tf32_for("semivl", "all").matmul, tf32_for("semivl", "none").conv) == (True, False)
     apply_tf32(tf32_for("unimatch", "all"))
     assert current_tf32() == {"tf32_matmul": True, "tf32_conv": True}

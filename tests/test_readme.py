@@ -39,6 +39,11 @@ ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_O
 
 # (pattern on the command, mode, why). The first match wins.
 RULES: list[tuple[str, str, str]] = [
+    # docs/add-a-method.md
+    (r"^pip install .*-e \.$", "ci", "make setup installs the repository (its entry points)"),
+    (r"^pip (install|uninstall) .*my.method", "skip", "an example package that is not here"),
+    (r"^python -c ", "run", ""),
+    (r"^pytest ", "ci", "make test runs the whole suite"),
     (r"^make (demo|demo-quick|test|test-fast|lint)$", "ci",
      ".ci/run runs make demo-quick, make lint, make test; make demo is the same DAG"),
     (r"^tmux ", "skip", "starts an interactive terminal multiplexer"),
@@ -49,6 +54,7 @@ RULES: list[tuple[str, str, str]] = [
     (r"^semivl weights fetch --grid config/demo\.yaml$", "run", ""),
     (r"^semivl model-summary ", "run", ""),
     (r"^semivl plan ", "run", ""),
+    (r"^semivl methods$", "run", ""),
     (r"^semivl grid expand", "run", ""),
     (r"^semivl aggregate .*--allow-incomplete", "run", ""),
     (r"^semivl table --metrics partial/", "run", ""),
@@ -174,6 +180,20 @@ def test_a_broken_command_fails(tmp_path):
         check_command("dvc exp run -S config/recipes/supervised/toy.yaml:optim.nope=1", root)
     with pytest.raises(AssertionError, match="no rule"):
         check_command("rm -rf data", root)
+
+
+# Pages whose commands are checked like the README's.
+DOCS = ["docs/add-a-method.md"]
+
+
+@pytest.mark.slow
+def test_every_docs_command_runs(tmp_path):
+    root = _copy_repository(tmp_path / "repo")
+    for page in DOCS:
+        commands = readme_commands((root / page).read_text())
+        assert commands, page
+        modes = [check_command(command, root) for command in commands]
+        assert "run" in modes, page
 
 
 @pytest.mark.slow

@@ -346,10 +346,10 @@ def test_findings_say_which_ordering_fails_and_by_how_much():
         "\n".join(paper_findings(worse))
 
 
-def test_v2_findings_check_its_own_claims_where_the_grid_runs_it():
+def test_claim_findings_check_its_own_claims_where_the_grid_runs_it():
     """UniMatch V2 above its labelled-only baseline and above SemiVL, each at the fewest
     labels where both of the pair ran; without the trio the section still has them."""
-    from semivl.report.findings import paper_findings, v2_findings
+    from semivl.report.findings import claim_findings, paper_findings
 
     rows = []
     values = {("6", "supervised_v2"): (20.0, 21.0), ("6", "unimatch_v2"): (25.0, 26.0),
@@ -358,7 +358,7 @@ def test_v2_findings_check_its_own_claims_where_the_grid_runs_it():
     for (split, method), pair in values.items():
         rows += [{"dataset": "toy", "split": split, "num_labeled": int(split), "method": method,
                   "seed": seed, "miou": v} for seed, v in enumerate(pair)]
-    lines = v2_findings(pd.DataFrame(rows))
+    lines = claim_findings(pd.DataFrame(rows))
     assert lines == [
         "UniMatch V2 > Supervised V2 (labelled only) at 6 labels: holds (margin +5.0, larger "
         "seed std 0.7) (UniMatch V2's claim)",
@@ -367,7 +367,7 @@ def test_v2_findings_check_its_own_claims_where_the_grid_runs_it():
     text = "\n".join(paper_findings(pd.DataFrame(rows)))
     assert "### Does this reproduce" in text and "- UniMatch V2 > SemiVL at 48 labels" in text
     no_v2 = pd.DataFrame([r for r in rows if r["method"] != "unimatch_v2"])
-    assert v2_findings(no_v2) == [] and paper_findings(no_v2) == []
+    assert claim_findings(no_v2) == [] and paper_findings(no_v2) == []
 
 
 def test_project_definitions_are_an_opt_in_row_marked_with_a_dagger():

@@ -17,10 +17,11 @@ import yaml
 from test_workflow import BIN, _checkout, _jobs_by_rule, _run
 
 from semivl.bench.plan import plan_grid, render_plan
-from semivl.config import ConfigError, load_recipe
+from semivl.config import ConfigError
 from semivl.engine.optim import poly_lr
 from semivl.engine.trainer import RunSpec, shortened_iters, train
 from semivl.grid import load_grid
+from semivl.recipes import load_recipe
 from semivl.report.tables import render_tables
 
 

@@ -18,9 +18,10 @@ import yaml
 from http_fixture import FileServer
 
 from semivl.cli import EXIT_ERROR, main
-from semivl.config import ConfigError, load_dataset_config, load_recipe
+from semivl.config import ConfigError, load_dataset_config
 from semivl.download import sha256_of
 from semivl.models.text_reference import COSINE_MIN
+from semivl.recipes import load_recipe
 
 CLIP = "tiny_clip_random"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -288,7 +289,8 @@ def test_provenance_of_a_project_run_records_the_sidecar(config_dir, own, tmp_pa
                            config_dir) is None
 
 
-# Rows of upstream's files (spec semivl.md 2.5; checked on the files at the pinned commit).
+# Rows of upstream's files (docs/upstream.md, SemiVL text embeddings; checked on the files at
+# the pinned commit).
 UPSTREAM_ROWS = {"voc12_wbg_single.npy": 21, "voc12_wbg_concept4_single.npy": 98,
                  "voc12_wbg_conceptavg4_single.npy": 21, "coco_single.npy": 81,
                  "ade_single.npy": 150, "cityscapes_single.npy": 19,

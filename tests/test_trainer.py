@@ -4,9 +4,9 @@ import pytest
 import torch
 from conftest import TINY_RECIPE
 
-from semivl.config import load_recipe
 from semivl.engine.checkpoint import load_checkpoint
 from semivl.engine.trainer import RunSpec, TrainingStopped, train
+from semivl.recipes import load_recipe
 
 
 def _spec(toy_root, config_dir, out, seed=0):
@@ -182,7 +182,7 @@ def test_gradient_accumulation_matches_the_big_batch(full_label_root, config_dir
 
 
 def _initial_tiny_fcn():
-    from semivl.models.registry import TinyFCN
+    from semivl.models.tiny_fcn import TinyFCN
 
     torch.manual_seed(0)
     return TinyFCN(5, width=8).state_dict()

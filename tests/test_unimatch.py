@@ -9,7 +9,7 @@ from semivl.data.dataset import SegmentationDataset
 from semivl.data.transforms import cutmix_box
 from semivl.engine.losses import build_labeled_criterion
 from semivl.engine.unimatch import paste, unimatch_step
-from semivl.models.registry import TinyFCN
+from semivl.models.tiny_fcn import TinyFCN
 
 
 def test_cutmix_box_statistics():

@@ -21,7 +21,8 @@ def _millions(module: torch.nn.Module) -> float:
 @pytest.mark.parametrize("size, total, encoder, decoder", [
     ("small", 24.8, 22.1, 2.7), ("base", 97.5, 86.6, 10.9)])
 def test_parameter_counts_match_the_v2_logs(size, total, encoder, decoder):
-    """spec unimatch.md 4.2: total / encoder / decoder as V2's logs print them (21 classes)."""
+    """docs/upstream.md, UniMatch V2: total / encoder / decoder as V2's logs print them
+    (21 classes)."""
     model = build_unimatch_v2(21, size)
     assert (_millions(model), _millions(model.backbone), _millions(model.head)) == (
         total, encoder, decoder)
@@ -105,8 +106,8 @@ def test_the_toy_recipes_train_and_evaluate_the_real_network(toy_root, config_di
     """The shipped toy recipes of unimatch_v2 and supervised_v2 train the tiny DINOv2-style
     network on CPU (EMA teacher, complementary dropout, list upsampling) and `semivl evaluate`
     scores the teacher in V2's resize-to-a-multiple mode (of the toy ViT's patch 8)."""
-    from semivl.config import load_recipe
     from semivl.engine.trainer import RunSpec, train
+    from semivl.recipes import load_recipe
 
     splits = toy_root.parent / "splits"
     for method in ("unimatch_v2", "supervised_v2"):

@@ -1,4 +1,4 @@
-"""UniMatch V2's step, EMA teacher and trainer integration (spec unimatch.md 4.2)."""
+"""UniMatch V2's step, EMA teacher and trainer integration (docs/upstream.md, UniMatch V2)."""
 
 import dataclasses
 import json
@@ -9,13 +9,12 @@ import torch
 from conftest import TINY_UNIMATCH
 from torch import nn
 
-from semivl.config import load_recipe
 from semivl.engine.checkpoint import load_checkpoint
 from semivl.engine.losses import IGNORE, unsupervised_loss
+from semivl.engine.run_layout import make_plan
 from semivl.engine.trainer import (
     RunSpec,
     TrainingStopped,
-    _make_plan,
     labeled_stream_length,
     schedule,
     train,
@@ -29,6 +28,7 @@ from semivl.engine.unimatch_v2 import (
     update_ema,
 )
 from semivl.models.registry import MODELS, register_model
+from semivl.recipes import load_recipe
 
 
 class _CompDropFCN(nn.Module):
@@ -213,7 +213,7 @@ def _v2_spec(toy_root: Path, config_dir: Path, out: Path, seed: int = 0) -> RunS
 def test_v2_plan_has_no_mix_stream(toy_root, config_dir, tmp_path):
     from semivl.engine import distributed as D
 
-    plan = _make_plan(_v2_spec(toy_root, config_dir, tmp_path / "p"),
+    plan = make_plan(_v2_spec(toy_root, config_dir, tmp_path / "p"),
                       D.DistInfo())
     assert plan.streams == [0, 1] and len(plan.datasets) == 2
 
@@ -256,7 +256,7 @@ def test_supervised_plan_upsamples_the_labelled_split(toy_root, config_dir, tmp_
     spec = RunSpec(recipe=load_recipe("supervised", "toy", config_dir), data_root=toy_root,
                    labeled_split=splits / "6" / "labeled.txt", val_split=splits / "val.txt",
                    out_dir=tmp_path / "s", seed=0)
-    plan = _make_plan(spec, D.DistInfo())
+    plan = make_plan(spec, D.DistInfo())
     pairs = plan.datasets[0].pairs
     assert len(pairs) == 10 and pairs[6:] == pairs[:4] and plan.num_labeled == 6
     assert plan.stream_length == 10 and plan.iters_per_epoch == 5  # batch 2
@@ -268,7 +268,7 @@ from pathlib import Path
 
 sys.path.insert(0, {tests!r})
 import test_unimatch_v2_step  # noqa: F401 - registers the test model
-from semivl.config import load_recipe
+from semivl.recipes import load_recipe
 from semivl.engine.trainer import RunSpec, TrainingStopped, train
 
 splits = Path({root!r}).parent / "splits"

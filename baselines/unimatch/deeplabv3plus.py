@@ -1,4 +1,4 @@
-"""DeepLabV3+ as in UniMatch (spec unimatch.md section 1.3).
+"""DeepLabV3+ as in UniMatch (docs/upstream.md, UniMatch network).
 
 ASPP with a 1x1 branch, three dilated 3x3 branches and image pooling (BN + ReLU each, no
 dropout), a 48-channel low-level branch from the stride-4 feature, two 3x3 fuse convs and a
@@ -133,3 +133,13 @@ class DeepLabV3Plus(nn.Module):
         out = F.interpolate(self.decoder(c1, c4), size=x.shape[-2:], mode="bilinear",
                             align_corners=True)
         return out.chunk(2) if need_fp else out
+
+
+def build_deeplabv3plus(num_classes: int, backbone: str = "resnet101",
+                        dilations: tuple[int, int, int] = (6, 12, 18),
+                        aspp_channels: int | None = None, low_level_channels: int = 48,
+                        backbone_width: int | None = None) -> DeepLabV3Plus:
+    """The registered builder of ``model.name: deeplabv3plus`` (recipe lists become tuples)."""
+    return DeepLabV3Plus(num_classes, backbone=backbone, dilations=tuple(dilations),
+                         aspp_channels=aspp_channels, low_level_channels=low_level_channels,
+                         backbone_width=backbone_width)

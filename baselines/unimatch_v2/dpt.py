@@ -1,12 +1,13 @@
-"""UniMatch V2's segmentation network (spec unimatch.md 4.2): DINOv2 + DPT head.
+"""UniMatch V2's segmentation network (docs/upstream.md, UniMatch V2): DINOv2 + DPT head.
 
 The encoder is timm's DINOv2 ViT (``vit_{small,base,large}_patch14_dinov2``: img_size 518,
 patch 14, layer scale, no register tokens), which takes the official DINOv2 files with their
 own key names (only ``mask_token``, unused for segmentation, has no place in it). Four blocks
 are tapped, normalised by the final LayerNorm, without the class token. The DPT head is
-written here from the spec: per-level 1x1 projections, resampling (4x and 2x transposed
-convolutions, identity, a stride-2 3x3 convolution), 3x3 "scratch" convolutions and four
-RefineNet-style fusion blocks, without batch norm.
+written here from its description (docs/upstream.md, UniMatch V2): per-level 1x1
+projections, resampling (4x and 2x transposed convolutions, identity, a stride-2 3x3
+convolution), 3x3 "scratch" convolutions and four RefineNet-style fusion blocks, without
+batch norm.
 
 ``forward(x, comp_drop=True)`` takes the two strong views as one batch ``cat(s1, s2)`` and
 applies V2's complementary channel dropout to the tapped features (:func:`complementary_masks`).

@@ -27,14 +27,13 @@ import torch
 from semivl.atomic import write_text_atomic
 from semivl.bench.evaluation import bench_evaluation
 from semivl.bench.hardware import device_info
-from semivl.bench.run import guarded
+from semivl.bench.run import bench_methods, guarded
 from semivl.bench.train_step import bench_step, with_speed
-from semivl.config import load_recipe
+from semivl.config import CONFIG_DIR
 from semivl.engine.cuda import driver_version
+from semivl.methods.catalog import in_group
+from semivl.recipes import load_recipe, recipe_path
 
-MAIN_METHODS = ("supervised", "unimatch", "semivl", "supervised_v2", "unimatch_v2")
-ABLATIONS = ("semivl_no_definitions", "semivl_no_spatial_ft", "semivl_no_guidance",
-             "unimatch_vit", "unimatch_clip_init", "unimatch_clip_sft")
 PRECISIONS = {"default": {}, "tf32": {"tf32": "all"}, "bf16": {"amp": "bf16"}}
 CARDS_GB = (40, 80)
 
@@ -50,19 +49,20 @@ class Check:
 
 
 def plan_checks(reduced: bool) -> list[Check]:
-    """The rows, most important first: VOC's main methods in the three precisions (with an
-    evaluation), the largest crops of the other datasets, then VOC's ablation recipes."""
+    """The rows, most important first: VOC's main methods (config/methods.yaml) in the three
+    precisions (with an evaluation), every registered method's own recipe on the other
+    datasets, then VOC's ablation recipes."""
     if reduced:
         return [Check(m, "toy", p, evaluate=p == "default")
-                for m in ("supervised", "unimatch", "semivl", "unimatch_v2")
-                for p in ("default", "bf16")]
+                for m in bench_methods("toy", CONFIG_DIR) for p in ("default", "bf16")]
+    main = [m for m in in_group("main") if recipe_path(m, "pascal").is_file()]
     checks = [Check(m, "pascal", p, evaluate=p == "default")
-              for m in MAIN_METHODS for p in PRECISIONS]
+              for m in main for p in PRECISIONS]
     for dataset in ("cityscapes", "coco", "ade20k"):
         checks += [Check(m, dataset, p, evaluate=p == "default")
-                   for m in ("supervised", "unimatch", "semivl", "unimatch_v2")
-                   for p in ("default", "bf16")]
-    checks += [Check(m, "pascal") for m in ABLATIONS]
+                   for m in bench_methods(dataset, CONFIG_DIR) for p in ("default", "bf16")]
+    checks += [Check(m, "pascal") for m in in_group("ablation", "component")
+               if recipe_path(m, "pascal").is_file()]
     return checks
 
 

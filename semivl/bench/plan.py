@@ -12,10 +12,12 @@ import math
 from pathlib import Path
 
 from semivl.bench.layout import layout_warnings, process_layout
-from semivl.config import Recipe, load_recipe
-from semivl.engine.trainer import labeled_stream_length, schedule, shortened_iters
+from semivl.config import Recipe
+from semivl.engine.schedule import labeled_stream_length, schedule, shortened_iters
 from semivl.grid import Grid
 from semivl.launch import attempts_needed
+from semivl.methods import get_method
+from semivl.recipes import load_recipe
 
 
 def _measured(bench: dict | None, key: str, method: str, dataset: str) -> dict | None:
@@ -44,8 +46,8 @@ def run_length(recipe: Recipe, split: str, gpus: int) -> dict:
         raise ValueError(f"config/datasets/{data.name}.yaml: needs splits.{split} and "
                          "expected_counts.train to plan a run")
     labeled = data.splits[split]
-    length = (labeled_stream_length(cfg, labeled) if cfg.method == "supervised"
-              else data.expected_counts["train"] - labeled)
+    length = (data.expected_counts["train"] - labeled if get_method(cfg.method).reads_unlabeled
+              else labeled_stream_length(cfg, labeled))
     accumulation, per_epoch, epochs = schedule(cfg, length, gpus, f"{data.name}/{split}")
     full_iters = per_epoch * epochs
     iters = shortened_iters(cfg, full_iters)  # fewer in a smoke grid

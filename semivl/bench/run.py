@@ -17,9 +17,16 @@ from semivl.bench.loader import VOC_SIZE, bench_unlabeled_pipeline, write_images
 from semivl.bench.options import bench_options
 from semivl.bench.train_step import bench_step
 from semivl.bench.workflow import bench_workflow
-from semivl.config import load_recipe
+from semivl.methods import get_method, method_names
+from semivl.recipes import load_recipe
 
-METHODS = ("supervised", "unimatch", "semivl", "unimatch_v2")
+
+def bench_methods(dataset: str, config_dir: Path) -> list[str]:
+    """The registered methods with a recipe of their own name for ``dataset``: each method's
+    own recipe (not its ablation variants), the plug-ins' included."""
+    return [m for m in method_names()
+            if (Path(config_dir) / "recipes" / m / f"{dataset}.yaml").is_file()]
+
 # The tiny CPU configuration: the demo's toy recipes. The paper's: Pascal VOC.
 TINY, PAPER = "toy", "pascal"
 TOY_SIZE = (100, 120)  # (height, width) of a typical toy image
@@ -109,7 +116,7 @@ def run_bench(quick: bool, device: torch.device, repo: Path, config_dir: Path,
     for dataset in configs:
         if dataset != TINY and "speed_options" not in result:
             _speed_options(result, quick, device, config_dir, progress)
-        for method in METHODS:
+        for method in bench_methods(dataset, config_dir):
             progress(f"train step: {method} ({dataset} recipe)")
             recipe = load_recipe(method, dataset, config_dir)
             row = guarded(f"{method}/{dataset}", lambda recipe=recipe: bench_step(
@@ -139,7 +146,7 @@ def run_bench(quick: bool, device: torch.device, repo: Path, config_dir: Path,
                                              config_dir=config_dir)
                             | {"recipe": f"unimatch/{TINY}"}]
     for dataset in [] if quick else paper_datasets:
-        for method in METHODS:
+        for method in bench_methods(dataset, config_dir):
             progress(f"evaluation: {method} ({dataset} recipe)")
             recipe = load_recipe(method, dataset, config_dir)
             # At the dataset's real image size and protocol (Cityscapes: 1024 x 2048 images).
@@ -177,7 +184,7 @@ def _consumption(train_rows: list[dict], loaders: list[dict]) -> list[dict]:
     rate = {row["config"]: row["images_per_s_per_worker"] for row in loaders}
     rows = []
     for row in train_rows:
-        if row["method"] == "supervised" or "error" in row:
+        if "error" in row or not get_method(row["method"]).reads_unlabeled:
             continue
         need = row["images_per_iter"] / row["s_per_iter"]
         rows.append({"method": row["method"], "config": row["config"], "images_per_s": need,

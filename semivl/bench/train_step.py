@@ -17,7 +17,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from semivl.bench.hardware import PeakMemory, synchronize
 from semivl.config import Recipe
 from semivl.engine.precision import configure_backends
-from semivl.engine.step import build_training_parts, compile_model, training_loss, unwrap
+from semivl.engine.step import (
+    build_method_state,
+    build_training_parts,
+    compile_model,
+    training_loss,
+    unwrap,
+)
+from semivl.methods import get_method
 from semivl.models.semivl_model import ModelContext
 
 
@@ -31,7 +38,8 @@ def _boxes(batch: int, size: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def synthetic_batch(recipe: Recipe, seed: int = 0) -> tuple:
-    """One batch as the trainer's loaders yield it, for the recipe's method."""
+    """One batch as the trainer's loaders yield it, for the recipe's method: one entry per
+    declared stream (``Method.streams``)."""
     g = torch.Generator().manual_seed(seed)
     batch, size = recipe.train.batch_size, recipe.augment.crop_size
     classes = recipe.dataset.num_classes
@@ -39,16 +47,14 @@ def synthetic_batch(recipe: Recipe, seed: int = 0) -> tuple:
     def images() -> torch.Tensor:
         return torch.randn(batch, 3, size, size, generator=g)
 
-    labeled = (images(), torch.randint(0, classes, (batch, size, size), generator=g))
-    if recipe.train.method == "supervised":
-        return (labeled,)
-
-    def unlabeled() -> tuple:
+    def stream(kind: str) -> tuple:
+        if kind == "labeled":
+            return images(), torch.randint(0, classes, (batch, size, size), generator=g)
         ignore = torch.zeros(batch, size, size, dtype=torch.int64)
         return (images(), images(), images(), ignore, _boxes(batch, size, g),
                 _boxes(batch, size, g))
 
-    return labeled, unlabeled(), unlabeled()
+    return tuple(stream(kind) for kind in get_method(recipe.train.method).streams)
 
 
 def with_speed(recipe: Recipe, **options) -> Recipe:
@@ -73,19 +79,16 @@ def bench_step(recipe: Recipe, device: torch.device, iters: int = 5, warmup: int
     model = compile_model(model, cfg)
     model.train()
     total = max(iters + warmup, 1) * 10
-    ema = None
-    if cfg.method == "unimatch_v2":  # its teacher's forward and update are part of a step
-        from semivl.engine.unimatch_v2 import make_ema, update_ema
-
-        ema = make_ema(unwrap(model))
+    # A method's state (V2's teacher): its forward and update are part of a step.
+    state = build_method_state(recipe, unwrap(model))
 
     def step(it: int) -> float:
         optimizer.zero_grad()
-        loss, _ = training_loss(model, batch, criterion, cfg, device, it, total, hooks, ema=ema)
+        loss, _ = training_loss(model, batch, criterion, cfg, device, it, total, hooks, state)
         loss.backward()
         optimizer.step()
-        if ema is not None:
-            update_ema(ema, unwrap(model), it, cfg.ema_momentum)
+        if state is not None:
+            state.after_step(unwrap(model), it)
         return loss.item()
 
     flops = None
@@ -106,9 +109,8 @@ def bench_step(recipe: Recipe, device: torch.device, iters: int = 5, warmup: int
             synchronize(device)
             times.append(time.perf_counter() - tic)
     seconds = sorted(times)[len(times) // 2]
-    # Images read per iteration: labelled; + unlabelled (+ the CutMix partner's for UniMatch
-    # and SemiVL; V2 pairs the batch with itself reversed).
-    images = cfg.batch_size * {"supervised": 1, "unimatch_v2": 2}.get(cfg.method, 3)
+    # Images read per iteration: one batch per stream (labelled; unlabelled; CutMix partner).
+    images = cfg.batch_size * len(get_method(cfg.method).streams)
     return {
         "method": recipe.method, "dataset": recipe.dataset.name,
         "model": recipe.model.name, "crop": recipe.augment.crop_size,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from semivl.cli import bench, checkpoint, data, dataset, grid, models, report, training
+from semivl.cli import bench, checkpoint, data, dataset, grid, methods, models, report, training
 from semivl.cli.common import EXIT_ERROR, EXIT_STOPPED
 
 __all__ = ["EXIT_ERROR", "EXIT_STOPPED", "build_parser", "main"]
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                 models.add_clip, models.add_text,
                 training.add_model_summary, report.add_aggregate, report.add_table,
                 report.add_plot, bench.add_bench, bench.add_plan, grid.add_grid,
+                methods.add_methods,
                 training.add_predict, checkpoint.add_import_checkpoint):
         add(sub)
     return parser

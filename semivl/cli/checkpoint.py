@@ -33,9 +33,9 @@ def cmd_import_checkpoint(args: argparse.Namespace) -> None:
     if missing:
         raise ValueError(f"import-checkpoint needs {', '.join(missing)}")
     set_threads(args)
-    from semivl.config import load_recipe
     from semivl.engine.import_run import describe, import_checkpoint
     from semivl.models.semivl_model import ModelContext
+    from semivl.recipes import load_recipe
 
     recipe = load_recipe(args.method, args.dataset, args.config_dir)
     # Resolve the recipe first: a wrong method or dataset fails before any download.
@@ -63,11 +63,11 @@ def add_import_checkpoint(sub: argparse._SubParsersAction) -> None:
         "import-checkpoint", help="convert an upstream SemiVL/UniMatch/UniMatch V2 best.pth "
         "into a run folder that `semivl evaluate` reads",
         description="Reads an upstream best.pth ({'model' or 'ema_model': DDP state_dict, ...}), "
-                    "renames its tensors to this project's modules (spec checkpoints.md), "
-                    "checks every shape against the recipe's model and writes <out>/model.pt, "
-                    "config.yaml, train_summary.json and provenance.json. A partial fit is "
-                    "refused. A URL is downloaded once into --cache-dir and its sha256 pinned "
-                    "in <config-dir>/released.lock.yaml.")
+                    "renames its tensors to this project's modules (docs/upstream.md, "
+                    "Checkpoint layouts), checks every shape against the recipe's model and "
+                    "writes <out>/model.pt, config.yaml, train_summary.json and "
+                    "provenance.json. A partial fit is refused. A URL is downloaded once into "
+                    "--cache-dir and its sha256 pinned in <config-dir>/released.lock.yaml.")
     p.add_argument("source", help="best.pth file, or an https URL of one")
     p.add_argument("--method", help="recipe folder (config/recipes/<method>/): semivl, "
                    "unimatch or unimatch_v2, or a variant of them")

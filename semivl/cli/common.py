@@ -32,8 +32,8 @@ def add_run_args(p: argparse.ArgumentParser, run_required: bool = True) -> None:
 
 
 def run_spec(args: argparse.Namespace, out_dir: Path):
-    from semivl.config import load_recipe
     from semivl.engine.trainer import RunSpec
+    from semivl.recipes import load_recipe
 
     recipe = load_recipe(args.method, args.dataset, args.config_dir)
     fraction = getattr(args, "schedule_fraction", None)
@@ -52,8 +52,8 @@ def run_spec(args: argparse.Namespace, out_dir: Path):
 
 def grid_recipes(grid_file: Path, config_dir: Path):
     """Every recipe the grid runs (once per method and dataset)."""
-    from semivl.config import load_recipe
     from semivl.grid import load_grid
+    from semivl.recipes import load_recipe
 
     grid = load_grid(grid_file)
     for method, dataset in grid.recipes():
@@ -63,8 +63,8 @@ def grid_recipes(grid_file: Path, config_dir: Path):
 def grid_clip_needs(grid_file: Path, config_dir: Path) -> dict[str, set[str]]:
     """CLIP model name -> datasets, over the grid's CLIP-based recipes (and the semivl recipe of
     each dataset when the grid evaluates zero-shot CLIP)."""
-    from semivl.config import load_recipe
     from semivl.grid import load_grid
+    from semivl.recipes import load_recipe
 
     recipes = list(grid_recipes(grid_file, config_dir))
     grid = load_grid(grid_file)

@@ -16,7 +16,7 @@ def _ints(text: str, flag: str) -> list[int]:
 
 
 def cmd_dataset_new(args: argparse.Namespace) -> None:
-    from semivl.data.scaffold import new_dataset, parse_classes
+    from semivl.scaffold import new_dataset, parse_classes
 
     new_dataset(
         args.name, classes=parse_classes(args.classes), config_dir=args.config_dir,

@@ -36,16 +36,18 @@ def cmd_train(args: argparse.Namespace) -> None:
                            gpus=gpus_in_use())
     if main_process:
         from semivl.models.text_reference import run_text_record
+        from semivl.recipes import recipe_chain
 
-        recipe = args.config_dir / "recipes" / args.method / f"{args.dataset}.yaml"
+        chain = recipe_chain(args.method, args.dataset, args.config_dir)
         from semivl.engine.precision import tf32_for
 
         speed = spec.recipe.train.speed
         precision = {**tf32_for(spec.recipe.train.method, speed.tf32).to_dict(), "amp": speed.amp}
         write_provenance(Path(args.out), seed=args.seed, precision=precision, configs=[
-            recipe, args.config_dir / "datasets" / f"{args.dataset}.yaml", spec.labeled_split,
+            *chain, args.config_dir / "datasets" / f"{args.dataset}.yaml", spec.labeled_split,
             spec.unlabeled_split, spec.val_split, Path(spec.data_root) / "prepared.json"],
-            text_embeddings=run_text_record(spec.recipe, args.text_dir, args.config_dir))
+            text_embeddings=run_text_record(spec.recipe, args.text_dir, args.config_dir),
+            recipe_chain=chain)
     print(f"trained {args.method} on {args.dataset}/{args.split} seed {args.seed}: "
           f"final mIoU {summary['final_miou']:.2f}, best {summary['best_miou']:.2f}")
 
@@ -54,9 +56,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     import json
 
     from semivl.atomic import write_text_atomic
-    from semivl.config import load_recipe
     from semivl.engine.final_eval import reusable_final_eval
     from semivl.provenance import training_commit
+    from semivl.recipes import load_recipe
 
     if args.zero_shot:
         _evaluate_zero_shot(args)
@@ -149,12 +151,12 @@ def _labelled_modes(args: argparse.Namespace, dataset) -> list[str]:
 
 def _evaluate_zero_shot(args: argparse.Namespace) -> None:
     set_threads(args)
-    from semivl.config import load_recipe
     from semivl.engine.checkpoint import write_json_atomic
     from semivl.engine.distributed import device_for
     from semivl.engine.evaluate import evaluate, val_dataset
     from semivl.engine.zero_shot import build_zero_shot, zero_shot_metrics
     from semivl.models.semivl_model import ModelContext
+    from semivl.recipes import load_recipe
 
     if args.out is None:
         raise ValueError("evaluate --zero-shot needs --out (the metrics file)")
@@ -178,9 +180,9 @@ def _evaluate_zero_shot(args: argparse.Namespace) -> None:
 def cmd_model_summary(args: argparse.Namespace) -> None:
     import json
 
-    from semivl.config import load_recipe
     from semivl.models import build_model
     from semivl.models.semivl_model import ModelContext
+    from semivl.recipes import load_recipe
 
     recipe = load_recipe(args.method, args.dataset, args.config_dir)
     # Architecture only: random weights and placeholder texts, no files or downloads.

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from semivl import lockfile
 from semivl.config import ArchiveSource, ConfigError, DatasetConfig
 from semivl.data import cityscapes_site
-from semivl.download import download, require_free_space
+from semivl.download import require_free_space
 
 READ_BLOCK = 1 << 20
 
@@ -60,19 +60,16 @@ def fetch_archive(cfg: DatasetConfig, key: str, archive_dir: Path, config_dir: P
     dest = Path(archive_dir) / source.file
     if dest.exists():
         return dest
-    lock_key = f"{cfg.name}/{source.file}"
-    pinned = lockfile.read_lock(lock_path(config_dir)).get(lock_key)
     session, urls, md5 = None, list(source.urls), source.md5
     if source.cityscapes_package is not None:
         site = source.urls[0]
         session = cityscapes_site.login(site)
         md5 = md5 or cityscapes_site.package_md5(session, site, source.cityscapes_package)
         urls = [cityscapes_site.package_url(site, source.cityscapes_package)]
-    sha = download(urls, dest, sha256=pinned, md5=md5, size=source.size,
-                   validate=validate_archive, session=session, retries=retries,
-                   progress=progress, backoff_s=backoff_s)
-    if pinned is None:
-        lockfile.pin(lock_path(config_dir), lock_key, sha, "dataset archives and split lists")
+    lockfile.fetch_pinned(urls, dest, lock_path(config_dir), f"{cfg.name}/{source.file}",
+                          "dataset archives and split lists", md5=md5, size=source.size,
+                          validate=validate_archive, session=session, retries=retries,
+                          progress=progress, backoff_s=backoff_s)
     return dest
 
 

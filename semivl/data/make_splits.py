@@ -34,7 +34,6 @@ from semivl.data.splits import (
     require_disjoint_from_val,
     write_split_file,
 )
-from semivl.download import DownloadError, download
 
 
 def nested_split(pool: list[Pair], train: list[Pair], num_labeled: int,
@@ -69,19 +68,14 @@ def official_file(cfg: DatasetConfig, file: str, cache_dir: Path, config_dir: Pa
                           f"--source generated")
     dest = Path(cache_dir) / cfg.name / official.commit / file
     lock_key = f"{cfg.name}/splits/{official.commit[:12]}/{file}"
-    pinned = official.sha256.get(file) or lockfile.read_lock(lock_path(config_dir)).get(lock_key)
-    if not dest.exists():
-        try:
-            sha = download([official.file_url(file)], dest, sha256=pinned, progress=progress)
-        except DownloadError as err:
-            raise DownloadError(f"official {cfg.name} split list {file}: {err}") from None
-        if pinned is None:
-            lockfile.pin(lock_path(config_dir), lock_key, sha,
-                         "dataset archives and split lists")
-    else:
-        pinned_in = (f"config/datasets/{cfg.name}.yaml" if official.sha256.get(file)
-                     else f"{lock_path(config_dir)}, {lock_key}")
-        lockfile.verify_pinned(dest, pinned, pinned_in, SplitFileError)
+    published = official.sha256.get(file)
+    lockfile.fetch_pinned(
+        [official.file_url(file)], dest, lock_path(config_dir), lock_key,
+        "dataset archives and split lists", expected=published,
+        pinned_in=(f"config/datasets/{cfg.name}.yaml" if published
+                   else f"{lock_path(config_dir)}, {lock_key}"),
+        error=SplitFileError, progress=progress,
+        failure=lambda err: f"official {cfg.name} split list {file}: {err}")
     return read_split_file(dest)
 
 

@@ -1,4 +1,5 @@
-"""Weak (geometric) augmentation and normalisation, following UniMatch/SemiVL (spec 4.1).
+"""Weak (geometric) augmentation and normalisation, following UniMatch/SemiVL
+(docs/upstream.md, Augmentation).
 
 All randomness comes from the ``numpy.random.Generator`` passed in, so a sample's augmentation
 is reproducible from its seed.
@@ -139,7 +140,7 @@ def resize_short_side(img: Image.Image, short: int) -> Image.Image:
 
 
 # --------------------------------------------------------------------------------------------
-# Strong augmentation of unlabelled images (UniMatch, spec unimatch.md 1.4)
+# Strong augmentation of unlabelled images (UniMatch; docs/upstream.md, Augmentation)
 # --------------------------------------------------------------------------------------------
 
 

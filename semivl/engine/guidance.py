@@ -1,4 +1,5 @@
-"""SemiVL's dense CLIP guidance (spec semivl.md 3; trap 6), as a UniMatch loss hook.
+"""SemiVL's dense CLIP guidance (docs/upstream.md, SemiVL guidance and losses; trap 6), as a
+UniMatch loss hook.
 
 A frozen, eval-mode copy of the *original* CLIP (not the fine-tuned backbone) labels the weak
 unlabelled views: cosine similarity of its dense embedding with the guidance texts, max over a
@@ -131,3 +132,9 @@ def build_guidance(recipe: Recipe, model: nn.Module, context) -> DenseClipGuidan
                                           teacher.embed_dim,
                                           recipe.model.args.get("text_embeddings", "project"))
     return DenseClipGuidance(teacher, text, concept_class, recipe.dataset.num_classes, cfg)
+
+
+def guidance_hooks(recipe: Recipe, model: nn.Module, context) -> list[DenseClipGuidance]:
+    """SemiVL's loss hooks: its dense CLIP guidance, or none without a ``guidance`` section."""
+    guidance = build_guidance(recipe, model, context)
+    return [] if guidance is None else [guidance]

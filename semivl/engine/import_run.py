@@ -84,7 +84,7 @@ def import_checkpoint(path: Path, recipe, context, *, split: str, method: str, s
                                                        "split": split, "upstream": upstream}}
     provenance = {"imported": True, **origin, "method": method, "dataset": dataset.name,
                   "split": split, "upstream": upstream, "keys": keys.to_dict(),
-                  "maps": "semivl/engine/upstream_maps.py (spec: checkpoints.md)",
+                  "maps": "semivl/engine/upstream_maps.py (docs/upstream.md, Checkpoint layouts)",
                   "converted_by": code_version()}
     state = serialize(model.state_dict())
     with atomic_dir(out_dir) as tmp:
@@ -105,7 +105,8 @@ def describe(result: ImportResult, method: str) -> list[str]:
     lines = [f"read {where}{epoch}{best}: {keys.in_file} tensors (sha256 "
              f"{result.sha256[:12]})"]
     lines.append(f"mapped {keys.mapped} to {mapping.label} names of this project "
-                 f"(spec checkpoints.md); every tensor of the model matched in shape")
+                 f"(docs/upstream.md, Checkpoint layouts); every tensor of the model matched "
+                 "in shape")
     if keys.dropped:
         prefixes = ", ".join(f"{p}.*" for p in keys.to_dict()["dropped_prefixes"])
         why = "; ".join(v for k, v in mapping.notes.items() if k in prefixes)

@@ -1,4 +1,4 @@
-"""Whole-image and sliding-window inference (spec section 5 and unimatch.md section 2)."""
+"""Whole-image and sliding-window inference (docs/upstream.md, Evaluation protocol)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Loss functions of UniMatch/SemiVL (spec unimatch.md 1.5, semivl.md 4.3)."""
+"""Loss functions of UniMatch/SemiVL (docs/upstream.md, UniMatch step and SemiVL guidance
+and losses)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""mIoU accumulated over a whole split, as UniMatch/SemiVL compute it (spec section 5)."""
+"""mIoU accumulated over a whole split, as UniMatch/SemiVL compute it (docs/upstream.md,
+Evaluation protocol)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ the years, so "the same recipe" trained on two PyTorch versions is not the same 
   cuDNN convolutions (``torch.backends.cudnn.allow_tf32``).
 - PyTorch 1.12 and later: TF32 off for matmuls, still on for cuDNN convolutions.
 
-What the upstream code ran with (none of the three sets either flag itself):
+What the upstream code ran with (none of the three sets either flag itself; each method's
+declaration, ``Method.tf32``, carries its setting):
 
 - SemiVL: its public requirements pin torch 1.10.1, but a comment in them says the paper's
   runs used torch 1.12.1 (with a locally built mmcv-full 1.4.4): matmuls fp32, convolutions
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 
 import torch
 
+from semivl.methods import get_method
+
 
 @dataclass(frozen=True)
 class Tf32:
@@ -43,19 +46,6 @@ class Tf32:
         return {"tf32_matmul": self.matmul, "tf32_conv": self.conv, "tf32_source": self.source}
 
 
-# Every method's upstream trained on a PyTorch >= 1.12 (see the module docstring).
-UPSTREAM = {
-    "semivl": Tf32(False, True, "upstream: the paper's runs used torch 1.12.1 (requirements "
-                                "comment): matmul fp32, cuDNN TF32"),
-    "unimatch": Tf32(False, True, "upstream: torch 1.12.1 (UniMatch README): matmul fp32, "
-                                  "cuDNN TF32"),
-    "unimatch_v2": Tf32(False, True, "upstream: torch 2.x defaults (UniMatch V2): matmul fp32, "
-                                     "cuDNN TF32"),
-    "supervised": Tf32(False, True, "upstream: the labelled-only scripts of UniMatch (torch "
-                                    "1.12.1) and V2 (torch 2.x): matmul fp32, cuDNN TF32"),
-}
-
-
 def tf32_for(method: str, option: str) -> Tf32:
     """The TF32 settings of ``train.speed.tf32`` = ``option`` for ``method``."""
     if option == "all":
@@ -64,7 +54,8 @@ def tf32_for(method: str, option: str) -> Tf32:
         return Tf32(False, False, "train.speed.tf32: none (full fp32)")
     if option != "upstream":
         raise ValueError(f"train.speed.tf32: expected upstream, all or none, got {option!r}")
-    return UPSTREAM[method]
+    matmul, conv, source = get_method(method).tf32  # what the method's upstream ran
+    return Tf32(matmul, conv, source)
 
 
 def apply_tf32(settings: Tf32) -> None:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from semivl.config import ConfigError, ResourcesConfig, _require, build_config, read_yaml
+from semivl.config import ConfigError, ResourcesConfig, build_config, read_yaml
+from semivl.typed_yaml import require
 
 PRETRAIN_DIR = Path("resources/pretrained")
 
@@ -27,9 +28,9 @@ class CaptionDataConfig:
     max_objects: int = 3
 
     def check(self, path: str) -> None:
-        _require(self.num_images >= 1, f"{path}.num_images", ">= 1", self.num_images)
-        _require(self.side >= 32, f"{path}.side", ">= 32", self.side)
-        _require(self.max_objects >= 1, f"{path}.max_objects", ">= 1", self.max_objects)
+        require(self.num_images >= 1, f"{path}.num_images", ">= 1", self.num_images)
+        require(self.side >= 32, f"{path}.side", ">= 32", self.side)
+        require(self.max_objects >= 1, f"{path}.max_objects", ">= 1", self.max_objects)
 
     def spec(self):
         """The toy generator's size parameters for these scenes."""
@@ -62,9 +63,9 @@ class PretrainConfig:
 
     def check(self, path: str) -> None:
         for key in ("image_size", "steps", "batch_size", "log_every", "checkpoint_every"):
-            _require(getattr(self, key) >= 1, f"{path}.{key}", ">= 1", getattr(self, key))
-        _require(self.lr > 0, f"{path}.lr", "> 0", self.lr)
-        _require(0 <= self.warmup_steps < self.steps, f"{path}.warmup_steps",
+            require(getattr(self, key) >= 1, f"{path}.{key}", ">= 1", getattr(self, key))
+        require(self.lr > 0, f"{path}.lr", "> 0", self.lr)
+        require(0 <= self.warmup_steps < self.steps, f"{path}.warmup_steps",
                  f"in [0, steps={self.steps})", self.warmup_steps)
 
 

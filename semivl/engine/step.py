@@ -12,11 +12,7 @@ import torch
 from torch import nn
 
 from semivl.config import Recipe, TrainConfig
-from semivl.engine.unimatch import LossHook, unimatch_step
-from semivl.engine.unimatch_v2 import unimatch_v2_step
-
-SEMI_SUPERVISED = ("unimatch", "semivl")  # methods trained with the UniMatch step
-WITH_UNLABELED = (*SEMI_SUPERVISED, "unimatch_v2")  # methods that read an unlabelled split
+from semivl.methods import get_method
 
 
 def _channels_last(batch):
@@ -46,29 +42,27 @@ def autocast_context(cfg: TrainConfig, device: torch.device):
 
 def training_loss(model: nn.Module, batch: tuple, criterion: nn.Module, cfg: TrainConfig,
                   device: torch.device, iteration: int, total_iters: int,
-                  hooks: list[LossHook] | None = None, ema: nn.Module | None = None
-                  ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The loss (fp32) and logged values of one micro-batch of ``cfg.method``; ``ema`` is
-    UniMatch V2's teacher (required for ``unimatch_v2``)."""
+                  hooks: list | None = None, state=None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss (fp32) and logged values of one micro-batch of the registered method
+    ``cfg.method``; ``state`` is the method's state object (UniMatch V2's EMA teacher)."""
     if cfg.speed.channels_last:
         batch = _channels_last(batch)
+    step = get_method(cfg.method).load("step")
     with autocast_context(cfg, device):
-        if cfg.method in SEMI_SUPERVISED:
-            loss, logs = unimatch_step(model, batch, criterion, cfg, device, iteration,
-                                       total_iters, hooks)
-        elif cfg.method == "unimatch_v2":
-            if ema is None:
-                raise ValueError("method unimatch_v2 needs its EMA teacher (ema=...)")
-            loss, logs = unimatch_v2_step(model, ema, batch, criterion, cfg, device)
-        else:
-            image, mask = (t.to(device) for t in batch[0])
-            loss, logs = criterion(model(image), mask), {}
+        loss, logs = step(model, batch, criterion, cfg, device, iteration, total_iters,
+                          hooks, state)
     return loss.float(), logs
 
 
+def build_method_state(recipe: Recipe, model: nn.Module):
+    """The method's state object built on the plain ``model`` (``None`` if it keeps none)."""
+    method = get_method(recipe.train.method)
+    return None if method.state is None else method.load("state")(model, recipe.train)
+
+
 def build_training_parts(recipe: Recipe, context, device: torch.device
-                         ) -> tuple[nn.Module, torch.optim.Optimizer, list[LossHook], nn.Module]:
-    """The model (with the channels-last option applied), its optimiser, the recipe's loss
+                         ) -> tuple[nn.Module, torch.optim.Optimizer, list, nn.Module]:
+    """The model (with the channels-last option applied), its optimiser, the method's loss
     hooks (SemiVL's dense CLIP guidance) and the labelled criterion, as training uses them."""
     from semivl.engine.losses import build_labeled_criterion
     from semivl.engine.optim import build_optimizer
@@ -79,11 +73,11 @@ def build_training_parts(recipe: Recipe, context, device: torch.device
     if cfg.speed.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, recipe.optim, fused=cfg.speed.fused_optimizer)
-    hooks: list[LossHook] = []
-    if recipe.guidance is not None:
-        from semivl.engine.guidance import build_guidance
-
-        hooks.append(build_guidance(recipe, model, context).to(device))
+    method = get_method(cfg.method)
+    hooks = []
+    if method.loss_hooks is not None:
+        hooks = [hook.to(device) if isinstance(hook, nn.Module) else hook
+                 for hook in method.load("loss_hooks")(recipe, model, context)]
     criterion = build_labeled_criterion(cfg.criterion, cfg.ohem_thresh, cfg.ohem_min_kept)
     return model, optimizer, hooks, criterion
 

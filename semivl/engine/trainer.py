@@ -1,4 +1,6 @@
-"""Training loop for the labelled-only baseline and UniMatch: resumable, seeded, distributed.
+"""The training loop of every registered method (``semivl.methods``): resumable, seeded,
+distributed. It knows no method by name: the method's declaration says which data streams to
+load, which step computes the loss, which values to log and which state to keep.
 
 One run writes into its run folder (rank 0 only):
 
@@ -13,10 +15,12 @@ One run writes into its run folder (rank 0 only):
 * ``model.pt``: the final weights (the declared output, written last);
 * ``train_summary.json``: validation history, best and final mIoU (byte-stable).
 
-UniMatch V2 (``unimatch_v2``) also keeps its EMA teacher: in ``last.pt`` (``ema``), and as the
-run's reported model: ``model.pt`` and ``best.pt`` hold the EMA weights, ``model_student.pt``
-the student's. Both are validated each time; the history and summary carry the EMA's mIoU
-under the usual keys and the student's under ``*_student`` keys.
+A method with state (``Method.state``; UniMatch V2's EMA teacher) keeps it in ``last.pt``
+(under ``ema``, the key V2 wrote first). A state that reports another model than the trained
+one (V2's teacher) makes that the run's reported model: ``model.pt`` and ``best.pt`` hold its
+weights, ``model_student.pt`` the trained model's. Both are validated each time; the history
+and summary carry the reported model's mIoU under the usual keys and the trained model's under
+``*_student`` keys.
 
 Stopping: SIGTERM (SLURM preemption, ``scancel``, the time limit) to any or all processes of
 the run, loader workers included, or the job's end time coming near, makes every training
@@ -29,31 +33,22 @@ standard error is not a terminal (a cluster log), as one plain line every few mi
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import json
-import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from semivl.atomic import atomic_write
-from semivl.config import Recipe, TrainConfig
-from semivl.data.dataset import SegmentationDataset
-from semivl.data.splits import read_split_file, require_disjoint_from_val
 from semivl.engine import distributed as D
 from semivl.engine.checkpoint import (
     read_resume_state,
     save_atomic,
     serialize,
     write_json_atomic,
-    write_text_atomic,
 )
 from semivl.engine.evaluate import evaluate, val_dataset
 from semivl.engine.final_eval import final_eval_record
@@ -61,9 +56,17 @@ from semivl.engine.optim import set_poly_lr
 from semivl.engine.precision import configure_backends
 from semivl.engine.preemption import WORKER_DEATH_GRACE_S, StopFlag, is_worker_death
 from semivl.engine.progress import TrainingProgress
+from semivl.engine.run_files import open_log, write_config_dump
+from semivl.engine.run_layout import make_plan
+from semivl.engine.run_spec import RunSpec
+from semivl.engine.schedule import (  # noqa: F401 - re-exported for callers of the trainer
+    labeled_stream_length,
+    schedule,
+    shortened_iters,
+    upsample_labeled,
+)
 from semivl.engine.step import (
-    SEMI_SUPERVISED,
-    WITH_UNLABELED,
+    build_method_state,
     build_training_parts,
     compile_model,
     to_device,
@@ -71,208 +74,19 @@ from semivl.engine.step import (
     unwrap,
 )
 from semivl.engine.streams import Streams
-from semivl.engine.unimatch import LossHook
-from semivl.engine.unimatch_v2 import V2_LOG_FIELDS, make_ema, update_ema
 from semivl.errors import TrainingStopped
+from semivl.methods import get_method
 from semivl.models import load_backbone_weights
 from semivl.models.text import definitions_used
 
 BASE_LOG_FIELDS = ["iter", "epoch", "lr", "loss"]
-_UNIMATCH_FIELDS = ["loss_x", "loss_s", "loss_fp", "mask_ratio"]
-METHOD_LOG_FIELDS = {"supervised": [], "unimatch": _UNIMATCH_FIELDS,
-                     "semivl": _UNIMATCH_FIELDS + ["loss_guid", "guid_weight", "guid_ratio"],
-                     "unimatch_v2": V2_LOG_FIELDS}
-STREAM_LABELED, STREAM_UNLABELED, STREAM_MIX = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """Where one training run reads its data and writes its outputs."""
-
-    recipe: Recipe
-    data_root: Path
-    labeled_split: Path
-    val_split: Path
-    out_dir: Path
-    seed: int
-    unlabeled_split: Path | None = None
-    weights_dir: Path = Path("resources/weights")
-    config_dir: Path = Path("config")
-    clip_dir: Path = Path("resources/clip")
-    text_dir: Path = Path("resources/text")
-
-    def model_context(self):
-        """What model builders read beyond the recipe (CLIP weights, text embeddings)."""
-        from semivl.models.semivl_model import ModelContext
-
-        return ModelContext(dataset=self.recipe.dataset, crop_size=self.recipe.augment.crop_size,
-                            config_dir=Path(self.config_dir), clip_dir=Path(self.clip_dir),
-                            text_dir=Path(self.text_dir))
-
-    def fingerprint(self) -> str:
-        """Hash of everything that determines the run, to refuse resuming a different one.
-        The loader worker count is not part of it: samples do not depend on it, so a site may
-        resume a run with another (``semivl train --num-workers``)."""
-        return self._fingerprint(with_workers=False)
-
-    def fingerprints(self) -> set[str]:
-        """The fingerprints a ``last.pt`` of this run may carry: today's, and the one written
-        before the worker count left the hash."""
-        return {self._fingerprint(with_workers=False), self._fingerprint(with_workers=True)}
-
-    def _fingerprint(self, with_workers: bool) -> str:
-        recipe = self.recipe.to_dict()
-        recipe.pop("resources")  # what the job asked the cluster for does not change the run
-        if recipe["train"]["schedule_fraction"] == 1.0:
-            # The default: runs written before the key existed keep their fingerprint.
-            del recipe["train"]["schedule_fraction"]
-        if not with_workers:
-            del recipe["train"]["num_workers"]
-        blob = json.dumps({"recipe": recipe, "seed": self.seed,
-                           "labeled": self.labeled_split.name}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-@dataclass
-class Plan:
-    """How the data streams and the global batch are laid out."""
-
-    datasets: list[SegmentationDataset]
-    streams: list[int]
-    stream_length: int
-    accumulation: int
-    iters_per_epoch: int
-    epochs: int
-    # Iterations the run trains: epochs x iters_per_epoch, or fewer for a shortened schedule
-    # (train.schedule_fraction; the last epoch then stops early).
-    total_iters: int = 0
-    # Images in the labelled split file (before train.labeled_upsample_to repeats them).
-    num_labeled: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.total_iters:
-            self.total_iters = self.epochs * self.iters_per_epoch
-
-
-def _make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
-    recipe, cfg = spec.recipe, spec.recipe.train
-    labeled = SegmentationDataset(spec.data_root, spec.labeled_split, recipe.dataset, "train",
-                                  recipe.augment)
-    val_pairs = read_split_file(spec.val_split)  # hand-edited lists must not train on val
-    require_disjoint_from_val(labeled.pairs, val_pairs, str(spec.labeled_split))
-    num_labeled = len(labeled)
-    labeled.pairs = upsample_labeled(cfg, labeled.pairs)
-    if cfg.method in WITH_UNLABELED:
-        if spec.unlabeled_split is None:
-            raise ValueError(f"method {cfg.method} needs an unlabelled split file")
-        unlabeled = SegmentationDataset(spec.data_root, spec.unlabeled_split, recipe.dataset,
-                                        "train_u", recipe.augment)
-        require_disjoint_from_val(unlabeled.pairs, val_pairs, str(spec.unlabeled_split))
-        datasets = [labeled, unlabeled, unlabeled]
-        streams = [STREAM_LABELED, STREAM_UNLABELED, STREAM_MIX]
-        if cfg.method not in SEMI_SUPERVISED:  # V2's CutMix partner is the batch reversed
-            datasets, streams = datasets[:2], streams[:2]
-        length = len(unlabeled)  # an epoch is one pass over the unlabelled set
-    else:
-        datasets, streams, length = [labeled], [STREAM_LABELED], len(labeled)
-    accumulation, iters_per_epoch, epochs = schedule(cfg, length, info.world,
-                                                     str(spec.labeled_split))
-    total = shortened_iters(cfg, epochs * iters_per_epoch)
-    return Plan(datasets, streams, length, accumulation, iters_per_epoch,
-                math.ceil(total / iters_per_epoch), total, num_labeled)
-
-
-def labeled_stream_length(cfg: TrainConfig, num_labeled: int) -> int:
-    """Images in the labelled stream of a run with ``num_labeled`` listed: ``num_labeled``, or
-    ``train.labeled_upsample_to`` for supervised training when the list is shorter (UniMatch
-    V2's ``supervised.py``). ``semivl plan`` should pass this to :func:`schedule`."""
-    target = cfg.labeled_upsample_to
-    if cfg.method == "supervised" and target is not None and num_labeled < target:
-        return target
-    return num_labeled
-
-
-def upsample_labeled(cfg: TrainConfig, pairs: list) -> list:
-    """The labelled list repeated ``ceil(n / len)`` times and cut to ``n`` =
-    :func:`labeled_stream_length` (unchanged when no upsampling applies)."""
-    n = labeled_stream_length(cfg, len(pairs))
-    if n == len(pairs) or not pairs:
-        return pairs
-    return (pairs * math.ceil(n / len(pairs)))[:n]
-
-
-def shortened_iters(cfg: TrainConfig, full_iters: int) -> int:
-    """Iterations of a run whose recipe schedule has ``full_iters``: all of them, or
-    ``train.schedule_fraction`` of them (rounded up, at least one) for a smoke run."""
-    if cfg.schedule_fraction >= 1:
-        return full_iters
-    return max(1, math.ceil(cfg.schedule_fraction * full_iters))
-
-
-def schedule(cfg: TrainConfig, stream_length: int, processes: int, where: str = "the split"
-             ) -> tuple[int, int, int]:
-    """(gradient accumulation, iterations per epoch, epochs) of a run whose epoch is one pass
-    over ``stream_length`` images (the unlabelled set, or the labelled one for supervised
-    training) on ``processes`` processes. ``semivl plan`` uses it without any data."""
-    per_step = cfg.batch_size * processes
-    global_batch = cfg.global_batch_size or per_step
-    if global_batch % per_step:
-        raise ValueError(
-            f"train.global_batch_size={global_batch} is not a multiple of batch_size x "
-            f"processes = {cfg.batch_size} x {processes}; change the number of processes"
-        )
-    accumulation = global_batch // per_step
-    iters_per_epoch = math.ceil(stream_length / processes) // (cfg.batch_size * accumulation)
-    if iters_per_epoch < 1:
-        raise ValueError(
-            f"{where}: {stream_length} images are fewer than one global batch "
-            f"({global_batch}); lower train.batch_size or train.global_batch_size"
-        )
-    epochs = cfg.epochs if cfg.epochs is not None else math.ceil(cfg.iters / iters_per_epoch)
-    return accumulation, iters_per_epoch, epochs
-
-
-def _write_config_dump(spec: RunSpec, plan: Plan, info: D.DistInfo, precision: dict) -> None:
-    cfg = spec.recipe.train
-    dump = {
-        "recipe": spec.recipe.to_dict(),
-        "run": {
-            "seed": spec.seed,
-            "labeled_split": str(spec.labeled_split),
-            "unlabeled_split": str(spec.unlabeled_split) if spec.unlabeled_split else None,
-            "val_split": str(spec.val_split),
-            "data_root": str(spec.data_root),
-        },
-        "batch": {
-            "processes": info.world,
-            "images_per_process": cfg.batch_size,
-            "accumulation_steps": plan.accumulation,
-            "global_batch_size": cfg.batch_size * info.world * plan.accumulation,
-            "iters_per_epoch": plan.iters_per_epoch,
-            "epochs": plan.epochs,
-            "total_iters": plan.total_iters,
-        },
-        "precision": precision,
-    }
-    write_text_atomic(yaml.safe_dump(dump, sort_keys=True), spec.out_dir / "config.yaml")
-
-
-def _open_log(path: Path, fields: list[str], last_iter: int) -> tuple:
-    """Open ``log.csv`` for appending, dropping rows past ``last_iter`` (a resumed run)."""
-    rows = []
-    if path.exists():
-        with path.open() as handle:
-            rows = [r for r in csv.DictReader(handle) if int(r["iter"]) <= last_iter]
-    handle = path.open("w", newline="")
-    writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    handle.flush()
-    return handle, writer
+# last.pt keeps the method's state under this key ("ema": written first for V2's teacher).
+METHOD_STATE_KEY = "ema"
+STUDENT_KEYS = ("best_miou_student", "best_iter_student")
 
 
 def train(spec: RunSpec, device: str = "auto", stop_after_steps: int | None = None,
-          progress: bool = True, log_every: int = 10, hooks: list[LossHook] | None = None,
+          progress: bool = True, log_every: int = 10, hooks: list | None = None,
           time_margin_s: float = 300.0) -> dict:
     """Train the method of ``spec.recipe``; resume from ``last.pt`` if present.
 
@@ -283,7 +97,8 @@ def train(spec: RunSpec, device: str = "auto", stop_after_steps: int | None = No
             call, raising :class:`TrainingStopped`; the next call resumes.
         progress: show tqdm bars.
         log_every: write a ``log.csv`` row every this many iterations.
-        hooks: extra loss terms for the UniMatch step (SemiVL's guidance).
+        hooks: extra loss terms passed to the method's step before its own (SemiVL's
+            guidance is its own: ``Method.loss_hooks``).
         time_margin_s: stop this long before ``SLURM_JOB_END_TIME``.
 
     Returns:
@@ -299,10 +114,10 @@ def train(spec: RunSpec, device: str = "auto", stop_after_steps: int | None = No
 
 
 def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps: int | None,
-           progress: bool, log_every: int, hooks: list[LossHook] | None,
+           progress: bool, log_every: int, hooks: list | None,
            time_margin_s: float) -> dict:
     recipe, cfg, out = spec.recipe, spec.recipe.train, Path(spec.out_dir)
-    plan = _make_plan(spec, info)  # fails on bad data before anything is written
+    plan = make_plan(spec, info)  # fails on bad data before anything is written
     val_set = val_dataset(recipe, spec.data_root, spec.val_split)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -315,10 +130,7 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
     step_hooks = list(hooks or []) + recipe_hooks
     torch.manual_seed(spec.seed * 1000 + info.rank)  # per-process stream for dropout/FP
     state = {"iteration": 0, "history": [], "best_miou": None, "best_iter": None}
-    v2 = cfg.method == "unimatch_v2"
-    if v2:
-        state.update(best_miou_student=None, best_iter_student=None)
-    ema: nn.Module | None = None
+    method_state = None  # the method's state (UniMatch V2's EMA teacher), built below
     last_path = out / "last.pt"
     if last_path.exists():
         ckpt = read_resume_state(last_path)
@@ -331,14 +143,14 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
             raise RuntimeError(f"{last_path} was written by {len(ckpt['torch_rng'])} "
                                f"process(es); resume it with the same number ({info.world})")
         model.load_state_dict(ckpt["model"])
-        if v2:
-            ema = make_ema(model)
-            ema.load_state_dict(ckpt["ema"])
+        method_state = build_method_state(recipe, model)
+        if method_state is not None:
+            method_state.load_state_dict(ckpt[METHOD_STATE_KEY])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"][info.rank])
         if dev.type == "cuda" and ckpt.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(ckpt["cuda_rng"][info.rank], dev)
-        state = {k: ckpt[k] for k in state}
+        state = {k: ckpt[k] for k in (*state, *STUDENT_KEYS) if k in ckpt}
         if info.is_main:
             print(f"resuming from {last_path} at iteration {state['iteration']}", flush=True)
     elif recipe.model.pretrained:
@@ -348,8 +160,12 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
             write_json_atomic({"weights": recipe.model.pretrained, **report.to_dict()},
                               out / "weights_report.json")
         model.to(dev)
-    if v2 and ema is None:
-        ema = make_ema(model)  # the teacher starts from the (pretrained) student
+    if method_state is None:  # a teacher starts from the (pretrained) student
+        method_state = build_method_state(recipe, model)
+    reported_other = getattr(method_state, "reported", None)  # reported instead of the model
+    if reported_other is not None:
+        for key in STUDENT_KEYS:
+            state.setdefault(key, None)
     model = compile_model(model, cfg)
     if info.enabled:
         if dev.type == "cuda":
@@ -360,7 +176,7 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda"
                                         else None, broadcast_buffers=False)
     if info.is_main:
-        _write_config_dump(spec, plan, info, precision)
+        write_config_dump(spec, plan, info, precision)
 
     def save_last() -> None:
         # Dropout in feature perturbation draws from the device's generator: keep both.
@@ -368,7 +184,8 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         cuda_states = (D.gather_objects(torch.cuda.get_rng_state(dev), info)
                        if dev.type == "cuda" else None)
         if info.is_main:
-            extra = {"ema": ema.state_dict()} if ema is not None else {}
+            extra = ({} if method_state is None
+                     else {METHOD_STATE_KEY: method_state.state_dict()})
             save_atomic({"model": unwrap(model).state_dict(), **extra,
                          "optimizer": optimizer.state_dict(), "torch_rng": rng_states,
                          "cuda_rng": cuda_states, "fingerprint": spec.fingerprint(), **state},
@@ -378,12 +195,13 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
     last_eval: dict = {}  # the latest validation of this process: reused for the final one
 
     def run_eval(iteration: int) -> None:
-        # V2 reports its EMA teacher: it is the model of the usual keys and of best.pt.
-        reported = ema if ema is not None else unwrap(model)
+        # A method may report another model (V2's EMA teacher): it is the model of the usual
+        # keys and of best.pt, and the trained model is reported under *_student keys.
+        reported = reported_other if reported_other is not None else unwrap(model)
         result = evaluate(reported, val_set, recipe, dev, info, progress, cfg.num_workers)
         last_eval.update(iter=iteration, result=result)
         entry = {"iter": iteration, "miou": result.miou}
-        if ema is not None:
+        if reported_other is not None:
             student = evaluate(unwrap(model), val_set, recipe, dev, info, progress,
                                cfg.num_workers)
             last_eval.update(student=student)
@@ -396,8 +214,8 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
             if info.is_main:
                 save_atomic(reported.state_dict(), out / "best.pt")
 
-    fields = BASE_LOG_FIELDS + METHOD_LOG_FIELDS[cfg.method] + ["seconds"]
-    log_handle, log = (_open_log(out / "log.csv", fields, state["iteration"]) if info.is_main
+    fields = BASE_LOG_FIELDS + list(get_method(cfg.method).log_fields) + ["seconds"]
+    log_handle, log = (open_log(out / "log.csv", fields, state["iteration"]) if info.is_main
                        else (None, None))
     stop = StopFlag(time_margin_s)
     if info.is_main and stop.deadline is not None:
@@ -446,13 +264,13 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
                     sync = micro == plan.accumulation - 1 or not info.enabled
                     with contextlib.nullcontext() if sync else model.no_sync():
                         loss, logs = training_loss(model, batch, criterion, cfg, dev, it, total,
-                                                   step_hooks, ema=ema)
+                                                   step_hooks, method_state)
                         (loss / plan.accumulation).backward()
                     loss_sum += loss.detach().double() / plan.accumulation
                 optimizer.step()
                 lr = set_poly_lr(optimizer, recipe.optim, it, total)
-                if ema is not None:  # once per optimiser step, identically on every rank
-                    update_ema(ema, unwrap(model), it, cfg.ema_momentum)
+                if method_state is not None:  # once per optimiser step, on every rank alike
+                    method_state.after_step(unwrap(model), it)
                 state["iteration"] = it + 1
                 steps_done += 1
                 watch.step(it + 1)
@@ -507,28 +325,29 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         "best_iter": state["best_iter"],
         "history": state["history"],
     }
-    if v2:
+    if reported_other is not None:
         summary.update(final_miou_student=state["history"][-1]["miou_student"],
                        best_miou_student=state["best_miou_student"],
                        best_iter_student=state["best_iter_student"])
     if info.is_main:
-        reported = ema if ema is not None else unwrap(model)
+        reported = reported_other if reported_other is not None else unwrap(model)
         weights = serialize(reported.state_dict())
-        student_weights = serialize(unwrap(model).state_dict()) if v2 else b""
+        student_weights = (serialize(unwrap(model).state_dict()) if reported_other is not None
+                           else b"")
         if last_eval.get("iter") == state["iteration"]:
             summary["final_eval"] = {
                 **final_eval_record(last_eval["result"], state["iteration"], info.world,
                                     recipe, spec.val_split,
                                     definitions_used(recipe, spec.config_dir)),
                 "weights_sha256": hashlib.sha256(weights).hexdigest()}
-            if v2:
+            if reported_other is not None:
                 summary["final_eval_student"] = {
                     **final_eval_record(last_eval["student"], state["iteration"], info.world,
                                         recipe, spec.val_split,
                                         definitions_used(recipe, spec.config_dir)),
                     "weights_sha256": hashlib.sha256(student_weights).hexdigest()}
         write_json_atomic(summary, out / "train_summary.json")
-        if v2:
+        if reported_other is not None:
             atomic_write(out / "model_student.pt",
                          lambda tmp: Path(tmp).write_bytes(student_weights))
         atomic_write(out / "model.pt", lambda tmp: Path(tmp).write_bytes(weights))

@@ -1,4 +1,4 @@
-"""One UniMatch training step (spec unimatch.md 1.5), with a hook for extra loss terms.
+"""One UniMatch training step (docs/upstream.md, UniMatch step), with a hook for extra loss terms.
 
 SemiVL trains with this same step and adds its dense CLIP guidance through ``hooks``.
 """
@@ -103,3 +103,10 @@ def unimatch_step(model: nn.Module, batch: tuple, criterion_l: nn.Module, cfg: T
             loss = loss + extra
             logs.update(extra_logs)
     return loss, logs
+
+
+def method_step(model: nn.Module, batch: tuple, criterion: nn.Module, cfg: TrainConfig,
+                device: torch.device, iteration: int, total_iters: int,
+                hooks: list[LossHook] | None, state=None) -> tuple[torch.Tensor, dict[str, float]]:
+    """:func:`unimatch_step` as the registered step of ``unimatch`` and ``semivl``."""
+    return unimatch_step(model, batch, criterion, cfg, device, iteration, total_iters, hooks)

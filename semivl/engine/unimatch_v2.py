@@ -1,4 +1,4 @@
-"""One UniMatch V2 training step and its EMA teacher (spec unimatch.md 4.2).
+"""One UniMatch V2 training step and its EMA teacher (docs/upstream.md, UniMatch V2).
 
 * The EMA teacher (a frozen deep copy of the student, always in eval mode) predicts the weak
   view without gradients.
@@ -20,8 +20,6 @@ from torch import nn
 from semivl.config import TrainConfig
 from semivl.engine.losses import IGNORE, unsupervised_loss
 from semivl.engine.unimatch import paste
-
-V2_LOG_FIELDS = ["loss_x", "loss_s", "mask_ratio"]
 
 
 def make_ema(model: nn.Module) -> nn.Module:
@@ -110,3 +108,35 @@ def unimatch_v2_step(model: nn.Module, ema: nn.Module, batch: tuple, criterion_l
     logs = {"loss_x": loss_x.item(), "loss_s": (loss_s1.item() + loss_s2.item()) / 2,
             "mask_ratio": mask_ratio}
     return loss, logs
+
+
+class EmaTeacher:
+    """UniMatch V2's method state: the EMA teacher, built from the (pretrained) student when
+    the run starts, moved after every optimiser step, saved in ``last.pt`` and reported as the
+    run's model (``model.pt``; the student is ``model_student.pt``)."""
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig) -> None:
+        self.ema = make_ema(model)
+        self.momentum_cap = cfg.ema_momentum
+
+    @property
+    def reported(self) -> nn.Module:
+        return self.ema
+
+    def after_step(self, model: nn.Module, iteration: int) -> None:
+        update_ema(self.ema, model, iteration, self.momentum_cap)
+
+    def state_dict(self) -> dict:
+        return self.ema.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ema.load_state_dict(state)
+
+
+def method_step(model: nn.Module, batch: tuple, criterion: nn.Module, cfg: TrainConfig,
+                device: torch.device, iteration: int, total_iters: int, hooks,
+                state: EmaTeacher | None) -> tuple[torch.Tensor, dict[str, float]]:
+    """:func:`unimatch_v2_step` as the registered step of ``unimatch_v2``."""
+    if state is None:
+        raise ValueError("method unimatch_v2 needs its EMA teacher (state=EmaTeacher(...))")
+    return unimatch_v2_step(model, state.ema, batch, criterion, cfg, device)

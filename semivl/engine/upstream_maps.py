@@ -1,4 +1,5 @@
-"""Upstream parameter names <-> this project's (``spec/checkpoints.md``): the name rules.
+"""Upstream parameter names <-> this project's (docs/upstream.md, Checkpoint layouts): the
+name rules.
 
 :data:`MAPS` gives, per method, the rules from upstream's module names to this project's, with
 the three tensors whose layout differs (the ViT's class token, position table and

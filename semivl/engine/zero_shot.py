@@ -1,11 +1,11 @@
 """Zero-shot dense CLIP: the frozen CLIP's dense labels evaluated as a segmentation model.
 
-The labels are exactly those SemiVL's dense CLIP guidance computes (spec semivl.md 3): the
-MaskCLIP value-path embedding of the original CLIP, cosine similarity with the guidance texts
-(max over a class's concepts for the definitions), upsampled and scaled by the guidance
-temperature, arg-max per pixel, without the confidence threshold. No label and no training is
-involved, so the number is the vision-language prior's own segmentation quality: the
-reference point MaskCLIP is for SemiVL in the paper.
+The labels are exactly those SemiVL's dense CLIP guidance computes (docs/upstream.md, SemiVL
+guidance and losses): the MaskCLIP value-path embedding of the original CLIP, cosine
+similarity with the guidance texts (max over a class's concepts for the definitions),
+upsampled and scaled by the guidance temperature, arg-max per pixel, without the confidence
+threshold. No label and no training is involved, so the number is the vision-language
+prior's own segmentation quality: the reference point MaskCLIP is for SemiVL in the paper.
 """
 
 from __future__ import annotations

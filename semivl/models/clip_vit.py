@@ -1,4 +1,4 @@
-"""CLIP's ViT as SemiVL uses it: MaskCLIP value-path features (spec semivl.md 2.1).
+"""CLIP's ViT as SemiVL uses it: MaskCLIP value-path features (docs/upstream.md, CLIP image tower).
 
 :class:`MaskClipViT` takes the image tower of an open_clip CLIP and evaluates it the way
 SemiVL's ``MaskClipVisionTransformer`` does:
@@ -12,9 +12,9 @@ SemiVL's ``MaskClipVisionTransformer`` does:
 * the dense CLIP embedding: the last block's value path, ``ln_post``, the projection and a
   per-pixel L2 normalisation.
 
-Upstream numerics differ from OpenAI's (trap 2): exact GELU instead of QuickGELU, LayerNorm eps
-1e-6 instead of 1e-5, and ImageNet-normalised input except on Cityscapes. Each is a
-constructor flag.
+Upstream numerics differ from OpenAI's (docs/upstream.md, SemiVL trap 2): exact GELU instead
+of QuickGELU, LayerNorm eps 1e-6 instead of 1e-5, and ImageNet-normalised input except on
+Cityscapes. Each is a constructor flag.
 """
 
 from __future__ import annotations

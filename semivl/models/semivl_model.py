@@ -1,5 +1,6 @@
-"""The SemiVL segmentation model (spec semivl.md 2): CLIP ViT with spatial fine-tuning, the
-language-guided decoder, and for Cityscapes a ResNet stem-and-layer1 branch.
+"""The SemiVL segmentation model (docs/upstream.md, SemiVL architecture): CLIP ViT with
+spatial fine-tuning, the language-guided decoder, and for Cityscapes a ResNet stem-and-layer1
+branch.
 
 Built from ``config/clip.yaml`` weights in ``resources/clip/`` (the CLIP initialisation) and
 the class text embeddings in ``resources/text/``. Parameter names start with ``backbone.``,
@@ -46,7 +47,7 @@ class ModelContext:
 
 def upsample_via_crop(logits: torch.Tensor, crop_size: int, size) -> torch.Tensor:
     """Resize head logits to (crop, crop) and then to ``size``, bilinearly, as upstream does
-    (trap 11: two resizes, not one)."""
+    (docs/upstream.md, SemiVL trap 11: two resizes, not one)."""
     crop = (crop_size, crop_size)
     if tuple(logits.shape[-2:]) != crop:
         logits = F.interpolate(logits, size=crop, mode="bilinear", align_corners=False)
@@ -86,7 +87,7 @@ class SemiVLSegmentor(nn.Module):
     also returns the prediction from the same features after ``Dropout2d(fp_rate)`` on every
     feature map the decoder reads (the CLIP embedding, the skips, the conv feature), decoded
     in the same pass. The head's 1/4-resolution logits are resized to (crop, crop) and then to
-    the input size, as upstream does (trap 11).
+    the input size, as upstream does (docs/upstream.md, SemiVL trap 11).
     """
 
     pretrained_module = "conv_encoder"  # where recipe.model.pretrained weights are loaded

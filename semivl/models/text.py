@@ -1,4 +1,4 @@
-"""Class texts and their CLIP text embeddings (spec semivl.md 2.5).
+"""Class texts and their CLIP text embeddings (docs/upstream.md, SemiVL text embeddings).
 
 ``config/classes/<dataset>.yaml`` holds, as data, the prompt template, the name the text
 encoder reads for each class, and the class definitions: a list of concept names per class.
@@ -21,7 +21,6 @@ nothing was compared, goes to ``resources/text/<clip>/<dataset>.json`` beside th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -29,7 +28,13 @@ import torch
 from torch import nn
 
 from semivl.atomic import atomic_write, write_text_atomic
-from semivl.config import ConfigError, DatasetConfig, build_config, read_yaml
+from semivl.config import DatasetConfig
+from semivl.models.class_texts import (  # noqa: F401 - re-exported
+    ClassTexts,
+    load_class_texts,
+    text_check_file,
+    text_file,
+)
 from semivl.models.text_reference import (
     CACHE_DIR,
     check_against_upstream,
@@ -38,46 +43,6 @@ from semivl.models.text_reference import (
 
 TEXT_DIR = Path("resources/text")
 TextVariant = Literal["names", "concept_max", "concept_avg"]
-
-
-@dataclass(frozen=True)
-class ClassTexts:
-    """``config/classes/<dataset>.yaml``."""
-
-    template: str
-    names: list[str]
-    definitions: dict[str, list[str]]
-    # upstream: the definitions are SemiVL's; project: written for this benchmark.
-    definitions_source: Literal["upstream", "project"]
-    note: str = ""
-
-    def check(self, path: str) -> None:
-        if "{}" not in self.template:
-            raise ConfigError(f"{path}.template: expected a '{{}}' placeholder, got "
-                              f"{self.template!r}")
-        for cls, concepts in self.definitions.items():
-            if not concepts:
-                raise ConfigError(f"{path}.definitions.{cls}: expected at least one concept")
-
-
-def load_class_texts(dataset: DatasetConfig, config_dir: Path) -> ClassTexts:
-    """Load and check the class texts of ``dataset`` against its class list."""
-    path = Path(config_dir) / "classes" / f"{dataset.name}.yaml"
-    try:
-        texts = build_config(ClassTexts, read_yaml(path), "classes")
-        if len(texts.names) != dataset.num_classes:
-            raise ConfigError(f"classes.names: expected {dataset.num_classes} names (one per "
-                              f"class), got {len(texts.names)}")
-        if list(texts.definitions) != list(dataset.class_names):
-            missing = [c for c in dataset.class_names if c not in texts.definitions]
-            extra = [c for c in texts.definitions if c not in dataset.class_names]
-            raise ConfigError(
-                f"classes.definitions: expected one entry per class of "
-                f"config/datasets/{dataset.name}.yaml, in its order; missing {missing}, "
-                f"unknown {extra}")
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
-    return texts
 
 
 @torch.no_grad()
@@ -134,15 +99,6 @@ def write_text_embeddings(clip: nn.Module, dataset: DatasetConfig, config_dir: P
     write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n",
                       text_check_file(text_dir, clip_name, dataset.name))
     return out, record
-
-
-def text_file(text_dir: Path, clip_name: str, dataset: str) -> Path:
-    return Path(text_dir) / clip_name / f"{dataset}.pt"
-
-
-def text_check_file(text_dir: Path, clip_name: str, dataset: str) -> Path:
-    """The record of the upstream check beside :func:`text_file`."""
-    return Path(text_dir) / clip_name / f"{dataset}.json"
 
 
 def load_text_embeddings(text_dir: Path, clip_name: str, dataset: str) -> dict:

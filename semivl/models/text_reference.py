@@ -103,29 +103,26 @@ def fetch_upstream_file(ref: UpstreamText, file: str, config_dir: Path, cache_di
                         progress: bool = False) -> tuple[Path, str]:
     """Make sure ``<cache_dir>/<commit>/<file>`` is upstream's verified file; return it and its
     sha256. A first download is read (format check) before its sha256 is pinned."""
-    from semivl.download import DownloadError, download
-
     dest = Path(cache_dir) / ref.commit / file
     pinned = pinned_sha256(ref, file, config_dir)
-    if dest.exists():
-        sha = _verify(dest, ref, file, config_dir)
-    else:
+
+    def readable(path: Path) -> None:
         try:
-            sha = download([ref.file_url(file)], dest, sha256=pinned, progress=progress)
-        except DownloadError as err:
-            raise DownloadError(
-                f"upstream text embeddings {file}: {err}\nRun `semivl text` where "
-                f"{ref.file_url(file)} can be reached (it needs internet once), or download "
-                f"that file by hand to {dest.resolve()} and run it again") from None
-    try:
-        read_upstream_rows(dest, file)
-    except TextReferenceError:
-        if pinned is None:  # never pin a file that is not what upstream ships
-            os.replace(dest, dest.with_name(dest.name + ".corrupt"))
-        raise
-    if pinned is None:
-        lockfile.pin(Path(config_dir) / LOCK_FILE, ref.lock_key(file), sha,
-                     "upstream SemiVL's text embeddings")
+            read_upstream_rows(path, file)
+        except TextReferenceError:
+            if pinned is None:  # never pin a file that is not what upstream ships
+                os.replace(path, path.with_name(path.name + ".corrupt"))
+            raise
+
+    sha = lockfile.fetch_pinned(
+        [ref.file_url(file)], dest, Path(config_dir) / LOCK_FILE, ref.lock_key(file),
+        "upstream SemiVL's text embeddings", expected=ref.sha256.get(file),
+        pinned_in=f"{Path(config_dir) / CONFIG_FILE} or {LOCK_FILE}", error=TextReferenceError,
+        check=readable, progress=progress,
+        failure=lambda err: (
+            f"upstream text embeddings {file}: {err}\nRun `semivl text` where "
+            f"{ref.file_url(file)} can be reached (it needs internet once), or download that "
+            f"file by hand to {dest.resolve()} and run it again"))
     return dest, sha
 
 
@@ -239,7 +236,7 @@ def upstream_text_rows(text_dir: Path, config_dir: Path, dataset: DatasetConfig,
     class, from ``config/classes``), verified against the pin on every use."""
     import torch
 
-    from semivl.models.text import load_class_texts
+    from semivl.models.class_texts import load_class_texts
 
     ref, key = load_upstream_text(config_dir), RECIPE_VARIANTS.get(variant)
     file = ref.files_of(dataset.name).get(key)
@@ -295,7 +292,7 @@ def run_text_record(recipe, text_dir: Path, config_dir: Path) -> dict[str, Any] 
     """What ``provenance.json`` records of a run's text embeddings: their source, the file and
     the check ``semivl text`` recorded beside it (None for models without text)."""
     from semivl.download import sha256_of
-    from semivl.models.text import text_check_file, text_file
+    from semivl.models.class_texts import text_check_file, text_file
 
     if recipe.model.name != "semivl":
         return None

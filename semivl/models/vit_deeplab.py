@@ -1,5 +1,6 @@
-"""UniMatch with a ViT: the DeepLabV3+-style decoder of SemiVL's component ablation (spec
-semivl.md 2.6, rows 2-4; upstream ``model/decode_heads/dlv3p_head.py``).
+"""UniMatch with a ViT: the DeepLabV3+-style decoder of SemiVL's component ablation
+(docs/upstream.md, SemiVL component ablation, rows 2-4; upstream
+``model/decode_heads/dlv3p_head.py``).
 
 Two backbones feed the same head:
 

@@ -1,4 +1,4 @@
-"""SemiVL's language-guided decoder, ``VLGHead`` (spec semivl.md 2.4).
+"""SemiVL's language-guided decoder, ``VLGHead`` (docs/upstream.md, Language-guided decoder).
 
 Per image and class: a cosine cost map between the dense CLIP embedding and the class's text
 embedding; spatial reasoning on every class map with shared weights (7x7 conv, then a GroupNorm

@@ -2,9 +2,10 @@
 
 * SemiVL without each component (:data:`~semivl.report.tables.ABLATIONS`), with the delta to
   full SemiVL.
-* The component ablation as the SemiVL paper builds it (spec/semivl.md 2.6 rows 2 to 7): start
-  from UniMatch on an ImageNet ViT and add one component per row up to SemiVL, with the
-  cumulative mIoU and the gain over the row above, in the splits where the ablation ran.
+* The component ablation as the SemiVL paper builds it (docs/upstream.md, SemiVL component
+  ablation, rows 2 to 7): start from UniMatch on an ImageNet ViT and add one component per row
+  up to SemiVL, with the cumulative mIoU and the gain over the row above, in the splits where
+  the ablation ran.
 
 Both read final-iteration mIoU, mean and sample std over seeds, and only the splits where their
 variants have runs (in a grid of blocks the ablations run on a few cells only).
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from semivl.report.tables import (
+from semivl.report.vocabulary import (
     ABLATIONS,
     ADDITIONS,
     METHOD_LABELS,

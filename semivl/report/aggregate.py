@@ -8,6 +8,7 @@ GPU-hours), ``config.yaml`` (the batch plan: processes, micro-batch, accumulatio
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -99,7 +100,19 @@ def run_provenance(run_dir: Path, dataset: str, method: str) -> dict:
     return {"hours": record.get("gpu_hours") if on_gpu else record.get("wall_hours"),
             "device": "gpu" if on_gpu else "cpu",
             "data_sha": sha("/prepared.json"),
-            "recipe_sha": sha(f"recipes/{method}/{dataset}.yaml")}
+            "recipe_sha": _chain_sha(record.get("recipe_chain"), inputs)
+            or sha(f"recipes/{method}/{dataset}.yaml")}
+
+
+def _chain_sha(chain: list[str] | None, inputs: dict) -> str | None:
+    """For a recipe with ``base:`` files: one hash over the chain's file hashes (an edit to a
+    base shows as another recipe version); ``None`` for a recipe without bases."""
+    if not chain:
+        return None
+    shas = [inputs.get(path) for path in chain]
+    if not all(shas):
+        return None
+    return hashlib.sha256("\n".join(shas).encode()).hexdigest()[:12]
 
 
 def write_metrics_csv(frame: pd.DataFrame, out: Path) -> None:

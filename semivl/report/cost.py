@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from semivl.report.tables import METHOD_LABELS, _header, _missing, _splits, method_order
+from semivl.report.vocabulary import METHOD_LABELS, _header, _missing, _splits, method_order
 
 COST_NOTE = ("Training only (evaluation not included), summed over the seeds that finished "
              "(their number in brackets); from each run's `provenance.json`. GPU-h = wall "

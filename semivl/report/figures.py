@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from semivl.atomic import atomic_write  # noqa: E402
 from semivl.report.published import published_for  # noqa: E402
-from semivl.report.tables import (  # noqa: E402
+from semivl.report.vocabulary import (  # noqa: E402
     ABLATIONS,
     METHOD_LABELS,
     dataset_order,

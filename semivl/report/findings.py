@@ -7,8 +7,8 @@ the larger seed std of the two (the criterion of the toy miniature's issue). Eac
 holds / does not hold / not measured, with the numbers. The component ablation (rows of
 :data:`semivl.report.ablation.COMPONENTS`) adds one line per component: its gain over the row
 above at each split where both ran, with its sign as measured, and whether it helps at every
-one of them by the same criterion. Where the grid runs UniMatch V2, two lines check its own
-claims (:func:`v2_findings`).
+one of them by the same criterion. The claims that ``config/methods.yaml`` records for a method
+the grid runs (UniMatch V2's two) add a line each (:func:`claim_findings`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import math
 
 import pandas as pd
 
-from semivl.report.tables import METHOD_LABELS, format_delta, summarise, uses_definitions
+from semivl.methods.catalog import load_catalog
+from semivl.report.vocabulary import METHOD_LABELS, format_delta, summarise, uses_definitions
 
 
 def _stats(summary: pd.DataFrame, method: str, split: str) -> tuple[float, float, int]:
@@ -99,25 +100,27 @@ def component_findings(part: pd.DataFrame) -> list[str]:
     return lines
 
 
-def v2_findings(part: pd.DataFrame) -> list[str]:
-    """UniMatch V2's claims, where the grid runs it: above its labelled-only baseline (V2
-    paper, Table 1) and above SemiVL (V2 README: 86.3 against 84.0 on VOC 92 labels), each
-    at the fewest labels where both methods of the pair ran."""
+def claim_findings(part: pd.DataFrame) -> list[str]:
+    """The claims of ``config/methods.yaml`` (UniMatch V2: above its labelled-only baseline,
+    V2 paper Table 1, and above SemiVL, V2 README: 86.3 against 84.0 on VOC 92 labels), for
+    each method the grid runs: each at the fewest labels where both methods of the pair ran."""
     methods = set(part["method"])
-    if "unimatch_v2" not in methods:
-        return []
-    summary = summarise(part).set_index(["split", "method"])
     lines = []
-    for lower in ("supervised_v2", "semivl"):
-        if lower not in methods:
+    for name, entry in load_catalog().items():
+        if name not in methods or not entry.claims:
             continue
-        both = set(part.loc[part["method"] == "unimatch_v2", "split"]) & set(
-            part.loc[part["method"] == lower, "split"])
-        if not both:
-            continue
-        where = _fewest(part[part["split"].isin(both)], ["unimatch_v2", lower])
-        lines.append(_order(summary, "unimatch_v2", lower, where["split"],
-                            where["num_labeled"]) + " (UniMatch V2's claim)")
+        summary = summarise(part).set_index(["split", "method"])
+        for claim in entry.claims:
+            lower = claim.above
+            if lower not in methods:
+                continue
+            both = set(part.loc[part["method"] == name, "split"]) & set(
+                part.loc[part["method"] == lower, "split"])
+            if not both:
+                continue
+            where = _fewest(part[part["split"].isin(both)], [name, lower])
+            lines.append(_order(summary, name, lower, where["split"],
+                                where["num_labeled"]) + f" ({claim.source})")
     return lines
 
 
@@ -125,7 +128,7 @@ def paper_findings(part: pd.DataFrame, zero_shot: dict | None = None) -> list[st
     """The findings section of one dataset's results (``part``: one row per run), or ``[]``
     when the grid lacks supervised, UniMatch or SemiVL and the component ablation."""
     methods = set(part["method"])
-    components, v2 = component_findings(part), v2_findings(part)
+    components, v2 = component_findings(part), claim_findings(part)
     if not {"supervised", "unimatch", "semivl"} <= methods:
         return _section(components + v2) if components or v2 else []
     summary = summarise(part).set_index(["split", "method"])

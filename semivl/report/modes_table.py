@@ -15,7 +15,11 @@ import math
 
 import pandas as pd
 
-MAIN_METHODS = ["supervised", "unimatch", "semivl", "supervised_v2", "unimatch_v2"]
+from semivl.methods.catalog import in_group
+from semivl.report.vocabulary import METHOD_LABELS
+
+# The main methods of config/methods.yaml (not the additions to SemiVL), in the tables' order.
+MAIN_METHODS = in_group("main")
 
 
 def _parse(value) -> dict | list | None:
@@ -67,7 +71,6 @@ def modes_section(part: pd.DataFrame, zero_shot: dict | None) -> list[str]:
     shown = _labelled(cell)
     acc = {m: _mean_accuracy(cell[cell["method"] == m]) for m in methods}
     looks = list(next(iter(_parse(v) for v in cell["per_mode_accuracy"] if _parse(v))))
-    from semivl.report.tables import METHOD_LABELS
 
     heads = (["zero-shot CLIP"] if zs else []) + [METHOD_LABELS.get(m, m) for m in methods]
     lines = [f"### Accuracy per look (appearance mode), {fewest.num_labeled} labels", "",

@@ -17,7 +17,7 @@ from semivl.data.masks import read_mask  # noqa: E402
 from semivl.data.palette import dataset_palette  # noqa: E402
 from semivl.data.splits import read_split_file  # noqa: E402
 from semivl.report.figures import report_style, save_figure  # noqa: E402
-from semivl.report.tables import METHOD_LABELS, method_order  # noqa: E402
+from semivl.report.vocabulary import METHOD_LABELS, method_order  # noqa: E402
 
 
 def _rgb(mask: np.ndarray, palette: list[int]) -> np.ndarray:

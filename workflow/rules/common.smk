@@ -5,7 +5,8 @@ from pathlib import Path
 from snakemake.common.configfile import load_configfile
 from snakemake.utils import validate
 
-from semivl.config import load_dataset_config, load_recipe
+from semivl.config import load_dataset_config
+from semivl.recipes import load_recipe, recipe_chain
 from semivl.engine.pretrain_config import load_pretrain_config
 from semivl.models.clip_config import (load_clip_sources, needs_clip, needs_text,
                                        pretrained_checkpoint, recipe_clip)
@@ -52,6 +53,11 @@ def all_runs(filename):
 @lru_cache(maxsize=None)
 def _recipe(method, dataset):
     return load_recipe(method, dataset, Path(CONFIG_DIR))
+
+
+def recipe_files(wildcards):
+    """A run's recipe and the files of its `base:` chain: an edit to any of them reruns it."""
+    return [str(p) for p in recipe_chain(wildcards.method, wildcards.dataset, CONFIG_DIR)]
 
 
 def model_files(wildcards):

@@ -56,7 +56,7 @@ rule released_import:
     input:
         unpack(model_files),
         checkpoint=released_checkpoint,
-        recipe=f"{CONFIG_DIR}/recipes/{{method}}/{{dataset}}.yaml",
+        recipe=recipe_files,  # the recipe and its base: chain
     output:
         model=f"{RESULTS}/released/{{dataset}}/{{split}}/{{method}}/model.pt",
         summary=f"{RESULTS}/released/{{dataset}}/{{split}}/{{method}}/train_summary.json",

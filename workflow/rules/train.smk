@@ -11,7 +11,7 @@ rule train:
         labeled=f"{DATA}/splits/{{dataset}}/{{split}}/labeled.txt",
         unlabeled=f"{DATA}/splits/{{dataset}}/{{split}}/unlabeled.txt",
         val=f"{DATA}/splits/{{dataset}}/val.txt",
-        recipe=f"{CONFIG_DIR}/recipes/{{method}}/{{dataset}}.yaml",
+        recipe=recipe_files,  # the recipe and its base: chain
         dataset_cfg=f"{CONFIG_DIR}/datasets/{{dataset}}.yaml",
         weights="resources/weights",
     output:

@@ -25,8 +25,9 @@ from typing import Any
 import yaml
 
 from semivl.atomic import write_text_atomic
-from semivl.config import ConfigError, DatasetConfig, build_config, load_recipe, read_yaml
+from semivl.config import ConfigError, DatasetConfig, build_config, read_yaml
 from semivl.data.masks import DataError
+from semivl.recipes import load_recipe
 
 BUILT_IN = ("toy", "pascal", "coco", "ade20k", "cityscapes")
 NAME = re.compile(r"^[A-Za-z0-9_]+$")  # the workflow's wildcard constraint
