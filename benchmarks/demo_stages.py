@@ -41,8 +41,9 @@ def table(groups: dict[str, list[tuple[float, float]]], label: str) -> str:
         wall, cpu = sum(w for w, _ in items), sum(c for _, c in items)
         lines.append(f"| {name} | {len(items)} | {wall:.0f} | {cpu:.0f} |")
     every = [item for items in groups.values() for item in items]
-    lines.append(f"| all | {len(every)} | {sum(w for w, _ in every):.0f} | "
-                 f"{sum(c for _, c in every):.0f} |")
+    lines.append(
+        f"| all | {len(every)} | {sum(w for w, _ in every):.0f} | {sum(c for _, c in every):.0f} |"
+    )
     return "\n".join(lines)
 
 

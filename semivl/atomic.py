@@ -44,8 +44,9 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
         Path(tmp).unlink(missing_ok=True)
         # torch.save reports a full disk as an opaque RuntimeError: name the file and the space.
         free = shutil.disk_usage(path.parent).free / 1e9
-        raise OSError(f"could not write {path}: {err} ({free:.1f} GB free on its disk; "
-                      f"{path} is unchanged)") from err
+        raise OSError(
+            f"could not write {path}: {err} ({free:.1f} GB free on its disk; {path} is unchanged)"
+        ) from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -46,8 +46,10 @@ from semivl.typed_yaml import (  # noqa: F401 - re-exported
 # conf_thresh, fp_rate) predate the registry and stay in every dump, so that an old last.pt
 # still resumes.
 OPTIONAL_TRAIN_KEYS = {"ema_momentum"}
-_SECTION_KEYS_OMITTED_AT_DEFAULT = {"train": {"labeled_upsample_to": None},
-                                    "eval": {"resize_to_multiple": None}}
+_SECTION_KEYS_OMITTED_AT_DEFAULT = {
+    "train": {"labeled_upsample_to": None},
+    "eval": {"resize_to_multiple": None},
+}
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,12 @@ class ModelConfig:
         # SemiVL's class texts: this project's encoding (`semivl text`) or upstream's own
         # files (config/upstream_text.yaml); checked further in load_recipe.
         source = self.args.get("text_embeddings", "project")
-        require(source in ("project", "upstream"), f"{path}.args.text_embeddings",
-                 "'project' or 'upstream'", source)
+        require(
+            source in ("project", "upstream"),
+            f"{path}.args.text_embeddings",
+            "'project' or 'upstream'",
+            source,
+        )
 
 
 @dataclass(frozen=True)
@@ -198,18 +204,27 @@ class TrainConfig:
             self.eval_every_epochs is None or self.eval_every_iters is None,
             f"{path}.eval_every_epochs/eval_every_iters",
             "at most one of the two",
-            {"eval_every_epochs": self.eval_every_epochs,
-             "eval_every_iters": self.eval_every_iters},
+            {
+                "eval_every_epochs": self.eval_every_epochs,
+                "eval_every_iters": self.eval_every_iters,
+            },
         )
         require(self.num_workers >= 0, f"{path}.num_workers", ">= 0", self.num_workers)
-        require(0 < self.schedule_fraction <= 1, f"{path}.schedule_fraction", "in (0, 1]",
-                 self.schedule_fraction)
+        require(
+            0 < self.schedule_fraction <= 1,
+            f"{path}.schedule_fraction",
+            "in (0, 1]",
+            self.schedule_fraction,
+        )
         require(0 <= self.conf_thresh <= 1, f"{path}.conf_thresh", "in [0, 1]", self.conf_thresh)
         require(0 <= self.fp_rate < 1, f"{path}.fp_rate", "in [0, 1)", self.fp_rate)
-        require(0 <= self.ema_momentum < 1, f"{path}.ema_momentum", "in [0, 1)",
-                 self.ema_momentum)
-        require(self.labeled_upsample_to is None or self.labeled_upsample_to >= 1,
-                 f"{path}.labeled_upsample_to", ">= 1 or null", self.labeled_upsample_to)
+        require(0 <= self.ema_momentum < 1, f"{path}.ema_momentum", "in [0, 1)", self.ema_momentum)
+        require(
+            self.labeled_upsample_to is None or self.labeled_upsample_to >= 1,
+            f"{path}.labeled_upsample_to",
+            ">= 1 or null",
+            self.labeled_upsample_to,
+        )
         require(
             self.global_batch_size is None or self.global_batch_size % self.batch_size == 0,
             f"{path}.global_batch_size",
@@ -246,11 +261,14 @@ class GuidanceConfig:
     teacher_image_size: int = 512
 
     def check(self, path: str) -> None:
-        require(0 <= self.conf_thresh <= 1, f"{path}.conf_thresh", "in [0, 1]",
-                 self.conf_thresh)
+        require(0 <= self.conf_thresh <= 1, f"{path}.conf_thresh", "in [0, 1]", self.conf_thresh)
         require(self.temperature > 0, f"{path}.temperature", "> 0", self.temperature)
-        require(self.teacher_image_size > 0, f"{path}.teacher_image_size", "> 0",
-                 self.teacher_image_size)
+        require(
+            self.teacher_image_size > 0,
+            f"{path}.teacher_image_size",
+            "> 0",
+            self.teacher_image_size,
+        )
 
 
 @dataclass(frozen=True)
@@ -285,8 +303,12 @@ class EvalConfig:
                 "a positive window size for sliding modes",
                 self.crop_size,
             )
-        require(self.resize_to_multiple is None or self.resize_to_multiple >= 1,
-                 f"{path}.resize_to_multiple", ">= 1 or null", self.resize_to_multiple)
+        require(
+            self.resize_to_multiple is None or self.resize_to_multiple >= 1,
+            f"{path}.resize_to_multiple",
+            ">= 1 or null",
+            self.resize_to_multiple,
+        )
         if self.mode in ("sliding_logits", "sliding_softmax_clamped"):
             require(
                 self.stride is not None and self.stride > 0,
@@ -357,8 +379,9 @@ class Recipe:
         """This recipe with ``workers`` loader workers per stream and process (a site's
         setting: samples do not depend on it, and a run may resume with another)."""
         require(workers >= 0, "train.num_workers", ">= 0", workers)
-        return dataclasses.replace(self, train=dataclasses.replace(self.train,
-                                                                   num_workers=int(workers)))
+        return dataclasses.replace(
+            self, train=dataclasses.replace(self.train, num_workers=int(workers))
+        )
 
     def with_schedule_fraction(self, fraction: float) -> Recipe:
         """This recipe training ``fraction`` of its schedule (``train.schedule_fraction``; the

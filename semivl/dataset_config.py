@@ -54,8 +54,7 @@ class OfficialSplits:
         require(len(self.commit) == 40, f"{path}.commit", "a full 40-hex commit", self.commit)
 
     def file_url(self, file: str) -> str:
-        return self.url.format(repo=self.repo, commit=self.commit, folder=self.folder,
-                               file=file)
+        return self.url.format(repo=self.repo, commit=self.commit, folder=self.folder, file=file)
 
 
 @dataclass(frozen=True)
@@ -70,16 +69,27 @@ class AppearanceModes:
 
     def check_classes(self, path: str, class_names: list[str]) -> None:
         for name, looks in self.looks.items():
-            require(name in class_names, f"{path}.looks.{name}",
-                     f"one of the class names {class_names}", name)
+            require(
+                name in class_names,
+                f"{path}.looks.{name}",
+                f"one of the class names {class_names}",
+                name,
+            )
             require(len(looks) > 0, f"{path}.looks.{name}", "at least one look", looks)
-        require(len(self.names()) < 255, f"{path}.looks", "fewer than 255 looks in all",
-                 len(self.names()))
+        require(
+            len(self.names()) < 255,
+            f"{path}.looks",
+            "fewer than 255 looks in all",
+            len(self.names()),
+        )
 
     def names(self) -> list[str]:
         """``"<class>/<mode> <look>"`` for map values 1, 2, ... in order."""
-        return [f"{cls}/{mode} {look}" for cls, looks in self.looks.items()
-                for mode, look in enumerate(looks)]
+        return [
+            f"{cls}/{mode} {look}"
+            for cls, looks in self.looks.items()
+            for mode, look in enumerate(looks)
+        ]
 
     def class_of(self) -> list[str]:
         """The object class of map values 1, 2, ... in order."""
@@ -112,27 +122,37 @@ class DatasetSource:
 
     def check(self, path: str) -> None:
         folders = self.images is not None or self.masks is not None
-        require(folders != (self.list_file is not None), f"{path}",
-                 "either images and masks folders or a list_file",
-                 {"images": self.images, "masks": self.masks, "list_file": self.list_file})
+        require(
+            folders != (self.list_file is not None),
+            f"{path}",
+            "either images and masks folders or a list_file",
+            {"images": self.images, "masks": self.masks, "list_file": self.list_file},
+        )
         if folders:
-            require(self.images is not None and self.masks is not None,
-                     f"{path}.images/masks", "both folders", {"images": self.images,
-                                                               "masks": self.masks})
-            require(self.root is None, f"{path}.root", "null (root goes with list_file)",
-                     self.root)
-        require(self.val_list is None or self.val_fraction is None,
-                 f"{path}.val_list/val_fraction", "at most one of the two",
-                 {"val_list": self.val_list, "val_fraction": self.val_fraction})
+            require(
+                self.images is not None and self.masks is not None,
+                f"{path}.images/masks",
+                "both folders",
+                {"images": self.images, "masks": self.masks},
+            )
+            require(self.root is None, f"{path}.root", "null (root goes with list_file)", self.root)
+        require(
+            self.val_list is None or self.val_fraction is None,
+            f"{path}.val_list/val_fraction",
+            "at most one of the two",
+            {"val_list": self.val_list, "val_fraction": self.val_fraction},
+        )
         if self.val_fraction is not None:
-            require(0 < self.val_fraction < 1, f"{path}.val_fraction", "in (0, 1)",
-                     self.val_fraction)
+            require(
+                0 < self.val_fraction < 1, f"{path}.val_fraction", "in (0, 1)", self.val_fraction
+            )
 
 
 # DatasetConfig keys left out of a recipe's plain form (config dumps, run fingerprints) while
 # they hold their defaults, so the runs of datasets that do not use them hash as before.
 _DATASET_KEYS_OMITTED_AT_DEFAULT = {"label_offset": 0, "ignore_values": [255], "source": None}
 # Keys added for UniMatch V2, left out of a recipe's plain form at their defaults, so that the
+
 
 @dataclass(frozen=True)
 class DatasetConfig:
@@ -183,37 +203,59 @@ class DatasetConfig:
         )
         require(self.ignore_index == 255, f"{path}.ignore_index", 255, self.ignore_index)
         repeated = sorted({n for n in self.class_names if self.class_names.count(n) > 1})
-        require(not repeated, f"{path}.class_names", "each name once",
-                 f"{repeated[0]!r} more than once" if repeated else None)
-        require(not (self.reduce_zero_label and self.label_offset), f"{path}.label_offset",
-                 "0 with reduce_zero_label (which is label_offset -1)", self.label_offset)
+        require(
+            not repeated,
+            f"{path}.class_names",
+            "each name once",
+            f"{repeated[0]!r} more than once" if repeated else None,
+        )
+        require(
+            not (self.reduce_zero_label and self.label_offset),
+            f"{path}.label_offset",
+            "0 with reduce_zero_label (which is label_offset -1)",
+            self.label_offset,
+        )
         for value in self.ignore_values:
-            require(0 <= value <= 65535, f"{path}.ignore_values", "values in [0, 65535]",
-                     value)
+            require(0 <= value <= 65535, f"{path}.ignore_values", "values in [0, 65535]", value)
             label = value + self.mask_offset
-            require(not 0 <= label < self.num_classes, f"{path}.ignore_values",
-                     "no stored value of a class (after the label offset)",
-                     f"{value} (class {label}, {self.class_names[label]!r})"
-                     if 0 <= label < self.num_classes else value)
-        require((self.layout == "generic") == (self.source is not None), f"{path}.source",
-                 "a source mapping for layout 'generic' and none for the others", self.source)
+            require(
+                not 0 <= label < self.num_classes,
+                f"{path}.ignore_values",
+                "no stored value of a class (after the label offset)",
+                f"{value} (class {label}, {self.class_names[label]!r})"
+                if 0 <= label < self.num_classes
+                else value,
+            )
+        require(
+            (self.layout == "generic") == (self.source is not None),
+            f"{path}.source",
+            "a source mapping for layout 'generic' and none for the others",
+            self.source,
+        )
         for name, count in self.splits.items():
             require(count > 0, f"{path}.splits.{name}", "a positive image count", count)
         if self.split_source == "official":
-            require(self.official_splits is not None, f"{path}.official_splits",
-                     "a repo/commit/folder mapping (split_source is 'official')", None)
-        require(self.masks_from == "preprocessed" or self.layout == "coco",
-                 f"{path}.masks_from", "'preprocessed' (only COCO masks can be regenerated)",
-                 self.masks_from)
+            require(
+                self.official_splits is not None,
+                f"{path}.official_splits",
+                "a repo/commit/folder mapping (split_source is 'official')",
+                None,
+            )
+        require(
+            self.masks_from == "preprocessed" or self.layout == "coco",
+            f"{path}.masks_from",
+            "'preprocessed' (only COCO masks can be regenerated)",
+            self.masks_from,
+        )
         for part in self.expected_counts:
-            require(part in ("train", "val"), f"{path}.expected_counts.{part}",
-                     "'train' or 'val'", part)
+            require(
+                part in ("train", "val"), f"{path}.expected_counts.{part}", "'train' or 'val'", part
+            )
 
     @property
     def mask_offset(self) -> int:
         """What reading a mask adds to each stored value (``reduce_zero_label``: -1)."""
         return -1 if self.reduce_zero_label else self.label_offset
-
 
 
 def load_dataset_config(name: str, config_dir: Path = CONFIG_DIR) -> DatasetConfig:
@@ -229,5 +271,3 @@ def load_dataset_config(name: str, config_dir: Path = CONFIG_DIR) -> DatasetConf
     if cfg.name != name:
         raise ConfigError(f"{path}: dataset.name: expected {name!r}, got {cfg.name!r}")
     return cfg
-
-

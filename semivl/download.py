@@ -59,13 +59,20 @@ def require_free_space(folder: Path, needed: int, what: str) -> None:
         )
 
 
-def _fetch_once(url: str, part: Path, timeout: float, progress: bool,
-                session: requests.Session, expected_size: int | None) -> None:
+def _fetch_once(
+    url: str,
+    part: Path,
+    timeout: float,
+    progress: bool,
+    session: requests.Session,
+    expected_size: int | None,
+) -> None:
     """Append the rest of ``url`` to ``part`` (resuming from its size when the server can)."""
     offset = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}
-    with session.get(url, headers=headers, stream=True, timeout=timeout,
-                     allow_redirects=True) as response:
+    with session.get(
+        url, headers=headers, stream=True, timeout=timeout, allow_redirects=True
+    ) as response:
         if response.status_code == 416:  # the part file is already complete
             return
         if response.status_code in (401, 403):
@@ -79,15 +86,24 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool,
         if total is not None:
             require_free_space(part.parent, total - offset, f"downloading {url}")
         mode = "ab" if offset else "wb"
-        with part.open(mode) as handle, tqdm(total=total, initial=offset, unit="B",
-                                             unit_scale=True, desc=part.name.removesuffix(
-                                                 ".part"), disable=not progress) as bar:
+        with (
+            part.open(mode) as handle,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                desc=part.name.removesuffix(".part"),
+                disable=not progress,
+            ) as bar,
+        ):
             for chunk in response.iter_content(NET_CHUNK):
                 handle.write(chunk)
                 bar.update(len(chunk))
         if total is not None and part.stat().st_size < total:
-            raise DownloadError(f"{url}: connection closed after {part.stat().st_size} of "
-                                f"{total} bytes")
+            raise DownloadError(
+                f"{url}: connection closed after {part.stat().st_size} of {total} bytes"
+            )
 
 
 def _set_aside(part: Path, dest: Path, why: str) -> Path:
@@ -97,11 +113,20 @@ def _set_aside(part: Path, dest: Path, why: str) -> Path:
     return aside
 
 
-def download(urls: list[str], dest: Path, sha256: str | None = None, *,
-             md5: str | None = None, size: int | None = None,
-             validate: Callable[[Path], None] | None = None,
-             session: requests.Session | None = None, retries: int = 3,
-             timeout: float = 60.0, progress: bool = True, backoff_s: float = 2.0) -> str:
+def download(
+    urls: list[str],
+    dest: Path,
+    sha256: str | None = None,
+    *,
+    md5: str | None = None,
+    size: int | None = None,
+    validate: Callable[[Path], None] | None = None,
+    session: requests.Session | None = None,
+    retries: int = 3,
+    timeout: float = 60.0,
+    progress: bool = True,
+    backoff_s: float = 2.0,
+) -> str:
     """Download the first URL that works to ``dest`` and return the file's sha256.
 
     The transfer goes to ``<dest>.part``, which survives failures and is resumed (HTTP Range)
@@ -132,8 +157,15 @@ def download(urls: list[str], dest: Path, sha256: str | None = None, *,
     raise DownloadError("all sources failed:\n  " + "\n  ".join(errors))
 
 
-def _accept(part: Path, dest: Path, url: str, *, sha256: str | None, md5: str | None,
-            validate: Callable[[Path], None] | None) -> str:
+def _accept(
+    part: Path,
+    dest: Path,
+    url: str,
+    *,
+    sha256: str | None,
+    md5: str | None,
+    validate: Callable[[Path], None] | None,
+) -> str:
     """Check a finished transfer and rename it to ``dest``; return its sha256."""
     for algorithm, expected in (("md5", md5), ("sha256", sha256)):
         if expected is None:

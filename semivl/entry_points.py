@@ -29,8 +29,10 @@ def group_entries(group: str) -> list[tuple[str, str, str]]:
     """(name, ``"module:attribute"``, where it was declared) of every entry point of ``group``:
     this repository's ``pyproject.toml`` and every installed distribution; an installed copy
     of a declaration from the source tree is listed once."""
-    found = [(name, value, f"pyproject.toml [project.entry-points.{group}] {name}")
-             for name, value in _source_tree_groups().get(group, {}).items()]
+    found = [
+        (name, value, f"pyproject.toml [project.entry-points.{group}] {name}")
+        for name, value in _source_tree_groups().get(group, {}).items()
+    ]
     seen = {(name, value) for name, value, _ in found}
     for entry in sorted(entry_points(group=group), key=lambda e: e.name):
         if (entry.name, entry.value) not in seen:

@@ -52,7 +52,8 @@ class GridBlock:
                 raise ConfigError(
                     f"{path}.methods[{i}]: {method!r} is not a method of config/methods.yaml "
                     f"(known: {', '.join(catalog)}); a new method needs a line there with its "
-                    f"table label and group (README, 'Add your own method')")
+                    f"table label and group (README, 'Add your own method')"
+                )
         cells = [(c.dataset, c.split) for c in self.splits]
         repeated_cells = sorted({c for c in cells if cells.count(c) > 1})
         if repeated_cells:
@@ -80,24 +81,27 @@ class GridAxes:
         if self.blocks and single:
             raise ConfigError(
                 f"{path}.{single[0]}: a grid has either `blocks` or the single-block keys "
-                f"splits/methods/seeds, not both; move {single[0]} into a block")
+                f"splits/methods/seeds, not both; move {single[0]} into a block"
+            )
         if not self.blocks:
             missing = [k for k in ("splits", "methods", "seeds") if not getattr(self, k)]
             if missing:
                 raise ConfigError(
                     f"{path}.{missing[0]}: expected a non-empty list (or give `blocks:`, "
-                    f"each with splits, methods and seeds)")
+                    f"each with splits, methods and seeds)"
+                )
         for b, block in enumerate(self.all_blocks()):
             where = f"{path}.blocks[{b}]" if self.blocks else path
             for i, cell in enumerate(block.splits):
                 if cell.dataset not in self.datasets:
-                    raise ConfigError(f"{where}.splits[{i}].dataset: expected one of "
-                                      f"{self.datasets} (grid.datasets), got {cell.dataset!r}")
+                    raise ConfigError(
+                        f"{where}.splits[{i}].dataset: expected one of "
+                        f"{self.datasets} (grid.datasets), got {cell.dataset!r}"
+                    )
         used = {c.dataset for block in self.all_blocks() for c in block.splits}
         unused = [d for d in self.datasets if d not in used]
         if unused:
-            raise ConfigError(f"{path}.datasets: {unused[0]!r} has no cell in any block's "
-                              f"splits")
+            raise ConfigError(f"{path}.datasets: {unused[0]!r} has no cell in any block's splits")
         seen: dict[tuple, int] = {}
         for b, block in enumerate(self.all_blocks()):
             for cell in block.splits:
@@ -108,14 +112,17 @@ class GridAxes:
                             raise ConfigError(
                                 f"{path}.blocks[{b}]: {cell.dataset} {cell.split} {method} "
                                 f"seed {seed} is already in blocks[{seen[(*key, seed)]}]; "
-                                f"list each run once")
+                                f"list each run once"
+                            )
                         seen[(*key, seed)] = b
 
     def all_blocks(self) -> list[GridBlock]:
         """The blocks, the single-block form as one block named ``main``."""
         if self.blocks:
-            return [b if b.name else GridBlock(b.splits, b.methods, b.seeds, f"block{i}")
-                    for i, b in enumerate(self.blocks)]
+            return [
+                b if b.name else GridBlock(b.splits, b.methods, b.seeds, f"block{i}")
+                for i, b in enumerate(self.blocks)
+            ]
         return [GridBlock(self.splits, self.methods, self.seeds, "main")]
 
 
@@ -131,8 +138,9 @@ class ReportSettings:
 
     def check(self, path: str) -> None:
         if not 1 <= self.qualitative_images <= 32:
-            raise ConfigError(f"{path}.qualitative_images: expected 1 to 32, got "
-                              f"{self.qualitative_images}")
+            raise ConfigError(
+                f"{path}.qualitative_images: expected 1 to 32, got {self.qualitative_images}"
+            )
 
 
 @dataclass(frozen=True)
@@ -169,22 +177,25 @@ class ClusterSettings:
             if value is not None and value < 1:
                 raise ConfigError(f"{path}.{key}: expected an integer >= 1 or null, got {value}")
         if self.num_workers is not None and self.num_workers < 0:
-            raise ConfigError(f"{path}.num_workers: expected an integer >= 0 or null, got "
-                              f"{self.num_workers}")
+            raise ConfigError(
+                f"{path}.num_workers: expected an integer >= 0 or null, got {self.num_workers}"
+            )
         if self.max_hours is not None and self.max_hours < 1:
-            raise ConfigError(f"{path}.max_hours: expected hours >= 1 or null (a partition's "
-                              f"wall-time limit), got {self.max_hours}")
+            raise ConfigError(
+                f"{path}.max_hours: expected hours >= 1 or null (a partition's "
+                f"wall-time limit), got {self.max_hours}"
+            )
         if self.gpu_model is not None and not re.fullmatch(r"[A-Za-z0-9_.]+", self.gpu_model):
-            raise ConfigError(f"{path}.gpu_model: expected a GPU type of letters, digits, '_' "
-                              f"and '.' (as in gres.conf, e.g. a100), got {self.gpu_model!r}")
+            raise ConfigError(
+                f"{path}.gpu_model: expected a GPU type of letters, digits, '_' "
+                f"and '.' (as in gres.conf, e.g. a100), got {self.gpu_model!r}"
+            )
 
     def job_gpus(self, recipe_gpus: int) -> int:
         """A job's GPUs: the recipe's count, capped by ``max_gpus_per_job``."""
         from semivl.launch import job_gpus
 
         return job_gpus(recipe_gpus, self.max_gpus_per_job)
-
-
 
 
 @dataclass(frozen=True)
@@ -202,11 +213,15 @@ class ReleasedCheckpoint:
     def check(self, path: str) -> None:
         released = released_methods()  # config/methods.yaml
         if self.method not in released:
-            raise ConfigError(f"{path}.method: expected one of {released} (upstream layouts "
-                              f"import-checkpoint maps), got {self.method!r}")
+            raise ConfigError(
+                f"{path}.method: expected one of {released} (upstream layouts "
+                f"import-checkpoint maps), got {self.method!r}"
+            )
         if (self.file is None) == (self.url is None):
-            raise ConfigError(f"{path}: expected exactly one of `file` (a path) and `url`, "
-                              f"got {'both' if self.file else 'neither'}")
+            raise ConfigError(
+                f"{path}: expected exactly one of `file` (a path) and `url`, "
+                f"got {'both' if self.file else 'neither'}"
+            )
         if self.url is not None and not self.url.startswith(("https://", "http://")):
             raise ConfigError(f"{path}.url: expected an https URL, got {self.url!r}")
         if self.sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256):
@@ -243,20 +258,26 @@ class Grid:
 
     def __post_init__(self) -> None:
         if not 0 < self.schedule_fraction <= 1:
-            raise ConfigError(f"config.schedule_fraction: expected a number in (0, 1], got "
-                              f"{self.schedule_fraction}")
+            raise ConfigError(
+                f"config.schedule_fraction: expected a number in (0, 1], got "
+                f"{self.schedule_fraction}"
+            )
 
     def check(self, path: str) -> None:
         """Checks across keys (each key's own checks run when it is built)."""
         seen: dict[tuple[str, str, str], int] = {}
         for i, entry in enumerate(self.released):
             if entry.dataset not in self.grid.datasets:
-                raise ConfigError(f"{path}.released[{i}].dataset: expected one of "
-                                  f"{self.grid.datasets} (grid.datasets), got {entry.dataset!r}")
+                raise ConfigError(
+                    f"{path}.released[{i}].dataset: expected one of "
+                    f"{self.grid.datasets} (grid.datasets), got {entry.dataset!r}"
+                )
             key = (entry.dataset, entry.split, entry.method)
             if key in seen:
-                raise ConfigError(f"{path}.released[{i}]: {entry.dataset} {entry.split} "
-                                  f"{entry.method} is already released[{seen[key]}]")
+                raise ConfigError(
+                    f"{path}.released[{i}]: {entry.dataset} {entry.split} "
+                    f"{entry.method} is already released[{seen[key]}]"
+                )
             seen[key] = i
 
     @property
@@ -273,9 +294,15 @@ class Grid:
 
     def runs(self) -> list[Run]:
         """Every (dataset, split, method, seed) run of every block, in a fixed sorted order."""
-        return sorted({(cell.dataset, cell.split, method, seed) for block in self.blocks
-                       for cell in block.splits for method in block.methods
-                       for seed in block.seeds})
+        return sorted(
+            {
+                (cell.dataset, cell.split, method, seed)
+                for block in self.blocks
+                for cell in block.splits
+                for method in block.methods
+                for seed in block.seeds
+            }
+        )
 
     def cells(self) -> list[tuple[str, str]]:
         """The (dataset, split) cells of all blocks, in the order the grid first names them."""
@@ -283,13 +310,18 @@ class Grid:
 
     def methods(self, dataset: str | None = None) -> list[str]:
         """The methods the grid runs (on ``dataset``), in the order the grid first names them."""
-        return _unique(m for block in self.blocks for m in block.methods
-                       if dataset is None or any(c.dataset == dataset for c in block.splits))
+        return _unique(
+            m
+            for block in self.blocks
+            for m in block.methods
+            if dataset is None or any(c.dataset == dataset for c in block.splits)
+        )
 
     def recipes(self) -> list[tuple[str, str]]:
         """Every (method, dataset) pair the grid trains, once each."""
-        return _unique((m, c.dataset) for block in self.blocks for c in block.splits
-                       for m in block.methods)
+        return _unique(
+            (m, c.dataset) for block in self.blocks for c in block.splits for m in block.methods
+        )
 
     def _fewest_labels_split(self, dataset: str) -> str:
         from semivl.config import load_dataset_config
@@ -305,17 +337,22 @@ class Grid:
         split with the fewest labels in the grid (where methods differ most), the methods of
         the first block that runs that split, each with that block's first seed."""
         split = self._fewest_labels_split(dataset)
-        block = next(b for b in self.blocks
-                     if any((c.dataset, c.split) == (dataset, split) for c in b.splits))
+        block = next(
+            b
+            for b in self.blocks
+            if any((c.dataset, c.split) == (dataset, split) for c in b.splits)
+        )
         return [(method, split, block.seeds[0]) for method in block.methods]
 
     def qualitative_run(self, dataset: str, method: str) -> tuple[str, int]:
         """(split, seed) of ``method``'s model in the qualitative grid of ``dataset``."""
         shown = {m: (s, k) for m, s, k in self.qualitative_runs(dataset)}
         if method not in shown:
-            raise ConfigError(f"grid: the qualitative grid of {dataset!r} shows "
-                              f"{sorted(shown)}, not {method!r} (the methods of the first "
-                              f"block that runs the split with the fewest labels)")
+            raise ConfigError(
+                f"grid: the qualitative grid of {dataset!r} shows "
+                f"{sorted(shown)}, not {method!r} (the methods of the first "
+                f"block that runs the split with the fewest labels)"
+            )
         return shown[method]
 
     def expanded(self) -> dict:
@@ -323,13 +360,22 @@ class Grid:
         and the qualitative predictions, as mappings whose keys name the DVC stages."""
         cells = {f"{d}-{s}": {"dataset": d, "split": s} for d, s in sorted(self.cells())}
         bases = {(m, d): self.tracked_bases(m, d) for m, d in self.recipes()}
-        runs = {f"{d}-{s}-{m}-seed{k}": {"dataset": d, "split": s, "method": m, "seed": k,
-                                         **bases[(m, d)]}
-                for d, s, m, k in self.runs()}
-        predictions = {f"{d}-{m}": {"dataset": d, "method": m}
-                       for d in self.datasets for m, _, _ in self.qualitative_runs(d)}
-        return {"cells": cells, "runs": runs, "predictions": predictions,
-                **self.released_lists()}
+        runs = {
+            f"{d}-{s}-{m}-seed{k}": {
+                "dataset": d,
+                "split": s,
+                "method": m,
+                "seed": k,
+                **bases[(m, d)],
+            }
+            for d, s, m, k in self.runs()
+        }
+        predictions = {
+            f"{d}-{m}": {"dataset": d, "method": m}
+            for d in self.datasets
+            for m, _, _ in self.qualitative_runs(d)
+        }
+        return {"cells": cells, "runs": runs, "predictions": predictions, **self.released_lists()}
 
     def tracked_bases(self, method: str, dataset: str) -> dict[str, str]:
         """``recipe_base1`` .. ``recipe_base<TRACKED_BASES>`` of a run for dvc.yaml: the files
@@ -338,8 +384,10 @@ class Grid:
 
         chain = [p.as_posix() for p in recipe_chain(method, dataset, self.config_dir)]
         if len(chain) - 1 > TRACKED_BASES:
-            raise ConfigError(f"{chain[0]}: its base: chain has {len(chain) - 1} files; DVC "
-                              f"tracks {TRACKED_BASES} (semivl.recipes.TRACKED_BASES, dvc.yaml)")
+            raise ConfigError(
+                f"{chain[0]}: its base: chain has {len(chain) - 1} files; DVC "
+                f"tracks {TRACKED_BASES} (semivl.recipes.TRACKED_BASES, dvc.yaml)"
+            )
         padded = chain[1:] + [chain[0]] * (TRACKED_BASES - len(chain) + 1)
         return {f"recipe_base{i + 1}": path for i, path in enumerate(padded)}
 
@@ -355,15 +403,24 @@ class Grid:
             pin = f"--sha256 {r.sha256.lower()}" if r.sha256 else ""
             local = cache_path(r.url).as_posix() if r.url else r.file
             imports[f"{r.dataset}-{r.split}-{r.method}"] = {
-                "dataset": r.dataset, "split": r.split, "method": r.method, "source": r.source,
-                "checkpoint": local, "pin": pin,
-                **self.tracked_bases(r.method, r.dataset)}
+                "dataset": r.dataset,
+                "split": r.split,
+                "method": r.method,
+                "source": r.source,
+                "checkpoint": local,
+                "pin": pin,
+                **self.tracked_bases(r.method, r.dataset),
+            }
             if r.url:
                 downloads[url_key(r.url)] = {"url": r.url, "path": local, "pin": pin}
-        table_dep = (f"{self.results_dir}/released" if self.released
-                     else f"{self.config_dir}/datasets")
-        return {"released_imports": imports, "released_downloads": downloads,
-                "released_table_dep": table_dep}
+        table_dep = (
+            f"{self.results_dir}/released" if self.released else f"{self.config_dir}/datasets"
+        )
+        return {
+            "released_imports": imports,
+            "released_downloads": downloads,
+            "released_table_dep": table_dep,
+        }
 
 
 def load_grid(path: Path) -> Grid:
@@ -373,8 +430,9 @@ def load_grid(path: Path) -> Grid:
         return build_config(Grid, read_yaml(path), "config")
     except ConfigError as err:
         message = str(err)
-        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}"
-                          ) from None
+        raise ConfigError(
+            message if message.startswith(str(path)) else f"{path}: {message}"
+        ) from None
 
 
 def expanded_path(grid_file: Path) -> Path:
@@ -386,5 +444,8 @@ def expanded_path(grid_file: Path) -> Path:
 def split_paths(data_dir: str | Path, dataset: str, split: str) -> dict[str, Path]:
     """Split-file locations of one (dataset, split) cell."""
     base = Path(data_dir) / "splits" / dataset
-    return {"labeled": base / split / "labeled.txt", "unlabeled": base / split / "unlabeled.txt",
-            "val": base / "val.txt"}
+    return {
+        "labeled": base / split / "labeled.txt",
+        "unlabeled": base / split / "unlabeled.txt",
+        "val": base / "val.txt",
+    }

@@ -30,8 +30,19 @@ from dataclasses import dataclass
 # What the single-process and single-node launchers put before ``train ...``.
 SINGLE_PROCESS = "semivl"
 # The keys of :attr:`Launch.resources`, every one present (``None`` = not requested).
-RESOURCE_KEYS = ("gpu", "gpu_model", "gres", "cpus_per_gpu", "cpus_per_task", "mem_mb",
-                 "nodes", "tasks", "tasks_per_gpu", "mpi", "slurm_extra")
+RESOURCE_KEYS = (
+    "gpu",
+    "gpu_model",
+    "gres",
+    "cpus_per_gpu",
+    "cpus_per_task",
+    "mem_mb",
+    "nodes",
+    "tasks",
+    "tasks_per_gpu",
+    "mpi",
+    "slurm_extra",
+)
 GPU_REQUESTS = ("gpus", "gres")
 
 
@@ -50,18 +61,27 @@ class Launch:
         return self.nodes * self.gpus_per_node
 
 
-def resource_keys(max_gpus_per_node: int | None = None, gpu_request: str = "gpus",
-                  gpu_model: str | None = None) -> tuple[str, ...]:
+def resource_keys(
+    max_gpus_per_node: int | None = None, gpu_request: str = "gpus", gpu_model: str | None = None
+) -> tuple[str, ...]:
     """The resources a rule declares for the cluster settings: only those some job can set,
     so that a key the settings never use (``slurm_extra``, ``gpu_model``, ...) keeps the value
     a profile's ``default-resources`` gives it. With the default settings these are today's
     ``gpu``, ``cpus_per_gpu`` and ``mem_mb``."""
     multi = bool(max_gpus_per_node)
-    wanted = {"gpu": gpu_request == "gpus", "gpu_model": gpu_request == "gpus" and
-              bool(gpu_model), "gres": gpu_request == "gres", "cpus_per_gpu": True,
-              "cpus_per_task": multi, "mem_mb": True, "nodes": True, "tasks": multi,
-              "tasks_per_gpu": multi, "mpi": multi,
-              "slurm_extra": multi and gpu_request == "gpus"}
+    wanted = {
+        "gpu": gpu_request == "gpus",
+        "gpu_model": gpu_request == "gpus" and bool(gpu_model),
+        "gres": gpu_request == "gres",
+        "cpus_per_gpu": True,
+        "cpus_per_task": multi,
+        "mem_mb": True,
+        "nodes": True,
+        "tasks": multi,
+        "tasks_per_gpu": multi,
+        "mpi": multi,
+        "slurm_extra": multi and gpu_request == "gpus",
+    }
     return tuple(key for key in RESOURCE_KEYS if wanted[key])
 
 
@@ -89,15 +109,22 @@ def node_layout(gpus: int, max_gpus_per_node: int | None = None) -> tuple[int, i
     return nodes, gpus // nodes
 
 
-def gpu_resources(gpus: int, gpu_request: str = "gpus", gpu_model: str | None = None,
-                  per_node: bool = False) -> dict[str, int | str | None]:
+def gpu_resources(
+    gpus: int, gpu_request: str = "gpus", gpu_model: str | None = None, per_node: bool = False
+) -> dict[str, int | str | None]:
     """The resources that ask for ``gpus`` GPUs (per node with ``per_node``):
     ``--gpus=N`` / ``--gpus-per-node=N`` or ``--gres=gpu:N``, optionally of ``gpu_model``."""
     if gpu_request not in GPU_REQUESTS:
-        raise ValueError(f"gpu_request: expected one of {', '.join(map(repr, GPU_REQUESTS))}, "
-                         f"got {gpu_request!r}")
-    out: dict[str, int | str | None] = {"gpu": None, "gpu_model": None, "gres": None,
-                                        "slurm_extra": None}
+        raise ValueError(
+            f"gpu_request: expected one of {', '.join(map(repr, GPU_REQUESTS))}, "
+            f"got {gpu_request!r}"
+        )
+    out: dict[str, int | str | None] = {
+        "gpu": None,
+        "gpu_model": None,
+        "gres": None,
+        "slurm_extra": None,
+    }
     if gpus < 1:
         return out
     typed = f"{gpu_model}:{gpus}" if gpu_model else str(gpus)
@@ -110,22 +137,29 @@ def gpu_resources(gpus: int, gpu_request: str = "gpus", gpu_model: str | None = 
     return out
 
 
-def rendezvous_script(gpus_per_node: int, port: str = "$((20000 + SLURM_JOB_ID % 20000))"
-                      ) -> str:
+def rendezvous_script(gpus_per_node: int, port: str = "$((20000 + SLURM_JOB_ID % 20000))") -> str:
     """The shell line each node's task runs: ``torchrun`` joining a c10d rendezvous on the
     job's first node. ``$SLURM_NNODES``, ``$SLURM_JOB_NODELIST`` and ``$SLURM_JOB_ID`` are
     those srun gives the task (the plugin's job step strips most SLURM variables from the
     rule's own environment); the port follows the job id, so two jobs that share a first node
     do not collide."""
     head = 'scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1'
-    return (f"exec torchrun --nnodes=$SLURM_NNODES --nproc_per_node={gpus_per_node} "
-            f"--rdzv_id=$SLURM_JOB_ID --rdzv_backend=c10d "
-            f"--rdzv_endpoint=$({head}):{port} -m semivl.cli \"$@\"")
+    return (
+        f"exec torchrun --nnodes=$SLURM_NNODES --nproc_per_node={gpus_per_node} "
+        f"--rdzv_id=$SLURM_JOB_ID --rdzv_backend=c10d "
+        f'--rdzv_endpoint=$({head}):{port} -m semivl.cli "$@"'
+    )
 
 
-def launcher(gpus: int, max_gpus_per_node: int | None = None, *, gpu_request: str = "gpus",
-             gpu_model: str | None = None, cpus_per_gpu: int = 1,
-             mem_mb: int | None = None) -> Launch:
+def launcher(
+    gpus: int,
+    max_gpus_per_node: int | None = None,
+    *,
+    gpu_request: str = "gpus",
+    gpu_model: str | None = None,
+    cpus_per_gpu: int = 1,
+    mem_mb: int | None = None,
+) -> Launch:
     """The launcher and resources of a job with ``gpus`` GPUs (after ``max_gpus_per_job``).
 
     - 1 GPU: plain ``semivl``.
@@ -140,8 +174,9 @@ def launcher(gpus: int, max_gpus_per_node: int | None = None, *, gpu_request: st
     """
     nodes, per_node = node_layout(gpus, max_gpus_per_node)
     resources: dict[str, int | str | None] = dict.fromkeys(RESOURCE_KEYS)
-    resources.update(gpu_resources(per_node if nodes > 1 else gpus, gpu_request, gpu_model,
-                                   per_node=nodes > 1))
+    resources.update(
+        gpu_resources(per_node if nodes > 1 else gpus, gpu_request, gpu_model, per_node=nodes > 1)
+    )
     if nodes == 1:
         # --nodes=1: without it SLURM may spread --gpus=N over several nodes, while
         # torchrun --standalone (and a single process) sees only its own node's GPUs.
@@ -152,14 +187,20 @@ def launcher(gpus: int, max_gpus_per_node: int | None = None, *, gpu_request: st
             command = f"torchrun --standalone --nproc_per_node={gpus} -m semivl.cli"
         return Launch(command, 1, gpus, resources)
     cpus = per_node * cpus_per_gpu
-    resources.update(cpus_per_task=cpus, nodes=nodes, tasks=nodes, tasks_per_gpu=0,
-                     mpi="srun",
-                     mem_mb=math.ceil(mem_mb * per_node / gpus) if mem_mb else None)
-    srun = (f"srun --nodes={nodes} --ntasks={nodes} --ntasks-per-node=1 "
-            f"--cpus-per-task={cpus} --kill-on-bad-exit=1")
+    resources.update(
+        cpus_per_task=cpus,
+        nodes=nodes,
+        tasks=nodes,
+        tasks_per_gpu=0,
+        mpi="srun",
+        mem_mb=math.ceil(mem_mb * per_node / gpus) if mem_mb else None,
+    )
+    srun = (
+        f"srun --nodes={nodes} --ntasks={nodes} --ntasks-per-node=1 "
+        f"--cpus-per-task={cpus} --kill-on-bad-exit=1"
+    )
     command = f"{srun} bash -c '{rendezvous_script(per_node)}' semivl"
     return Launch(command, nodes, per_node, resources)
-
 
 
 # Minutes an attempt capped at ``cluster.max_hours`` spends on anything but training: start-up
@@ -168,8 +209,9 @@ def launcher(gpus: int, max_gpus_per_node: int | None = None, *, gpu_request: st
 ATTEMPT_OVERHEAD_MIN = 15
 
 
-def attempt_minutes(hours: float, attempt: int, schedule_fraction: float = 1.0,
-                    max_hours: float | None = None) -> int:
+def attempt_minutes(
+    hours: float, attempt: int, schedule_fraction: float = 1.0, max_hours: float | None = None
+) -> int:
     """Wall-time minutes one attempt of a training job asks for: the recipe's ``hours`` (a
     smoke grid's ``schedule_fraction`` of them plus 30 minutes), ``attempt`` x that for a
     retry, and never more than ``max_hours`` (a partition's limit)."""

@@ -43,30 +43,45 @@ def pin(path: Path, key: str, sha256: str, what: str) -> None:
     with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
         lock = read_lock(path)
         lock[key] = sha256
-        header = (f"# sha256 of {what}, pinned on first download (none is published).\n"
-                  "# Commit this file; a later download that differs is refused.\n")
+        header = (
+            f"# sha256 of {what}, pinned on first download (none is published).\n"
+            "# Commit this file; a later download that differs is refused.\n"
+        )
         write_text_atomic(header + yaml.safe_dump(dict(sorted(lock.items()))), path)
 
 
-def verify_pinned(path: Path, pinned: str | None, pinned_in: str,
-                  error: type[Exception] = ValueError) -> str:
+def verify_pinned(
+    path: Path, pinned: str | None, pinned_in: str, error: type[Exception] = ValueError
+) -> str:
     """The sha256 of the cached file ``path``; raises ``error`` naming the file, both values
     and where the pin lives (``pinned_in``) if it differs from ``pinned``. The file is kept."""
     from semivl.download import sha256_of
 
     actual = sha256_of(path)
     if pinned is not None and actual != pinned:
-        raise error(f"{path}: sha256 {actual} does not match the pinned {pinned} "
-                    f"({pinned_in}); the cached file was changed or damaged. Delete it to "
-                    f"download it again (nothing was written)")
+        raise error(
+            f"{path}: sha256 {actual} does not match the pinned {pinned} "
+            f"({pinned_in}); the cached file was changed or damaged. Delete it to "
+            f"download it again (nothing was written)"
+        )
     return actual
 
 
-def fetch_pinned(urls: list[str], dest: Path, lock: Path, key: str, what: str, *,
-                 expected: str | None = None, pin_expected: bool = False,
-                 pinned_in: str | None = None, error: type[Exception] = ValueError,
-                 check: Callable[[Path], None] | None = None,
-                 failure: Callable[[Exception], str] | None = None, **download_args) -> str:
+def fetch_pinned(
+    urls: list[str],
+    dest: Path,
+    lock: Path,
+    key: str,
+    what: str,
+    *,
+    expected: str | None = None,
+    pin_expected: bool = False,
+    pinned_in: str | None = None,
+    error: type[Exception] = ValueError,
+    check: Callable[[Path], None] | None = None,
+    failure: Callable[[Exception], str] | None = None,
+    **download_args,
+) -> str:
     """Make sure ``dest`` holds the verified file and return its sha256: download it once,
     verify it against a pin, pin it on first download.
 

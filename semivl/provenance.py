@@ -19,19 +19,39 @@ from pathlib import Path
 from semivl.atomic import write_text_atomic
 from semivl.download import sha256_of
 
-PACKAGES = ("semivl", "torch", "torchvision", "open_clip_torch", "timm", "numpy", "pillow",
-            "snakemake", "dvc")
+PACKAGES = (
+    "semivl",
+    "torch",
+    "torchvision",
+    "open_clip_torch",
+    "timm",
+    "numpy",
+    "pillow",
+    "snakemake",
+    "dvc",
+)
 REPO = Path(__file__).resolve().parent.parent
 
 
 def code_version(repo: Path = REPO) -> dict:
     """The git commit of the code and whether the tree had uncommitted changes."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
-                                text=True, check=True, timeout=30).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                cwd=repo, capture_output=True, text=True, check=True,
-                                timeout=30).stdout
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": bool(status.strip())}
@@ -58,12 +78,22 @@ def environment() -> dict:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    gpus = ([torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-            if torch.cuda.is_available() else [])
-    return {"python": platform.python_version(), "platform": platform.platform(),
-            "host": socket.gethostname(), "cpu": cpu_model(), "cpus": os.cpu_count(),
-            "gpus": gpus, "cuda": torch.version.cuda, "packages": versions,
-            "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+    gpus = (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if torch.cuda.is_available()
+        else []
+    )
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "cpu": cpu_model(),
+        "cpus": os.cpu_count(),
+        "gpus": gpus,
+        "cuda": torch.version.cuda,
+        "packages": versions,
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+    }
 
 
 def gpus_in_use() -> int:
@@ -80,9 +110,14 @@ def record_attempt(run_dir: Path, *, outcome: str, wall_s: float, gpus: int) -> 
     the run folder: bad input loses and leaves nothing)."""
     if not Path(run_dir).is_dir():
         return
-    line = {"outcome": outcome, "wall_s": round(wall_s, 1), "gpus": gpus,
-            "gpu_hours": round(wall_s * gpus / 3600, 4), "host": socket.gethostname(),
-            "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+    line = {
+        "outcome": outcome,
+        "wall_s": round(wall_s, 1),
+        "gpus": gpus,
+        "gpu_hours": round(wall_s * gpus / 3600, 4),
+        "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+    }
     with (Path(run_dir) / "attempts.jsonl").open("a") as handle:
         handle.write(json.dumps(line, sort_keys=True) + "\n")
 
@@ -94,9 +129,15 @@ def read_attempts(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def write_provenance(run_dir: Path, *, seed: int, configs: list[Path],
-                     text_embeddings: dict | None = None, precision: dict | None = None,
-                     recipe_chain: list[Path] | None = None) -> dict:
+def write_provenance(
+    run_dir: Path,
+    *,
+    seed: int,
+    configs: list[Path],
+    text_embeddings: dict | None = None,
+    precision: dict | None = None,
+    recipe_chain: list[Path] | None = None,
+) -> dict:
     """Write ``<run_dir>/provenance.json``: code, inputs (recipe, dataset config, split lists
     and the dataset's ``prepared.json``, each with its sha256), the text embeddings the run
     read and their check against upstream's (``text_embeddings``, see
@@ -106,12 +147,16 @@ def write_provenance(run_dir: Path, *, seed: int, configs: list[Path],
     attempts = read_attempts(run_dir)
     record = {
         "code": code_version(),
-        "inputs": {str(p): sha256_of(p) if Path(p).is_file() else None
-                   for p in configs if p is not None},
+        "inputs": {
+            str(p): sha256_of(p) if Path(p).is_file() else None for p in configs if p is not None
+        },
         "text_embeddings": text_embeddings,
         "seed": seed,
-        **({"recipe_chain": [str(p) for p in recipe_chain]}
-           if recipe_chain and len(recipe_chain) > 1 else {}),
+        **(
+            {"recipe_chain": [str(p) for p in recipe_chain]}
+            if recipe_chain and len(recipe_chain) > 1
+            else {}
+        ),
         # TF32 and autocast of the run (semivl.engine.precision) and where they came from.
         "precision": precision,
         "environment": environment(),
@@ -119,8 +164,9 @@ def write_provenance(run_dir: Path, *, seed: int, configs: list[Path],
         "wall_hours": round(sum(a["wall_s"] for a in attempts) / 3600, 4),
         "gpu_hours": round(sum(a["gpu_hours"] for a in attempts), 4),
     }
-    write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n",
-                      Path(run_dir) / "provenance.json")
+    write_text_atomic(
+        json.dumps(record, indent=2, sort_keys=True) + "\n", Path(run_dir) / "provenance.json"
+    )
     return record
 
 

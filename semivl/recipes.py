@@ -31,10 +31,13 @@ def load_recipe(method: str, dataset: str, config_dir: Path = CONFIG_DIR) -> Rec
     dataset_cfg = load_dataset_config(dataset, config_dir)
     path = config_dir / "recipes" / method / f"{dataset}.yaml"
     if not path.is_file():
-        known = sorted(str(p.relative_to(config_dir / "recipes")) for p in
-                       (config_dir / "recipes").glob("*/*.yaml"))
-        raise ConfigError(f"no recipe for method {method!r} on {dataset!r} at {path}; "
-                          f"known recipes: {known}")
+        known = sorted(
+            str(p.relative_to(config_dir / "recipes"))
+            for p in (config_dir / "recipes").glob("*/*.yaml")
+        )
+        raise ConfigError(
+            f"no recipe for method {method!r} on {dataset!r} at {path}; known recipes: {known}"
+        )
     data = _read_recipe(path)
     sections = {
         "model": ModelConfig,
@@ -47,8 +50,10 @@ def load_recipe(method: str, dataset: str, config_dir: Path = CONFIG_DIR) -> Rec
     unknown = sorted(set(data) - set(sections) - set(optional))
     try:
         if unknown:
-            raise ConfigError(f"{unknown[0]}: unknown key; expected one of "
-                              f"{', '.join(sorted({**sections, **optional}))}")
+            raise ConfigError(
+                f"{unknown[0]}: unknown key; expected one of "
+                f"{', '.join(sorted({**sections, **optional}))}"
+            )
         built = {}
         for key, cls in sections.items():
             if key not in data:
@@ -76,11 +81,12 @@ def load_recipe(method: str, dataset: str, config_dir: Path = CONFIG_DIR) -> Rec
         if section in built and section not in spec.sections and section != "resources":
             users = [m.name for m in methods().values() if section in m.sections]
             fix = f" or set train.method: {users[0]}" if users else ""
-            raise ConfigError(f"{path}: {section}: only method {' and '.join(users) or 'none'} "
-                              f"reads it, not {algorithm!r}; remove the section{fix}")
+            raise ConfigError(
+                f"{path}: {section}: only method {' and '.join(users) or 'none'} "
+                f"reads it, not {algorithm!r}; remove the section{fix}"
+            )
     if built["model"].args.get("text_embeddings") == "upstream":
-        check_upstream_recipe(path, built["model"], built.get("guidance"), dataset_cfg,
-                              config_dir)
+        check_upstream_recipe(path, built["model"], built.get("guidance"), dataset_cfg, config_dir)
     return Recipe(method=method, dataset=dataset_cfg, **built)
 
 
@@ -131,10 +137,16 @@ def _merge_recipe(base: dict, override: dict) -> dict:
     model and are not inherited."""
     model = override.get("model")
     base_model = base.get("model")
-    if (isinstance(model, dict) and isinstance(base_model, dict) and "name" in model
-            and model["name"] != base_model.get("name")):
-        base = {**base, "model": {k: v for k, v in base_model.items()
-                                  if k not in ("args", "pretrained")}}
+    if (
+        isinstance(model, dict)
+        and isinstance(base_model, dict)
+        and "name" in model
+        and model["name"] != base_model.get("name")
+    ):
+        base = {
+            **base,
+            "model": {k: v for k, v in base_model.items() if k not in ("args", "pretrained")},
+        }
     return _merge(base, override)
 
 

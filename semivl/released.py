@@ -56,9 +56,11 @@ def pinned_sha256(url: str, config_dir: Path, sha256: str | None = None) -> str 
     lock file's pin; fails when both exist and differ."""
     pinned = lockfile.read_lock(lock_path(config_dir)).get(url)
     if sha256 is not None and pinned is not None and sha256.lower() != pinned:
-        raise ConfigError(f"{url}: the given sha256 {sha256} differs from the one pinned in "
-                          f"{lock_path(config_dir)} ({pinned}); remove the stale line of one "
-                          f"of them")
+        raise ConfigError(
+            f"{url}: the given sha256 {sha256} differs from the one pinned in "
+            f"{lock_path(config_dir)} ({pinned}); remove the stale line of one "
+            f"of them"
+        )
     return sha256.lower() if sha256 is not None else pinned
 
 
@@ -66,15 +68,27 @@ def _looks_like_torch_file(path: Path) -> None:
     with Path(path).open("rb") as handle:
         head = handle.read(16)
     if not head.startswith(_TORCH_MAGIC):
-        what = "a web page" if head.lstrip().lower().startswith((b"<!doctype", b"<html")) \
+        what = (
+            "a web page"
+            if head.lstrip().lower().startswith((b"<!doctype", b"<html"))
             else f"a file starting with {head[:8]!r}"
-        raise ValueError(f"not a PyTorch checkpoint but {what} (Google Drive and similar "
-                         f"share links serve a page, not the file: download it by hand and "
-                         f"give its path)")
+        )
+        raise ValueError(
+            f"not a PyTorch checkpoint but {what} (Google Drive and similar "
+            f"share links serve a page, not the file: download it by hand and "
+            f"give its path)"
+        )
 
 
-def fetch(url: str, config_dir: Path, cache_dir: Path = CACHE_DIR, sha256: str | None = None,
-          progress: bool = True, retries: int = 3, timeout: float = 60.0) -> tuple[Path, str]:
+def fetch(
+    url: str,
+    config_dir: Path,
+    cache_dir: Path = CACHE_DIR,
+    sha256: str | None = None,
+    progress: bool = True,
+    retries: int = 3,
+    timeout: float = 60.0,
+) -> tuple[Path, str]:
     """Make sure the cache holds the verified file of ``url``; return (path, sha256).
 
     A cached file is verified against the pin (nothing is downloaded); otherwise the URL is
@@ -83,28 +97,45 @@ def fetch(url: str, config_dir: Path, cache_dir: Path = CACHE_DIR, sha256: str |
     """
     dest = cache_path(url, cache_dir)
     actual = lockfile.fetch_pinned(
-        [url], dest, lock_path(config_dir), url, "released upstream checkpoints",
-        expected=pinned_sha256(url, config_dir, sha256), pin_expected=True,
+        [url],
+        dest,
+        lock_path(config_dir),
+        url,
+        "released upstream checkpoints",
+        expected=pinned_sha256(url, config_dir, sha256),
+        pin_expected=True,
         pinned_in=f"{lock_path(config_dir)}" if sha256 is None else "the given sha256",
-        error=DownloadError, validate=_looks_like_torch_file, retries=retries,
-        timeout=timeout, progress=progress,
+        error=DownloadError,
+        validate=_looks_like_torch_file,
+        retries=retries,
+        timeout=timeout,
+        progress=progress,
         failure=lambda err: (
             f"could not download the checkpoint {url}: {err}\nDownload it by hand and put it "
             f"at {dest.resolve()} (or give its path instead of the URL), then run the same "
-            f"command again"))
+            f"command again"
+        ),
+    )
     return dest, actual
 
 
-def resolve(source: str, config_dir: Path, cache_dir: Path = CACHE_DIR,
-            sha256: str | None = None, progress: bool = True) -> tuple[Path, str]:
+def resolve(
+    source: str,
+    config_dir: Path,
+    cache_dir: Path = CACHE_DIR,
+    sha256: str | None = None,
+    progress: bool = True,
+) -> tuple[Path, str]:
     """The local file of a checkpoint ``source`` (a path, or a URL fetched into the cache) and
     its sha256, checked against ``sha256`` when given."""
     if is_url(source):
         return fetch(source, config_dir, cache_dir, sha256, progress)
     path = Path(source)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found (give a best.pth file or an "
-                                f"https URL)")
-    actual = lockfile.verify_pinned(path, None if sha256 is None else sha256.lower(),
-                                    "the given sha256", ValueError)
+        raise FileNotFoundError(
+            f"{path}: checkpoint not found (give a best.pth file or an https URL)"
+        )
+    actual = lockfile.verify_pinned(
+        path, None if sha256 is None else sha256.lower(), "the given sha256", ValueError
+    )
     return path, actual

@@ -144,5 +144,3 @@ def load_named_configs(path: Path, cls: type) -> dict[str, Any]:
         return {name: build_config(cls, value, name) for name, value in data.items()}
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
-
-

@@ -52,8 +52,14 @@ def read_lock(config_dir: Path) -> dict[str, str]:
     return lockfile.read_lock(_lock_path(config_dir))
 
 
-def fetch(name: str, config_dir: Path, cache_dir: Path, progress: bool = True,
-          retries: int = 3, timeout: float = 60.0) -> Path:
+def fetch(
+    name: str,
+    config_dir: Path,
+    cache_dir: Path,
+    progress: bool = True,
+    retries: int = 3,
+    timeout: float = 60.0,
+) -> Path:
     """Make sure ``<cache_dir>/<file>`` holds the verified weights ``name``; return its path.
 
     A file already in the cache is verified against the pin (or pinned if there is none).
@@ -62,18 +68,29 @@ def fetch(name: str, config_dir: Path, cache_dir: Path, progress: bool = True,
     """
     sources = load_sources(config_dir)
     if name not in sources:
-        raise ConfigError(f"weights {name!r}: not in {Path(config_dir) / 'weights.yaml'}; "
-                          f"known: {sorted(sources)}")
+        raise ConfigError(
+            f"weights {name!r}: not in {Path(config_dir) / 'weights.yaml'}; "
+            f"known: {sorted(sources)}"
+        )
     source = sources[name]
     dest = Path(cache_dir) / source.file
     lockfile.fetch_pinned(
-        source.urls, dest, _lock_path(config_dir), name, "pretrained files",
-        pinned_in=str(_lock_path(config_dir)), error=DownloadError, retries=retries,
-        timeout=timeout, progress=progress,
+        source.urls,
+        dest,
+        _lock_path(config_dir),
+        name,
+        "pretrained files",
+        pinned_in=str(_lock_path(config_dir)),
+        error=DownloadError,
+        retries=retries,
+        timeout=timeout,
+        progress=progress,
         failure=lambda err: (
             f"could not download weights {name!r}: {err}\n"
             f"Download {source.file} by hand ({source.source or source.urls[0]}) and "
-            f"put it at {dest.resolve()}, then run the same command again."))
+            f"put it at {dest.resolve()}, then run the same command again."
+        ),
+    )
     return dest
 
 
@@ -103,13 +120,20 @@ class KeyReport:
     dropped: list[str]
 
     def to_dict(self) -> dict:
-        return {"loaded": self.loaded, "missing": self.missing, "unexpected": self.unexpected,
-                "dropped": self.dropped}
+        return {
+            "loaded": self.loaded,
+            "missing": self.missing,
+            "unexpected": self.unexpected,
+            "dropped": self.dropped,
+        }
 
 
-def load_pretrained(module: nn.Module, path: Path,
-                    drop_keys_containing: list[str] | None = None,
-                    allow_missing: bool = False) -> KeyReport:
+def load_pretrained(
+    module: nn.Module,
+    path: Path,
+    drop_keys_containing: list[str] | None = None,
+    allow_missing: bool = False,
+) -> KeyReport:
     """Load a state_dict file into ``module`` non-strictly and report the key match.
 
     Reads PyTorch files (``torch.load`` with ``weights_only``) and ``.safetensors`` files (the
@@ -122,8 +146,9 @@ def load_pretrained(module: nn.Module, path: Path,
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: pretrained weights not found; fetch them with "
-                                f"`semivl weights fetch`")
+        raise FileNotFoundError(
+            f"{path}: pretrained weights not found; fetch them with `semivl weights fetch`"
+        )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -144,14 +169,22 @@ def load_pretrained(module: nn.Module, path: Path,
     mismatched = sorted(k for k in state if k in own and state[k].shape != own[k].shape)
     if mismatched:
         k = mismatched[0]
-        raise ValueError(f"{path}: {len(mismatched)} tensor(s) have the wrong shape, e.g. {k}: "
-                         f"{tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the "
-                         f"model")
+        raise ValueError(
+            f"{path}: {len(mismatched)} tensor(s) have the wrong shape, e.g. {k}: "
+            f"{tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the "
+            f"model"
+        )
     result = module.load_state_dict(state, strict=False)
     missing = sorted(k for k in result.missing_keys if not k.endswith("num_batches_tracked"))
-    report = KeyReport(loaded=len(state) - len(result.unexpected_keys), missing=missing,
-                       unexpected=sorted(result.unexpected_keys), dropped=dropped)
+    report = KeyReport(
+        loaded=len(state) - len(result.unexpected_keys),
+        missing=missing,
+        unexpected=sorted(result.unexpected_keys),
+        dropped=dropped,
+    )
     if missing and not allow_missing:
-        raise ValueError(f"{path}: {len(missing)} parameter(s) of the model are not in the "
-                         f"file, e.g. {missing[:5]}; is it the right checkpoint?")
+        raise ValueError(
+            f"{path}: {len(missing)} parameter(s) of the model are not in the "
+            f"file, e.g. {missing[:5]}; is it the right checkpoint?"
+        )
     return report

@@ -20,8 +20,9 @@ def copy_workflow_files(root: Path) -> None:
     for name in ("Snakefile", "dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy2(REPO / name, root / name)
     for name in ("workflow", "config", "semivl", "baselines", ".dvc", "slurm"):
-        shutil.copytree(REPO / name, root / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
+        shutil.copytree(
+            REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
+        )
 
 
 # The demo's CLIP pretraining, shrunk to seconds: 256 scenes, 6 steps.
@@ -44,13 +45,16 @@ _LOCALRULES_CODE = (
     "with SnakemakeApi(OutputSettings(quiet=True)) as api:\n"
     "    wf = api.workflow(snakefile=Path('Snakefile'), resource_settings="
     "ResourceSettings(), config_settings=ConfigSettings())\n"
-    "    print(' '.join(sorted(wf._workflow._localrules)))\n")
+    "    print(' '.join(sorted(wf._workflow._localrules)))\n"
+)
 
 
 def snakemake_localrules(run) -> set[str]:
     """The rules the Snakefile runs on the login node; ``run(*argv)`` runs a command in the
     checkout and returns its output."""
     return set(run(sys.executable, "-c", _LOCALRULES_CODE).split())
+
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
@@ -102,10 +106,14 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     before, after = session.config.stash.get(_CHECKOUT, None), _snapshot()
     if before is None or before == after:
         return
-    changed = sorted(set(before) ^ set(after) | {k for k in before if after.get(k, before[k])
-                                                 != before[k]})
-    print(f"\nERROR: the tests changed {len(changed)} file(s) of the checkout's "
-          f"{', '.join(GUARDED)} (tests must work in tmp_path): {changed[:10]}", file=sys.stderr)
+    changed = sorted(
+        set(before) ^ set(after) | {k for k in before if after.get(k, before[k]) != before[k]}
+    )
+    print(
+        f"\nERROR: the tests changed {len(changed)} file(s) of the checkout's "
+        f"{', '.join(GUARDED)} (tests must work in tmp_path): {changed[:10]}",
+        file=sys.stderr,
+    )
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -161,8 +169,11 @@ def full_label_root(toy_root, tmp_path_factory) -> Path:
     return root
 
 
-TINY_UNIMATCH = TINY_RECIPE.replace("method: supervised", "method: unimatch").replace(
-    "iters: 12", "iters: 8").replace("checkpoint_every_iters: 4", "checkpoint_every_iters: 3")
+TINY_UNIMATCH = (
+    TINY_RECIPE.replace("method: supervised", "method: unimatch")
+    .replace("iters: 12", "iters: 8")
+    .replace("checkpoint_every_iters: 4", "checkpoint_every_iters: 3")
+)
 
 
 TINY_SEMIVL = """

@@ -96,14 +96,17 @@ def make_pascal() -> Fixture:
         members[f"{voc}/Annotations/{image_id}.xml"] = b"<annotation/>"
     for n, image_id in enumerate(voc_train + val):  # the tar's own palette masks (unused)
         members[f"{voc}/SegmentationClass/{image_id}.png"] = _png(
-            _mask(20 + n % 3, 16, n, 21), palette=True)
+            _mask(20 + n % 3, 16, n, 21), palette=True
+        )
     sets = f"{voc}/ImageSets/Segmentation"
     members[f"{sets}/train.txt"] = "".join(f"{i}\n" for i in voc_train).encode()
     members[f"{sets}/val.txt"] = "".join(f"{i}\n" for i in val).encode()
     members[f"{sets}/trainval.txt"] = "".join(f"{i}\n" for i in voc_train + val).encode()
     sizes = {i: 20 + n % 3 for n, i in enumerate(voc_train + sbd + val + detection_only)}
-    gt = {f"SegmentationClass/{i}.png": _png(_mask(sizes[i], 16, 100 + n, 21))
-          for n, i in enumerate(voc_train + sbd + val)}
+    gt = {
+        f"SegmentationClass/{i}.png": _png(_mask(sizes[i], 16, 100 + n, 21))
+        for n, i in enumerate(voc_train + sbd + val)
+    }
 
     def pairs(ids):
         return [(f"JPEGImages/{i}.jpg", f"SegmentationClass/{i}.png") for i in ids]
@@ -113,15 +116,20 @@ def make_pascal() -> Fixture:
     for split, ids in labeled.items():
         split_files[f"{split}/labeled.txt"] = _lines(pairs(ids))
         split_files[f"{split}/unlabeled.txt"] = _lines(
-            pairs([i for i in voc_train + sbd if i not in ids]))
-    return Fixture("pascal", {"VOCtrainval_11-May-2012.tar": _tar(members),
-                              "ground_truth_voc.zip": _zip(gt)},
-                   split_files, {"train": len(voc_train + sbd), "val": len(val)},
-                   {"2": 2, "4": 4})
+            pairs([i for i in voc_train + sbd if i not in ids])
+        )
+    return Fixture(
+        "pascal",
+        {"VOCtrainval_11-May-2012.tar": _tar(members), "ground_truth_voc.zip": _zip(gt)},
+        split_files,
+        {"train": len(voc_train + sbd), "val": len(val)},
+        {"2": 2, "4": 4},
+    )
 
 
-COCO_CATEGORY_IDS = [i for i in range(1, 91) if i not in
-                     (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)]  # COCO's 80 sparse ids
+COCO_CATEGORY_IDS = [
+    i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
+]  # COCO's 80 sparse ids
 
 
 def coco_instances(images: list[tuple[int, int, int]]) -> dict:
@@ -129,12 +137,24 @@ def coco_instances(images: list[tuple[int, int, int]]) -> dict:
     category 90 (class 80) and, on the first image, a crowd RLE of category 3."""
     annotations = []
     for image_id, _, _ in images:
-        annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0,
-                            "category_id": 1,
-                            "segmentation": [[2, 2, 10, 2, 10, 10, 2, 10]]})
-        annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": 0,
-                            "category_id": 90,
-                            "segmentation": [[8, 2, 16, 2, 16, 10, 8, 10]]})
+        annotations.append(
+            {
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "iscrowd": 0,
+                "category_id": 1,
+                "segmentation": [[2, 2, 10, 2, 10, 10, 2, 10]],
+            }
+        )
+        annotations.append(
+            {
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "iscrowd": 0,
+                "category_id": 90,
+                "segmentation": [[8, 2, 16, 2, 16, 10, 8, 10]],
+            }
+        )
     first_id, w, h = images[0]
     crowd = np.zeros((h, w), dtype=np.uint8)
     crowd[12:14, 0:4] = 1
@@ -145,13 +165,22 @@ def coco_instances(images: list[tuple[int, int, int]]) -> dict:
             run, value = 0, pixel
         run += 1
     counts.append(run)
-    annotations.append({"id": len(annotations) + 1, "image_id": first_id, "iscrowd": 1,
-                        "category_id": 3, "segmentation": {"size": [h, w], "counts": counts}})
-    return {"images": [{"id": i, "width": w, "height": h, "file_name": f"{i:012d}.jpg"}
-                       for i, w, h in images],
-            "annotations": annotations,
-            "categories": [{"id": c, "name": f"c{c}", "supercategory": "x"}
-                           for c in COCO_CATEGORY_IDS]}
+    annotations.append(
+        {
+            "id": len(annotations) + 1,
+            "image_id": first_id,
+            "iscrowd": 1,
+            "category_id": 3,
+            "segmentation": {"size": [h, w], "counts": counts},
+        }
+    )
+    return {
+        "images": [
+            {"id": i, "width": w, "height": h, "file_name": f"{i:012d}.jpg"} for i, w, h in images
+        ],
+        "annotations": annotations,
+        "categories": [{"id": c, "name": f"c{c}", "supercategory": "x"} for c in COCO_CATEGORY_IDS],
+    }
 
 
 def make_coco() -> Fixture:
@@ -160,9 +189,11 @@ def make_coco() -> Fixture:
     images_train = {f"train2017/{i:012d}.jpg": _jpeg(w, h, i) for i, w, h in train}
     images_val = {f"val2017/{i:012d}.jpg": _jpeg(w, h, i) for i, w, h in val}
     masks = {f"masks/{i:012d}.png": _png(_mask(w, h, i, 81)) for i, w, h in train + val}
-    annotations = {"annotations/instances_train2017.json": json.dumps(coco_instances(train)),
-                   "annotations/instances_val2017.json": json.dumps(coco_instances(val)),
-                   "annotations/captions_train2017.json": "{}"}
+    annotations = {
+        "annotations/instances_train2017.json": json.dumps(coco_instances(train)),
+        "annotations/instances_val2017.json": json.dumps(coco_instances(val)),
+        "annotations/captions_train2017.json": "{}",
+    }
     annotations = {k: v.encode() for k, v in annotations.items()}
 
     def pairs(items, folder):
@@ -172,18 +203,29 @@ def make_coco() -> Fixture:
     for split, chosen in {"1_8": train[:2], "1_4": train[5:9]}.items():
         split_files[f"{split}/labeled.txt"] = _lines(pairs(chosen, "train2017"))
         split_files[f"{split}/unlabeled.txt"] = _lines(
-            pairs([t for t in train if t not in chosen], "train2017"))
-    return Fixture("coco", {"train2017.zip": _zip(images_train), "val2017.zip": _zip(images_val),
-                            "ground_truth_coco.zip": _zip(masks),
-                            "annotations_trainval2017.zip": _zip(annotations)},
-                   split_files, {"train": len(train), "val": len(val)}, {"1_8": 2, "1_4": 4})
+            pairs([t for t in train if t not in chosen], "train2017")
+        )
+    return Fixture(
+        "coco",
+        {
+            "train2017.zip": _zip(images_train),
+            "val2017.zip": _zip(images_val),
+            "ground_truth_coco.zip": _zip(masks),
+            "annotations_trainval2017.zip": _zip(annotations),
+        },
+        split_files,
+        {"train": len(train), "val": len(val)},
+        {"1_8": 2, "1_4": 4},
+    )
 
 
 def make_ade20k() -> Fixture:
     root = "ADEChallengeData2016"
-    members = {f"{root}/objectInfo150.txt": b"Idx\tRatio\tTrain\tVal\tName\n",
-               # incompressible padding: big enough to cut a transfer in the middle
-               f"{root}/sceneCategories.txt": np.random.default_rng(0).bytes(400_000)}
+    members = {
+        f"{root}/objectInfo150.txt": b"Idx\tRatio\tTrain\tVal\tName\n",
+        # incompressible padding: big enough to cut a transfer in the middle
+        f"{root}/sceneCategories.txt": np.random.default_rng(0).bytes(400_000),
+    }
     train = [f"ADE_train_{i:08d}" for i in range(1, 17)]
     val = [f"ADE_val_{i:08d}" for i in range(1, 5)]
     for n, stem in enumerate(train + val):
@@ -202,8 +244,13 @@ def make_ade20k() -> Fixture:
     for split, n in {"1_8": 2, "1_4": 4}.items():
         split_files[f"{split}/labeled.txt"] = _lines(pairs(shuffled[:n], "training"))
         split_files[f"{split}/unlabeled.txt"] = _lines(pairs(shuffled[n:], "training"))
-    return Fixture("ade20k", {"ADEChallengeData2016.zip": _zip(members)}, split_files,
-                   {"train": len(train), "val": len(val)}, {"1_8": 2, "1_4": 4})
+    return Fixture(
+        "ade20k",
+        {"ADEChallengeData2016.zip": _zip(members)},
+        split_files,
+        {"train": len(train), "val": len(val)},
+        {"1_8": 2, "1_4": 4},
+    )
 
 
 CITIES = {"train": ["aachen", "bochum"], "val": ["frankfurt"], "test": ["berlin"]}
@@ -211,10 +258,17 @@ CITIES = {"train": ["aachen", "bochum"], "val": ["frankfurt"], "test": ["berlin"
 
 def cityscapes_polygons(w: int, h: int) -> dict:
     """Road over the bottom half, a car box, and an out-of-image 'unlabeled' rest."""
-    return {"imgHeight": h, "imgWidth": w, "objects": [
-        {"label": "road", "polygon": [[0, h // 2], [w - 1, h // 2], [w - 1, h - 1], [0, h - 1]]},
-        {"label": "car", "polygon": [[2, 2], [8, 2], [8, 6], [2, 6]]},
-    ]}
+    return {
+        "imgHeight": h,
+        "imgWidth": w,
+        "objects": [
+            {
+                "label": "road",
+                "polygon": [[0, h // 2], [w - 1, h // 2], [w - 1, h - 1], [0, h - 1]],
+            },
+            {"label": "car", "polygon": [[2, 2], [8, 2], [8, 6], [2, 6]]},
+        ],
+    }
 
 
 def make_cityscapes() -> Fixture:
@@ -241,13 +295,21 @@ def make_cityscapes() -> Fixture:
     for split, chosen in {"1_8": train[:1], "1_4": train[1:3]}.items():
         split_files[f"{split}/labeled.txt"] = _lines(chosen)
         split_files[f"{split}/unlabeled.txt"] = _lines([p for p in train if p not in chosen])
-    return Fixture("cityscapes", {"leftImg8bit_trainvaltest.zip": _zip(images),
-                                  "gtFine_trainvaltest.zip": _zip(fine)},
-                   split_files, {"train": len(train), "val": len(val)}, {"1_8": 1, "1_4": 2})
+    return Fixture(
+        "cityscapes",
+        {"leftImg8bit_trainvaltest.zip": _zip(images), "gtFine_trainvaltest.zip": _zip(fine)},
+        split_files,
+        {"train": len(train), "val": len(val)},
+        {"1_8": 1, "1_4": 2},
+    )
 
 
-MAKERS = {"pascal": make_pascal, "coco": make_coco, "ade20k": make_ade20k,
-          "cityscapes": make_cityscapes}
+MAKERS = {
+    "pascal": make_pascal,
+    "coco": make_coco,
+    "ade20k": make_ade20k,
+    "cityscapes": make_cityscapes,
+}
 CITYSCAPES_PACKAGES = {"gtFine_trainvaltest.zip": 1, "leftImg8bit_trainvaltest.zip": 3}
 
 
@@ -260,7 +322,8 @@ def served_files(fixture: Fixture) -> dict[str, bytes]:
             package = CITYSCAPES_PACKAGES[name]
             files[f"file-handling/?packageID={package}"] = data
             files[f"md5-sum/?packageID={package}"] = (
-                f"{hashlib.md5(data).hexdigest()}  {name}\n".encode())
+                f"{hashlib.md5(data).hexdigest()}  {name}\n".encode()
+            )
         else:
             files[f"archives/{name}"] = data
     for path, data in fixture.split_files.items():
@@ -282,9 +345,12 @@ def write_config(fixture: Fixture, config_dir: Path, url: str, *, md5: bool = Tr
                 source["md5"] = hashlib.md5(body).hexdigest()
     data["expected_counts"] = dict(fixture.counts)
     data["splits"] = dict(fixture.splits)
-    data["official_splits"] = {"repo": "upstream", "commit": COMMIT,
-                               "folder": f"splits/{fixture.name}",
-                               "url": url + "/{repo}/{commit}/{folder}/{file}"}
+    data["official_splits"] = {
+        "repo": "upstream",
+        "commit": COMMIT,
+        "folder": f"splits/{fixture.name}",
+        "url": url + "/{repo}/{commit}/{folder}/{file}",
+    }
     path = Path(config_dir) / "datasets" / f"{fixture.name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -18,8 +18,13 @@ COOKIE = "session=logged-in"
 class FileServer:
     """Context manager: ``with FileServer(files) as server: server.url``."""
 
-    def __init__(self, files: dict[str, bytes], cut_first_after: int | None = None,
-                 login: tuple[str, str] | None = None, protected: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        files: dict[str, bytes],
+        cut_first_after: int | None = None,
+        login: tuple[str, str] | None = None,
+        protected: tuple[str, ...] = (),
+    ) -> None:
         self.files = files
         self.cut = cut_first_after
         self.login = login
@@ -53,8 +58,11 @@ class FileServer:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
-                if (path.startswith(server.protected) and server.protected
-                        and COOKIE not in (self.headers.get("Cookie") or "")):
+                if (
+                    path.startswith(server.protected)
+                    and server.protected
+                    and COOKIE not in (self.headers.get("Cookie") or "")
+                ):
                     self.send_response(302)
                     self.send_header("Location", "/login")
                     self.send_header("Content-Length", "0")

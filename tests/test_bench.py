@@ -20,31 +20,57 @@ from semivl.recipes import load_recipe
 
 def _grid(tmp_path, repo, **cluster):
     path = tmp_path / "grid.yaml"
-    path.write_text(yaml.safe_dump({
-        "results_dir": str(tmp_path / "results"), "config_dir": str(repo / "config"),
-        "grid": {"datasets": ["pascal"], "splits": [{"dataset": "pascal", "split": "92"}],
-                 "methods": ["supervised", "unimatch"], "seeds": [0, 1, 2]},
-        "cluster": cluster}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "results_dir": str(tmp_path / "results"),
+                "config_dir": str(repo / "config"),
+                "grid": {
+                    "datasets": ["pascal"],
+                    "splits": [{"dataset": "pascal", "split": "92"}],
+                    "methods": ["supervised", "unimatch"],
+                    "seeds": [0, 1, 2],
+                },
+                "cluster": cluster,
+            }
+        )
+    )
     return load_grid(path)
 
 
 def test_run_length_follows_the_trainer_schedule(repo):
     unimatch = load_recipe("unimatch", "pascal", repo / "config")
     # 10,582 - 92 unlabelled images, 4 GPUs x 2 per step (global 8), 80 epochs.
-    assert run_length(unimatch, "92", 4) == {"iters": 1311 * 80, "accumulation": 1,
-                                             "evaluations": 81, "full_iters": 1311 * 80}
+    assert run_length(unimatch, "92", 4) == {
+        "iters": 1311 * 80,
+        "accumulation": 1,
+        "evaluations": 81,
+        "full_iters": 1311 * 80,
+    }
     # One GPU keeps the global batch of 8 by accumulating 4 micro-batches of 2.
-    assert run_length(unimatch, "92", 1) == {"iters": 1311 * 80, "accumulation": 4,
-                                             "evaluations": 81, "full_iters": 1311 * 80}
+    assert run_length(unimatch, "92", 1) == {
+        "iters": 1311 * 80,
+        "accumulation": 4,
+        "evaluations": 81,
+        "full_iters": 1311 * 80,
+    }
     supervised = load_recipe("supervised", "pascal", repo / "config")
     assert run_length(supervised, "92", 4)["iters"] == (92 // 16) * 80
 
 
 def test_plan_uses_measured_times_and_falls_back_to_requested_hours(tmp_path, repo):
-    bench = {"device": {"type": "cuda", "name": "NVIDIA H100"},
-             "train": [{"method": "unimatch", "dataset": "pascal", "s_per_iter": 0.5,
-                        "speed": {"amp": "none", "channels_last": False}}],
-             "evaluation": [{"recipe": "unimatch/pascal", "images_per_s": 10.0}]}
+    bench = {
+        "device": {"type": "cuda", "name": "NVIDIA H100"},
+        "train": [
+            {
+                "method": "unimatch",
+                "dataset": "pascal",
+                "s_per_iter": 0.5,
+                "speed": {"amp": "none", "channels_last": False},
+            }
+        ],
+        "evaluation": [{"recipe": "unimatch/pascal", "images_per_s": 10.0}],
+    }
     rows = plan_grid(_grid(tmp_path, repo), bench)
     unimatch = next(r for r in rows if r["method"] == "unimatch")
     expected = (104880 * 0.5 + 81 * 1449 / 10.0 / 4) / 3600
@@ -62,7 +88,8 @@ def test_plan_uses_measured_times_and_falls_back_to_requested_hours(tmp_path, re
     cpu = plan_grid(_grid(tmp_path, repo), bench | {"device": {"type": "cpu"}})
     assert [r["source"] for r in cpu] == [
         "the recipe's requested hours: a guess",
-        "the recipe's requested hours (UniMatch V1 logs: 17-21 h on 4 GPUs (R101, crop 321))"]
+        "the recipe's requested hours (UniMatch V1 logs: 17-21 h on 4 GPUs (R101, crop 321))",
+    ]
     assert "Guessed hours are what the recipes ask the cluster for" in render_plan(cpu)
 
 
@@ -78,7 +105,8 @@ def test_plan_sums_blocks_per_dataset_and_names_the_longest_job(repo):
     summary = plan_summary(rows)
     assert set(summary["datasets"]) == {"pascal", "coco", "ade20k", "cityscapes"}
     assert summary["gpu_hours"] == pytest.approx(
-        sum(d["gpu_hours"] for d in summary["datasets"].values()))
+        sum(d["gpu_hours"] for d in summary["datasets"].values())
+    )
     assert summary["longest"]["hours_per_run"] == max(r["hours_per_run"] for r in rows)
     text = render_plan(rows)
     assert f"| **total** | **324** | **{summary['gpu_hours']:.0f}** |" in text
@@ -86,17 +114,25 @@ def test_plan_sums_blocks_per_dataset_and_names_the_longest_job(repo):
 
 
 def test_speed_options_train_and_save_a_plain_state_dict(toy_root, config_dir, tmp_path):
-    (config_dir / "recipes" / "unimatch" / "toy.yaml").write_text(TINY_UNIMATCH.replace(
-        "  checkpoint_every_iters: 3",
-        "  checkpoint_every_iters: 3\n  speed: {amp: bf16, channels_last: true, "
-        "fused_optimizer: true}"))
+    (config_dir / "recipes" / "unimatch" / "toy.yaml").write_text(
+        TINY_UNIMATCH.replace(
+            "  checkpoint_every_iters: 3",
+            "  checkpoint_every_iters: 3\n  speed: {amp: bf16, channels_last: true, "
+            "fused_optimizer: true}",
+        )
+    )
     recipe = load_recipe("unimatch", "toy", config_dir)
     assert recipe.train.speed.amp == "bf16" and recipe.train.speed.channels_last
     splits = toy_root.parent / "splits"
-    spec = RunSpec(recipe=recipe, data_root=toy_root,
-                   labeled_split=splits / "6" / "labeled.txt",
-                   unlabeled_split=splits / "6" / "unlabeled.txt",
-                   val_split=splits / "val.txt", out_dir=tmp_path / "run", seed=0)
+    spec = RunSpec(
+        recipe=recipe,
+        data_root=toy_root,
+        labeled_split=splits / "6" / "labeled.txt",
+        unlabeled_split=splits / "6" / "unlabeled.txt",
+        val_split=splits / "val.txt",
+        out_dir=tmp_path / "run",
+        seed=0,
+    )
     summary = train(spec, progress=False)
     assert summary["final_iter"] == summary["total_iters"] > 0
     state = load_checkpoint(tmp_path / "run" / "model.pt")
@@ -118,24 +154,47 @@ def test_bench_quick_measures_everything(repo, capsys, tmp_path, monkeypatch):
     # copy of the checkout, so that neither writes its state into the real one.
     monkeypatch.chdir(_checkout(tmp_path))
     out = tmp_path / "bench.json"
-    assert main(["bench", "--quick", "--device", "cpu", "--out", str(out),
-                 "--config-dir", str(repo / "config")]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--quick",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--config-dir",
+                str(repo / "config"),
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == result
     assert result["device"]["type"] == "cpu" and result["matmul"][0]["tflops"] > 0
     assert {(r["method"], r["config"]) for r in result["train"]} == {
-        (m, "tiny") for m in ("supervised", "unimatch", "semivl", "unimatch_v2")}
+        (m, "tiny") for m in ("supervised", "unimatch", "semivl", "unimatch_v2")
+    }
     for row in result["train"]:
         assert row["s_per_iter"] > 0 and row["flops_per_iter"] > 0
         assert 0 < row["fraction_of_matmul_peak"] < 5 and row["peak_memory_mb"] > 0
     tiny, paper = result["loaders"]
     toy_crop = load_recipe("unimatch", "toy", repo / "config").augment.crop_size
     assert (tiny["config"], tiny["crop"], paper["config"], paper["crop"]) == (
-        "tiny", toy_crop, "paper", 512)
+        "tiny",
+        toy_crop,
+        "paper",
+        512,
+    )
     for loader in (tiny, paper):
         assert loader["images_per_s_per_worker"] > 0
-        assert set(loader["s_per_image_by_part"]) == {"decode", "weak", "strong", "cutmix",
-                                                      "normalize"}
+        assert set(loader["s_per_image_by_part"]) == {
+            "decode",
+            "weak",
+            "strong",
+            "cutmix",
+            "normalize",
+        }
     assert {r["method"] for r in result["consumption"]} == {"unimatch", "semivl", "unimatch_v2"}
     assert all(r["workers_needed"] >= 1 for r in result["consumption"])
     assert f"| unimatch | tiny (toy) | {toy_crop} | 4 |" in render_bench(result)
@@ -159,27 +218,38 @@ def test_a_failed_row_is_recorded_and_the_others_kept(repo, monkeypatch):
     def fake_step(recipe, device, **kwargs):
         if recipe.train.method == "unimatch":
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return {"method": recipe.train.method, "s_per_iter": 0.5, "achieved_tflops": 0.01,
-                "images_per_iter": 6, "speed": {"amp": "none"},
-                "precision": {"tf32_matmul": False}}
+        return {
+            "method": recipe.train.method,
+            "s_per_iter": 0.5,
+            "achieved_tflops": 0.01,
+            "images_per_iter": 6,
+            "speed": {"amp": "none"},
+            "precision": {"tf32_matmul": False},
+        }
 
     monkeypatch.setattr(run, "bench_step", fake_step)
     monkeypatch.setattr(run, "bench_options", lambda *a, **k: {"options": {}})
-    monkeypatch.setattr(run, "bench_unlabeled_pipeline",
-                        lambda *a, **k: {"images_per_s_per_worker": 10.0})
+    monkeypatch.setattr(
+        run, "bench_unlabeled_pipeline", lambda *a, **k: {"images_per_s_per_worker": 10.0}
+    )
     monkeypatch.setattr(run, "bench_evaluation", lambda *a, **k: {"images_per_s": 1.0})
     saved = []
-    result = run.run_bench(True, torch.device("cpu"), repo, repo / "config", workflow=False,
-                           progress=lambda what: None, save=lambda r: saved.append(
-                               json.loads(json.dumps(r))))
+    result = run.run_bench(
+        True,
+        torch.device("cpu"),
+        repo,
+        repo / "config",
+        workflow=False,
+        progress=lambda what: None,
+        save=lambda r: saved.append(json.loads(json.dumps(r))),
+    )
     rows = {r["method"]: r for r in result["train"]}
     assert rows["unimatch"]["error"].startswith("OutOfMemoryError: CUDA out of memory")
     assert rows["semivl"]["s_per_iter"] == 0.5 and rows["semivl"]["peak_basis"] == "float32"
     # Every semi-supervised method benchmarked (plug-ins with a toy recipe too) but the failed.
     from semivl.methods import get_method
 
-    semi = {m for m in run.bench_methods("toy", repo / "config")
-            if get_method(m).reads_unlabeled}
+    semi = {m for m in run.bench_methods("toy", repo / "config") if get_method(m).reads_unlabeled}
     assert {"semivl", "unimatch_v2"} <= semi
     assert {r["method"] for r in result["consumption"]} == semi - {"unimatch"}
     assert len(saved) >= 6 and len(saved[1]["train"]) == 1  # saved after every row
@@ -195,16 +265,26 @@ def test_evaluation_is_priced_at_the_datasets_image_sizes(repo):
     if ade.eval.resize_short_side:
         short = ade.eval.resize_short_side
         assert min(protocol_size(ade, (512, 683))) == short
-    row = bench_evaluation(load_recipe("unimatch", "toy", repo / "config"), torch.device("cpu"),
-                           images=1)
+    row = bench_evaluation(
+        load_recipe("unimatch", "toy", repo / "config"), torch.device("cpu"), images=1
+    )
     assert row["stored_size"] == list(VAL_IMAGE_SIZE["toy"]) and row["images_per_s"] > 0
 
 
 def test_plan_skips_failed_bench_rows():
     from semivl.bench.plan import _measured
 
-    bench = {"device": {"type": "cuda"}, "train": [
-        {"method": "unimatch", "dataset": "pascal", "error": "OutOfMemoryError"},
-        {"method": "unimatch", "dataset": "pascal", "s_per_iter": 0.5, "speed": {"tf32": "all"}},
-        {"method": "unimatch", "dataset": "pascal", "s_per_iter": 0.7, "speed": {}}]}
+    bench = {
+        "device": {"type": "cuda"},
+        "train": [
+            {"method": "unimatch", "dataset": "pascal", "error": "OutOfMemoryError"},
+            {
+                "method": "unimatch",
+                "dataset": "pascal",
+                "s_per_iter": 0.5,
+                "speed": {"tf32": "all"},
+            },
+            {"method": "unimatch", "dataset": "pascal", "s_per_iter": 0.7, "speed": {}},
+        ],
+    }
     assert _measured(bench, "train", "unimatch", "pascal")["s_per_iter"] == 0.7

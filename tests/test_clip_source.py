@@ -52,8 +52,12 @@ def test_local_checkpoint_file(config_dir, tmp_path):
 def test_pretrained_tag_offline_says_what_to_do(config_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(RuntimeError) as err:
-        fetch_clip("clip_vit_b16_openai", config_dir, tmp_path / "clip" / "x.pt",
-                   cache_dir=tmp_path / "cache")
+        fetch_clip(
+            "clip_vit_b16_openai",
+            config_dir,
+            tmp_path / "clip" / "x.pt",
+            cache_dir=tmp_path / "cache",
+        )
     message = str(err.value)
     assert "semivl clip fetch --name clip_vit_b16_openai" in message
     assert "pretrained: /path/to/file" in message

@@ -27,21 +27,35 @@ TINY_TIMM = {"patch_size": 8, "embed_dim": 32, "depth": 3, "num_heads": 2}
 
 
 def _context(config_dir, crop=32, dataset="toy"):
-    return ModelContext(dataset=load_dataset_config(dataset, config_dir), crop_size=crop,
-                        config_dir=config_dir, random_init=True)
+    return ModelContext(
+        dataset=load_dataset_config(dataset, config_dir),
+        crop_size=crop,
+        config_dir=config_dir,
+        random_init=True,
+    )
 
 
 def _tiny(repo, backbone="timm", finetune="full", crop=32, **extra):
-    args = {"backbone": backbone, "finetune": finetune, "dilations": [1, 2, 3],
-            "aspp_channels": 8, "low_level_channels": 4, "fuse_channels": 16, **extra}
+    args = {
+        "backbone": backbone,
+        "finetune": finetune,
+        "dilations": [1, 2, 3],
+        "aspp_channels": 8,
+        "low_level_channels": 4,
+        "fuse_channels": 16,
+        **extra,
+    }
     if backbone == "timm":
-        args.update(timm_model="vit_tiny_patch16_224", timm_args=TINY_TIMM,
-                    feature_blocks=[1, 2], drop_path_rate=0.1)
+        args.update(
+            timm_model="vit_tiny_patch16_224",
+            timm_args=TINY_TIMM,
+            feature_blocks=[1, 2],
+            drop_path_rate=0.1,
+        )
     else:
         args.update(clip="tiny_clip_random", feature_blocks=[1, 4])
     torch.manual_seed(0)
-    return build_model(ModelConfig("vit_deeplabv3plus", args), 5,
-                       _context(repo / "config", crop))
+    return build_model(ModelConfig("vit_deeplabv3plus", args), 5, _context(repo / "config", crop))
 
 
 def _conv_params(cin, cout, k, bias=False):
@@ -52,18 +66,28 @@ def test_dlv3p_head_structure_and_parameter_count():
     head = DLV3PHead(768, 768, 21)  # upstream row 2: block 11 (ASPP) and block 4 (low level)
     aspp, low, fuse = 96, 48, 256  # ASPP width = in / 8
     bn = 2  # weight and bias per channel
-    expected = (_conv_params(768, aspp, 1) + 3 * _conv_params(768, aspp, 3)
-                + _conv_params(768, aspp, 1) + _conv_params(5 * aspp, aspp, 1) + 6 * bn * aspp
-                + _conv_params(768, low, 1) + bn * low
-                + _conv_params(low + aspp, fuse, 3) + _conv_params(fuse, fuse, 3) + 2 * bn * fuse
-                + _conv_params(fuse, 21, 1, bias=True))
+    expected = (
+        _conv_params(768, aspp, 1)
+        + 3 * _conv_params(768, aspp, 3)
+        + _conv_params(768, aspp, 1)
+        + _conv_params(5 * aspp, aspp, 1)
+        + 6 * bn * aspp
+        + _conv_params(768, low, 1)
+        + bn * low
+        + _conv_params(low + aspp, fuse, 3)
+        + _conv_params(fuse, fuse, 3)
+        + 2 * bn * fuse
+        + _conv_params(fuse, 21, 1, bias=True)
+    )
     assert sum(p.numel() for p in head.parameters()) == expected
-    assert [type(m) for m in head.c1_proj] == [torch.nn.Conv2d, torch.nn.BatchNorm2d,
-                                               torch.nn.ReLU]
+    assert [type(m) for m in head.c1_proj] == [torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.ReLU]
     assert [m.dilation[0] for m in (b[0] for b in head.aspp.branches[1:4])] == [6, 12, 18]
     assert head.fuse[0][0].in_channels == low + aspp and head.classifier.bias is not None
-    assert all(c.bias is None for c in head.modules()
-               if isinstance(c, torch.nn.Conv2d) and c is not head.classifier)
+    assert all(
+        c.bias is None
+        for c in head.modules()
+        if isinstance(c, torch.nn.Conv2d) and c is not head.classifier
+    )
     assert DLV3PHead(512, 768, 21).aspp.project[0].out_channels == 64  # the CLIP embedding
     head.eval()
     with torch.no_grad():
@@ -101,8 +125,9 @@ def test_feature_perturbation_contract(repo, backbone):
         assert raw.shape[-2:] == (4, 4)
         y = torch.randn(1, 3, 24, 40)
         low, deep = model.backbone(y)
-        crop = F.interpolate(model.decode_head(low, deep), size=(32, 32), mode="bilinear",
-                             align_corners=False)
+        crop = F.interpolate(
+            model.decode_head(low, deep), size=(32, 32), mode="bilinear", align_corners=False
+        )
         expected = F.interpolate(crop, size=(24, 40), mode="bilinear", align_corners=False)
         assert torch.allclose(model(y), expected, atol=1e-6)
 
@@ -120,12 +145,12 @@ def test_timm_features_are_normed_block_outputs_and_drop_path_trains(repo):
             h = block(h)
             outs.append(vit.norm(h)[:, 1:].transpose(1, 2).reshape(2, 32, 4, 4))
         low, deep = vit(x)
-        assert torch.allclose(low, outs[1], atol=1e-5) and torch.allclose(deep, outs[2],
-                                                                          atol=1e-5)
+        assert torch.allclose(low, outs[1], atol=1e-5) and torch.allclose(deep, outs[2], atol=1e-5)
         # Another input size is resized to the crop first (upstream at evaluation).
         y = torch.randn(1, 3, 40, 24)
-        assert torch.allclose(vit(y)[1], vit(F.interpolate(y, size=(32, 32), mode="bilinear",
-                                                           align_corners=False))[1])
+        assert torch.allclose(
+            vit(y)[1], vit(F.interpolate(y, size=(32, 32), mode="bilinear", align_corners=False))[1]
+        )
     drop_paths = [m for m in vit.modules() if type(m).__name__ == "DropPath"]
     assert drop_paths and max(m.drop_prob for m in drop_paths) == pytest.approx(0.1)
     vit.train()
@@ -151,8 +176,7 @@ def test_parameter_names_give_upstream_lr_multipliers(repo):
 def test_finetuning_scopes(repo):
     sft = _tiny(repo, "clip", finetune="attention")
     trainable = {n for n, p in sft.backbone.named_parameters() if p.requires_grad}
-    assert trainable and all(".attn." in n or n == "vit.positional_embedding"
-                             for n in trainable)
+    assert trainable and all(".attn." in n or n == "vit.positional_embedding" for n in trainable)
     assert "vit.positional_embedding" in trainable
     assert sum(".attn.in_proj_weight" in n for n in trainable) == 4  # every block
     assert all(p.requires_grad for p in sft.decode_head.parameters())
@@ -168,12 +192,15 @@ def test_builder_rejects_mixed_backbone_args(repo):
     config = ModelConfig("vit_deeplabv3plus", {"backbone": "timm", "clip": "tiny_clip_random"})
     with pytest.raises(ConfigError, match="clip: null"):
         build_model(config, 5, _context(repo / "config"))
-    config = ModelConfig("vit_deeplabv3plus", {"backbone": "clip", "clip": "tiny_clip_random",
-                                               "drop_path_rate": 0.1})
+    config = ModelConfig(
+        "vit_deeplabv3plus", {"backbone": "clip", "clip": "tiny_clip_random", "drop_path_rate": 0.1}
+    )
     with pytest.raises(ConfigError, match="backbone timm only"):
         build_model(config, 5, _context(repo / "config"))
-    config = ModelConfig("vit_deeplabv3plus", {"backbone": "clip", "clip": "tiny_clip_random",
-                                               "feature_blocks": [1, 5]})
+    config = ModelConfig(
+        "vit_deeplabv3plus",
+        {"backbone": "clip", "clip": "tiny_clip_random", "feature_blocks": [1, 5]},
+    )
     with pytest.raises(ConfigError, match="outside"):
         build_model(config, 5, _context(repo / "config"))
 
@@ -191,8 +218,10 @@ def _differences(a, b, prefix=""):
 @pytest.mark.parametrize("dataset", ["pascal", "toy"])
 def test_each_row_differs_from_its_base_only_in_what_it_states(repo, dataset):
     config = repo / "config"
-    r = {m: load_recipe(m, dataset, config).to_dict()
-         for m in ["semivl", "semivl_no_definitions", *ROWS]}
+    r = {
+        m: load_recipe(m, dataset, config).to_dict()
+        for m in ["semivl", "semivl_no_definitions", *ROWS]
+    }
     for row in r.values():
         row.pop("method")
     assert _differences(r["semivl_no_guidance"], r["semivl_no_definitions"]) == {"guidance"}
@@ -200,7 +229,9 @@ def test_each_row_differs_from_its_base_only_in_what_it_states(repo, dataset):
     sft = _differences(r["unimatch_clip_sft"], r["semivl_no_guidance"])
     assert {k for k in sft if not k.startswith(("model.", "resources."))} == {"train.method"}
     assert _differences(r["unimatch_clip_init"], r["unimatch_clip_sft"]) == {
-        "model.args.finetune", "optim.custom_keys.backbone.lr_mult"}
+        "model.args.finetune",
+        "optim.custom_keys.backbone.lr_mult",
+    }
     vit = _differences(r["unimatch_vit"], r["unimatch_clip_init"])
     assert all(k.startswith("model.") for k in vit)
     assert {"model.args.backbone", "model.args.clip", "model.args.feature_blocks"} <= vit
@@ -221,7 +252,10 @@ def test_rows_follow_the_spec(repo):
         keys = r.optim.custom_keys
         assert (r.optim.name, r.optim.lr, keys["head"].lr_mult) == ("adamw", 1e-4, 10.0)
         assert (keys["backbone"].lr_mult, r.model.args["finetune"], r.train.method) == (
-            bb, finetune, algorithm), method
+            bb,
+            finetune,
+            algorithm,
+        ), method
         assert r.guidance is None and r.train.conf_thresh == 0.95
         assert (r.augment, r.eval, r.train.epochs) == (semivl.augment, semivl.eval, 80)
     vit = load_recipe("unimatch_vit", "pascal", config)
@@ -232,14 +266,18 @@ def test_rows_follow_the_spec(repo):
     sources = yaml.safe_load((config / "weights.yaml").read_text())
     assert sources[vit.model.pretrained]["urls"] == [
         "https://huggingface.co/timm/vit_base_patch16_224.augreg_in21k_ft_in1k/resolve/main/"
-        "model.safetensors"]
+        "model.safetensors"
+    ]
     clip = load_recipe("unimatch_clip_init", "pascal", config)
     assert clip.model.args["feature_blocks"] == [4, 12] and clip.model.pretrained is None
     # What each row reads: CLIP weights for rows 3-5, class texts only for SemiVL's decoder.
-    assert [needs_clip(load_recipe(m, "pascal", config)) for m in ROWS] == [
-        False, True, True, True]
+    assert [needs_clip(load_recipe(m, "pascal", config)) for m in ROWS] == [False, True, True, True]
     assert [needs_text(load_recipe(m, "pascal", config)) for m in ROWS] == [
-        False, False, False, True]
+        False,
+        False,
+        False,
+        True,
+    ]
     assert recipe_clip(clip) == "clip_vit_b16_openai" and needs_text(semivl)
     toy = load_recipe("unimatch_vit", "toy", config)
     assert recipe_clip(toy) is None and toy.model.pretrained is None
@@ -264,14 +302,21 @@ def test_a_replaced_model_does_not_inherit_the_base_arguments(config_dir):
     folder = config_dir / "recipes" / "semivl_other"
     folder.mkdir()
     base = folder / "base.yaml"
-    base.write_text(yaml.safe_dump({**yaml.safe_load(
-        (config_dir / "recipes" / "unimatch" / "pascal.yaml").read_text()),
-        "train": {**yaml.safe_load((config_dir / "recipes" / "semivl" / "toy.yaml")
-                                   .read_text())["train"]}}))
+    base.write_text(
+        yaml.safe_dump(
+            {
+                **yaml.safe_load((config_dir / "recipes" / "unimatch" / "pascal.yaml").read_text()),
+                "train": {
+                    **yaml.safe_load((config_dir / "recipes" / "semivl" / "toy.yaml").read_text())[
+                        "train"
+                    ]
+                },
+            }
+        )
+    )
     (folder / "toy.yaml").write_text(
-        "base: ../semivl/toy.yaml\n"
-        "model:\n  name: tiny_fcn\n  args: {width: 8}\n"
-        "guidance: null\n")
+        "base: ../semivl/toy.yaml\nmodel:\n  name: tiny_fcn\n  args: {width: 8}\nguidance: null\n"
+    )
     recipe = load_recipe("semivl_other", "toy", config_dir)
     assert recipe.model == ModelConfig("tiny_fcn", {"width": 8})  # no clip, out_blocks, ...
     assert recipe.guidance is None  # `null` removes the base's section
@@ -280,8 +325,7 @@ def test_a_replaced_model_does_not_inherit_the_base_arguments(config_dir):
     same = load_recipe("semivl_other", "toy", config_dir)
     assert same.model.args["channels"] == 8 and same.model.args["clip"] == "tiny_clip_random"
     # ... and a replaced model drops the base's pretrained weights too.
-    (folder / "toy.yaml").write_text(
-        "base: base.yaml\nmodel:\n  name: tiny_fcn\n")
+    (folder / "toy.yaml").write_text("base: base.yaml\nmodel:\n  name: tiny_fcn\n")
     replaced = load_recipe("semivl_other", "toy", config_dir)
     assert replaced.model == ModelConfig("tiny_fcn") and replaced.model.pretrained is None
     assert load_recipe("unimatch", "pascal", config_dir).model.pretrained == "resnet101"
@@ -293,8 +337,9 @@ def _imagenet_vit(seed=0):
     torch.manual_seed(seed)
     import timm
 
-    return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=10,
-                             img_size=32, **TINY_TIMM)
+    return timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, num_classes=10, img_size=32, **TINY_TIMM
+    )
 
 
 def test_imagenet_safetensors_checkpoint_loads_with_resized_positions(tmp_path, repo):
@@ -326,8 +371,11 @@ def test_imagenet_safetensors_checkpoint_loads_with_resized_positions(tmp_path, 
     # Through the registry, as training loads `model.pretrained` (config/weights.yaml).
     config = tmp_path / "config"
     config.mkdir()
-    (config / "weights.yaml").write_text(yaml.safe_dump(
-        {"tiny_vit_in1k": {"file": "vit.safetensors", "urls": ["https://example.invalid/x"]}}))
+    (config / "weights.yaml").write_text(
+        yaml.safe_dump(
+            {"tiny_vit_in1k": {"file": "vit.safetensors", "urls": ["https://example.invalid/x"]}}
+        )
+    )
     model = _tiny(repo, "timm", crop=48)
     report = load_backbone_weights(model, "tiny_vit_in1k", tmp_path, config)
     assert report.missing == [] and report.loaded == len(state) - 2
@@ -370,13 +418,13 @@ def test_the_imagenet_vit_entry_is_fetched_and_pinned(tmp_path, repo):
     with FileServer({"model.safetensors": blob}) as server:
         entry["urls"] = [f"{server.url}/model.safetensors"]
         (config / "weights.yaml").write_text(yaml.safe_dump(sources))
-        path = fetch("vit_base_patch16_224_in1k", config, tmp_path / "cache", progress=False,
-                     retries=1)
+        path = fetch(
+            "vit_base_patch16_224_in1k", config, tmp_path / "cache", progress=False, retries=1
+        )
     assert path.name == entry["file"] and path.read_bytes() == blob
     assert read_lock(config) == {"vit_base_patch16_224_in1k": hashlib.sha256(blob).hexdigest()}
     model = _tiny(repo, "timm", crop=48)
-    report = load_backbone_weights(model, "vit_base_patch16_224_in1k", tmp_path / "cache",
-                                   config)
+    report = load_backbone_weights(model, "vit_base_patch16_224_in1k", tmp_path / "cache", config)
     assert report.missing == [] and report.unexpected == ["head.bias", "head.weight"]
 
 
@@ -389,25 +437,62 @@ def test_every_toy_row_trains(toy_root, config_dir, tmp_path):
 
     recipes = config_dir / "recipes"
     semivl = recipes / "semivl" / "toy.yaml"
-    semivl.write_text(semivl.read_text().replace("iters: 6", "iters: 2").replace(
-        "batch_size: 2", "batch_size: 3"))
+    semivl.write_text(
+        semivl.read_text().replace("iters: 6", "iters: 2").replace("batch_size: 2", "batch_size: 3")
+    )
     sft = recipes / "unimatch_clip_sft" / "toy.yaml"
     sft.write_text(sft.read_text().replace("clip: tiny_clip_toy", "clip: tiny_clip_random"))
     clip_dir, text_dir = tmp_path / "clip", tmp_path / "text"
-    assert main(["clip", "fetch", "--name", "tiny_clip_random", "--config-dir",
-                 str(config_dir), "--out-dir", str(clip_dir)]) == 0
-    assert main(["text", "--dataset", "toy", "--clip", "tiny_clip_random", "--config-dir",
-                 str(config_dir), "--clip-dir", str(clip_dir), "--out-dir", str(text_dir)]) == 0
+    assert (
+        main(
+            [
+                "clip",
+                "fetch",
+                "--name",
+                "tiny_clip_random",
+                "--config-dir",
+                str(config_dir),
+                "--out-dir",
+                str(clip_dir),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "text",
+                "--dataset",
+                "toy",
+                "--clip",
+                "tiny_clip_random",
+                "--config-dir",
+                str(config_dir),
+                "--clip-dir",
+                str(clip_dir),
+                "--out-dir",
+                str(text_dir),
+            ]
+        )
+        == 0
+    )
     splits = toy_root.parent / "splits"
     for method in ROWS:
         recipe = load_recipe(method, "toy", config_dir)
         assert recipe.augment.crop_size == 32 and recipe.train.batch_size == 3
         out = tmp_path / method
-        spec = RunSpec(recipe=recipe, data_root=toy_root,
-                       labeled_split=splits / "6" / "labeled.txt",
-                       unlabeled_split=splits / "6" / "unlabeled.txt",
-                       val_split=splits / "val.txt", out_dir=out, seed=0,
-                       config_dir=config_dir, clip_dir=clip_dir, text_dir=text_dir)
+        spec = RunSpec(
+            recipe=recipe,
+            data_root=toy_root,
+            labeled_split=splits / "6" / "labeled.txt",
+            unlabeled_split=splits / "6" / "unlabeled.txt",
+            val_split=splits / "val.txt",
+            out_dir=out,
+            seed=0,
+            config_dir=config_dir,
+            clip_dir=clip_dir,
+            text_dir=text_dir,
+        )
         summary = train(spec, device="cpu", progress=False, log_every=1)
         assert summary["final_iter"] == 6 and math.isfinite(summary["final_miou"]), method
         with (out / "log.csv").open() as handle:

@@ -88,8 +88,10 @@ def test_grid_files_pass_schema_and_loader(repo):
         # Not a method name at all (the schema's pattern) nor a method of config/methods.yaml.
         (lambda g: g["grid"]["blocks"][0].update(methods=["fix-match"]), "fix-match"),
         (lambda g: g.update(result_dir="x"), "result_dir"),
-        (lambda g: g["grid"]["blocks"][1]["splits"].append({"dataset": "coco", "split": "1_32"}),
-         "coco"),
+        (
+            lambda g: g["grid"]["blocks"][1]["splits"].append({"dataset": "coco", "split": "1_32"}),
+            "coco",
+        ),
     ],
 )
 def test_bad_grid_rejected_by_schema_and_loader(repo, tmp_path, edit, message):
@@ -118,10 +120,17 @@ def test_semivl_recipes_follow_the_spec_table(repo):
         r = load_recipe("semivl", dataset, repo / "config")
         keys = r.optim.custom_keys
         assert (r.optim.lr, keys["backbone"].lr_mult, r.train.epochs, r.train.iters) == (
-            lr, bb, epochs, iters), dataset
+            lr,
+            bb,
+            epochs,
+            iters,
+        ), dataset
         assert keys["head"].lr_mult == 10.0 and r.optim.name == "adamw"
         assert (r.augment.crop_size, r.model.args["decoder_text"], r.guidance.text) == (
-            crop, dec, guid), dataset
+            crop,
+            dec,
+            guid,
+        ), dataset
         assert r.train.batch_size * 8 // r.train.global_batch_size in (1, 2)
         assert r.model.args["clip"] == "clip_vit_b16_openai"
         plain = load_recipe("semivl_no_definitions", dataset, repo / "config")
@@ -164,8 +173,7 @@ def test_toy_methods_train_on_equal_footing(repo):
     """Every demo method trains at one crop and batch, for about as many iterations."""
     from semivl.engine.trainer import schedule
 
-    methods = ("supervised", "unimatch", "semivl", "semivl_no_definitions",
-               "semivl_no_spatial_ft")
+    methods = ("supervised", "unimatch", "semivl", "semivl_no_definitions", "semivl_no_spatial_ft")
     recipes = {m: load_recipe(m, "toy", repo / "config") for m in methods}
     assert {r.augment.crop_size for r in recipes.values()} == {48}
     assert {r.train.batch_size for r in recipes.values()} == {4}
@@ -197,7 +205,11 @@ def test_coco_and_ade20k_guide_with_plain_names_unless_asked_for_project_definit
         assert project.train.method == "semivl"
         # everything else is the upstream recipe's
         assert (project.optim, project.train, project.augment, project.eval) == (
-            upstream.optim, upstream.train, upstream.augment, upstream.eval)
+            upstream.optim,
+            upstream.train,
+            upstream.augment,
+            upstream.eval,
+        )
     assert definitions_used(load_recipe("semivl", "pascal", config), config) == "upstream"
     with pytest.raises(ConfigError, match="semivl_project_definitions"):
         load_recipe("semivl_project_definitions", "pascal", config)
@@ -209,26 +221,48 @@ def test_a_recipes_base_chain_is_tracked(repo, tmp_path):
     from semivl.recipes import recipe_chain
 
     chain = recipe_chain("unimatch_vit", "toy", repo / "config")
-    assert [p.parent.name for p in chain] == ["unimatch_vit", "unimatch_clip_init",
-                                              "unimatch_clip_sft", "semivl_no_guidance",
-                                              "semivl_no_definitions", "semivl"]
+    assert [p.parent.name for p in chain] == [
+        "unimatch_vit",
+        "unimatch_clip_init",
+        "unimatch_clip_sft",
+        "semivl_no_guidance",
+        "semivl_no_definitions",
+        "semivl",
+    ]
     assert recipe_chain("semivl", "toy", repo / "config") == [
-        repo / "config" / "recipes" / "semivl" / "toy.yaml"]
+        repo / "config" / "recipes" / "semivl" / "toy.yaml"
+    ]
     grid_file = tmp_path / "grid.yaml"
-    grid_file.write_text(yaml.safe_dump({
-        "results_dir": "r", "config_dir": str(repo / "config"),
-        "grid": {"datasets": ["toy"], "splits": [{"dataset": "toy", "split": "6"}],
-                 "methods": ["semivl_no_guidance"], "seeds": [0]}}))
+    grid_file.write_text(
+        yaml.safe_dump(
+            {
+                "results_dir": "r",
+                "config_dir": str(repo / "config"),
+                "grid": {
+                    "datasets": ["toy"],
+                    "splits": [{"dataset": "toy", "split": "6"}],
+                    "methods": ["semivl_no_guidance"],
+                    "seeds": [0],
+                },
+            }
+        )
+    )
     grid = load_grid(grid_file)
     bases = grid.tracked_bases("semivl_no_guidance", "toy")
     assert [Path(bases[f"recipe_base{i}"]).parent.name for i in range(1, 7)] == [
-        "semivl_no_definitions", "semivl", "semivl_no_guidance", "semivl_no_guidance",
-        "semivl_no_guidance", "semivl_no_guidance"]
+        "semivl_no_definitions",
+        "semivl",
+        "semivl_no_guidance",
+        "semivl_no_guidance",
+        "semivl_no_guidance",
+        "semivl_no_guidance",
+    ]
     # A loop is refused with the file that closes it.
     loop = tmp_path / "config"
     shutil.copytree(repo / "config", loop)
     (loop / "recipes" / "semivl" / "toy.yaml").write_text(
-        "base: ../semivl_no_definitions/toy.yaml\n")
+        "base: ../semivl_no_definitions/toy.yaml\n"
+    )
     with pytest.raises(ConfigError, match="loop"):
         recipe_chain("semivl_no_definitions", "toy", loop)
 
@@ -237,8 +271,11 @@ def test_the_recipe_sha_of_a_based_recipe_covers_its_bases(tmp_path):
     from semivl.report.aggregate import run_provenance
 
     inputs = {"config/recipes/a/toy.yaml": "1" * 64, "config/recipes/b/toy.yaml": "2" * 64}
-    record = {"inputs": inputs, "wall_hours": 0.1,
-              "recipe_chain": ["config/recipes/a/toy.yaml", "config/recipes/b/toy.yaml"]}
+    record = {
+        "inputs": inputs,
+        "wall_hours": 0.1,
+        "recipe_chain": ["config/recipes/a/toy.yaml", "config/recipes/b/toy.yaml"],
+    }
     (tmp_path / "provenance.json").write_text(json.dumps(record))
     sha = run_provenance(tmp_path, "toy", "a")["recipe_sha"]
     inputs["config/recipes/b/toy.yaml"] = "3" * 64  # the base changed

@@ -25,14 +25,24 @@ from semivl.recipes import load_recipe
 from semivl.scaffold import new_dataset
 
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1",
-       "PYTHONDONTWRITEBYTECODE": "1"}
+ENV = {
+    **os.environ,
+    "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    "HF_HUB_OFFLINE": "1",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
 CLASSES = ["background", "square", "disc"]
 COLOURS = {1: (210, 40, 40), 2: (40, 60, 210)}
 
 
-def fabricate(root: Path, labelled: int = 20, unlabelled: int = 4, size: int = 48,
-              seed: int = 0, stored_offset: int = 0) -> Path:
+def fabricate(
+    root: Path,
+    labelled: int = 20,
+    unlabelled: int = 4,
+    size: int = 48,
+    seed: int = 0,
+    stored_offset: int = 0,
+) -> Path:
     """``root/images/*.jpg`` and ``root/masks/*.png``: a red square and a blue disc on noisy
     grey, masks 0 background, 1 square, 2 disc (each plus ``stored_offset``), 255 on a ring
     round the disc; the last ``unlabelled`` images have no mask."""
@@ -43,7 +53,7 @@ def fabricate(root: Path, labelled: int = 20, unlabelled: int = 4, size: int = 4
     for i in range(labelled + unlabelled):
         mask = np.zeros((size, size), np.uint8)
         x, y = rng.integers(2, size - 18, 2)
-        mask[y:y + 14, x:x + 14] = 1
+        mask[y : y + 14, x : x + 14] = 1
         cx, cy = rng.integers(9, size - 9, 2)
         r = np.hypot(xx - cx, yy - cy)
         mask[r < 7] = 2
@@ -68,14 +78,33 @@ def config_dir(tmp_path) -> Path:
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def _new(config_dir: Path, src: Path, *extra: str, name: str = "shapes") -> int:
-    return main(["dataset", "new", name, "--images", str(src / "images"), "--masks",
-                 str(src / "masks"), "--classes", ",".join(CLASSES), "--base", "toy",
-                 "--config-dir", str(config_dir), "--no-progress", "--workers", "1", *extra])
+    return main(
+        [
+            "dataset",
+            "new",
+            name,
+            "--images",
+            str(src / "images"),
+            "--masks",
+            str(src / "masks"),
+            "--classes",
+            ",".join(CLASSES),
+            "--base",
+            "toy",
+            "--config-dir",
+            str(config_dir),
+            "--no-progress",
+            "--workers",
+            "1",
+            *extra,
+        ]
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,14 +114,24 @@ def _new(config_dir: Path, src: Path, *extra: str, name: str = "shapes") -> int:
 
 def test_scaffold_writes_the_configs_and_refuses_to_overwrite(tmp_path, config_dir):
     src = fabricate(tmp_path / "src")
-    written = new_dataset("shapes", classes=CLASSES, config_dir=config_dir,
-                          images=src / "images", masks=src / "masks", base="toy",
-                          splits=[4, 8], progress=False)
+    written = new_dataset(
+        "shapes",
+        classes=CLASSES,
+        config_dir=config_dir,
+        images=src / "images",
+        masks=src / "masks",
+        base="toy",
+        splits=[4, 8],
+        progress=False,
+    )
     methods = sorted(p.parent.name for p in (config_dir / "recipes").glob("*/toy.yaml"))
     assert len(methods) >= 3 and {"supervised", "unimatch", "semivl"} <= set(methods)
-    expected = {config_dir / "datasets/shapes.yaml", config_dir / "classes/shapes.yaml",
-                config_dir / "grids/shapes.yaml",
-                *(config_dir / f"recipes/{m}/shapes.yaml" for m in methods)}
+    expected = {
+        config_dir / "datasets/shapes.yaml",
+        config_dir / "classes/shapes.yaml",
+        config_dir / "grids/shapes.yaml",
+        *(config_dir / f"recipes/{m}/shapes.yaml" for m in methods),
+    }
     assert set(written) == expected
     cfg = load_dataset_config("shapes", config_dir)
     assert (cfg.layout, cfg.class_names, cfg.num_classes) == ("generic", CLASSES, 3)
@@ -103,49 +142,90 @@ def test_scaffold_writes_the_configs_and_refuses_to_overwrite(tmp_path, config_d
     for method in methods:
         recipe = (config_dir / f"recipes/{method}/shapes.yaml").read_text()
         assert [line for line in recipe.splitlines() if not line.startswith("#")] == [
-            "base: toy.yaml"]
-        ours, base = load_recipe(method, "shapes", config_dir), load_recipe(method, "toy",
-                                                                             config_dir)
+            "base: toy.yaml"
+        ]
+        ours, base = (
+            load_recipe(method, "shapes", config_dir),
+            load_recipe(method, "toy", config_dir),
+        )
         assert ours.to_dict() | {"dataset": None} == base.to_dict() | {"dataset": None}
     texts = yaml.safe_load((config_dir / "classes/shapes.yaml").read_text())
     assert texts["names"] == CLASSES and texts["definitions"]["disc"] == ["disc"]
     grid = yaml.safe_load((config_dir / "grids/shapes.yaml").read_text())["grid"]
-    assert grid["splits"] == [{"dataset": "shapes", "split": "4"},
-                              {"dataset": "shapes", "split": "8"}]
+    assert grid["splits"] == [
+        {"dataset": "shapes", "split": "4"},
+        {"dataset": "shapes", "split": "8"},
+    ]
     assert grid["methods"] == ["supervised", "unimatch", "semivl"]
     # On the toy's tiny recipes the grid trains on the CPU, as the demo.
     assert yaml.safe_load((config_dir / "grids/shapes.yaml").read_text())["cluster"] == {
-        "device": "cpu"}
+        "device": "cpu"
+    }
 
     before = _tree(config_dir)
     with pytest.raises(ConfigError, match=r"exist already: .*datasets/shapes\.yaml.*--force"):
-        new_dataset("shapes", classes=["bg", "a", "b"], config_dir=config_dir,
-                    images=src / "images", masks=src / "masks", base="toy", progress=False)
+        new_dataset(
+            "shapes",
+            classes=["bg", "a", "b"],
+            config_dir=config_dir,
+            images=src / "images",
+            masks=src / "masks",
+            base="toy",
+            progress=False,
+        )
     assert _tree(config_dir) == before
     definitions = tmp_path / "definitions.yaml"
     definitions.write_text("disc: [disc, circle, round blob]\nsquare: box\n")
-    new_dataset("shapes", classes=CLASSES, config_dir=config_dir, images=src / "images",
-                masks=src / "masks", base="toy", definitions=definitions, force=True,
-                progress=False)
+    new_dataset(
+        "shapes",
+        classes=CLASSES,
+        config_dir=config_dir,
+        images=src / "images",
+        masks=src / "masks",
+        base="toy",
+        definitions=definitions,
+        force=True,
+        progress=False,
+    )
     texts = yaml.safe_load((config_dir / "classes/shapes.yaml").read_text())
-    assert texts["definitions"] == {"background": ["background"], "square": ["box"],
-                                    "disc": ["disc", "circle", "round blob"]}
+    assert texts["definitions"] == {
+        "background": ["background"],
+        "square": ["box"],
+        "disc": ["disc", "circle", "round blob"],
+    }
     assert load_dataset_config("shapes", config_dir).splits == {"2": 2, "4": 4, "8": 8}
 
 
 def test_the_recipes_of_the_benchmark_datasets_are_inherited(tmp_path, config_dir):
     """Base pascal (the default): a recipe for every method folder that has pascal's."""
     src = fabricate(tmp_path / "src")
-    assert main(["dataset", "new", "mine", "--images", str(src / "images"), "--masks",
-                 str(src / "masks"), "--classes", ",".join(CLASSES), "--config-dir",
-                 str(config_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "dataset",
+                "new",
+                "mine",
+                "--images",
+                str(src / "images"),
+                "--masks",
+                str(src / "masks"),
+                "--classes",
+                ",".join(CLASSES),
+                "--config-dir",
+                str(config_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     pascal = sorted(p.parent.name for p in (config_dir / "recipes").glob("*/pascal.yaml"))
     mine = sorted(p.parent.name for p in (config_dir / "recipes").glob("*/mine.yaml"))
     assert mine == pascal
     recipe = load_recipe("semivl", "mine", config_dir)
     assert recipe.dataset.num_classes == 3 and recipe.train.epochs == 80
-    assert recipe.to_dict()["model"] == load_recipe("semivl", "pascal", config_dir).to_dict()[
-        "model"]
+    assert (
+        recipe.to_dict()["model"] == load_recipe("semivl", "pascal", config_dir).to_dict()["model"]
+    )
 
 
 def _bad_mask_value(src: Path) -> str:
@@ -176,10 +256,10 @@ def _lossy_mask(src: Path) -> str:
     return r"masks must be lossless.*masks/img009\.jpg"
 
 
-@pytest.mark.parametrize("damage", [_bad_mask_value, _bad_size, _orphan_mask,
-                                    _no_images_folder, _lossy_mask])
-def test_bad_source_fails_naming_the_file_and_writes_nothing(tmp_path, config_dir, capsys,
-                                                             damage):
+@pytest.mark.parametrize(
+    "damage", [_bad_mask_value, _bad_size, _orphan_mask, _no_images_folder, _lossy_mask]
+)
+def test_bad_source_fails_naming_the_file_and_writes_nothing(tmp_path, config_dir, capsys, damage):
     src = fabricate(tmp_path / "src")
     pattern = damage(src)
     before = _tree(config_dir)
@@ -189,24 +269,43 @@ def test_bad_source_fails_naming_the_file_and_writes_nothing(tmp_path, config_di
     assert _tree(config_dir) == before
     # The library call raises the same error.
     with pytest.raises((DataError, ConfigError), match=pattern):
-        new_dataset("shapes", classes=CLASSES, config_dir=config_dir, images=src / "images",
-                    masks=src / "masks", base="toy", progress=False)
+        new_dataset(
+            "shapes",
+            classes=CLASSES,
+            config_dir=config_dir,
+            images=src / "images",
+            masks=src / "masks",
+            base="toy",
+            progress=False,
+        )
     assert _tree(config_dir) == before
 
 
-@pytest.mark.parametrize(("extra", "pattern"), [
-    (["--classes", "background,square,background"],
-     r"--classes: class 'background' is listed more than once"),
-    (["--splits", "4,30"], r"--splits: 30 labelled images, but the training images with "
-                           r"masks are 16"),
-    (["--base", "nosuch"], r"--base nosuch: no dataset config"),
-    (["--ignore-index", "1"], r"shapes\.yaml \(not written\): dataset\.ignore_values: "
-                              r"expected no stored value of a class .*got .1 \(class 1, "
-                              r"'square'\)."),
-    (["--template", "a photo"], r"--template: expected a '\{\}' placeholder"),
-])
-def test_bad_options_fail_naming_the_key_and_write_nothing(tmp_path, config_dir, capsys,
-                                                          extra, pattern):
+@pytest.mark.parametrize(
+    ("extra", "pattern"),
+    [
+        (
+            ["--classes", "background,square,background"],
+            r"--classes: class 'background' is listed more than once",
+        ),
+        (
+            ["--splits", "4,30"],
+            r"--splits: 30 labelled images, but the training images with "
+            r"masks are 16",
+        ),
+        (["--base", "nosuch"], r"--base nosuch: no dataset config"),
+        (
+            ["--ignore-index", "1"],
+            r"shapes\.yaml \(not written\): dataset\.ignore_values: "
+            r"expected no stored value of a class .*got .1 \(class 1, "
+            r"'square'\).",
+        ),
+        (["--template", "a photo"], r"--template: expected a '\{\}' placeholder"),
+    ],
+)
+def test_bad_options_fail_naming_the_key_and_write_nothing(
+    tmp_path, config_dir, capsys, extra, pattern
+):
     src = fabricate(tmp_path / "src")
     before = _tree(config_dir)
     assert _new(config_dir, src, *extra) == 2
@@ -214,15 +313,16 @@ def test_bad_options_fail_naming_the_key_and_write_nothing(tmp_path, config_dir,
     assert _tree(config_dir) == before
 
 
-def test_a_val_image_without_a_mask_and_a_built_in_name_are_refused(tmp_path, config_dir,
-                                                                    capsys):
+def test_a_val_image_without_a_mask_and_a_built_in_name_are_refused(tmp_path, config_dir, capsys):
     src = fabricate(tmp_path / "src")
     val = tmp_path / "val.txt"
     val.write_text("img001.jpg\nimg022.jpg\n")  # img022 is one of the 4 without a mask
     before = _tree(config_dir)
     assert _new(config_dir, src, "--val-list", str(val)) == 2
-    assert re.search(r"val\.txt:2: img022\.jpg has no mask in .*masks; val images need one",
-                     capsys.readouterr().err)
+    assert re.search(
+        r"val\.txt:2: img022\.jpg has no mask in .*masks; val images need one",
+        capsys.readouterr().err,
+    )
     assert _new(config_dir, src, name="pascal") == 2
     assert "is one of the benchmark's datasets" in capsys.readouterr().err
     assert _tree(config_dir) == before
@@ -236,12 +336,33 @@ def test_a_list_with_a_missing_labelled_mask_fails_naming_it(tmp_path, config_di
     lines[7] = "images/img007.jpg masks/gone.png"
     listed.write_text("\n".join(lines + [f"images/img{i:03d}.jpg None" for i in (20, 21)]))
     before = _tree(config_dir)
-    assert main(["dataset", "new", "listed", "--list", str(listed), "--root", str(src),
-                 "--classes", ",".join(CLASSES), "--base", "toy", "--config-dir",
-                 str(config_dir), "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "dataset",
+                "new",
+                "listed",
+                "--list",
+                str(listed),
+                "--root",
+                str(src),
+                "--classes",
+                ",".join(CLASSES),
+                "--base",
+                "toy",
+                "--config-dir",
+                str(config_dir),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
-    assert re.search(r"all\.txt: 1 listed file\(s\) do not exist: .*/masks/gone\.png \(the "
-                     r"mask of images/img007\.jpg\)", err), err
+    assert re.search(
+        r"all\.txt: 1 listed file\(s\) do not exist: .*/masks/gone\.png \(the "
+        r"mask of images/img007\.jpg\)",
+        err,
+    ), err
     assert _tree(config_dir) == before
 
 
@@ -255,8 +376,21 @@ def test_prepare_links_the_files_and_check_passes(tmp_path, config_dir, capsys, 
     src = fabricate(tmp_path / "src")
     assert _new(config_dir, src, "--link", link, "--splits", "4") == 0
     data = tmp_path / "data" / "shapes"
-    assert main(["data", "prepare", "shapes", "--out", str(data), "--config-dir",
-                 str(config_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "prepare",
+                "shapes",
+                "--out",
+                str(data),
+                "--config-dir",
+                str(config_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     image, source = data / "images" / "img000.jpg", src / "images" / "img000.jpg"
     if link == "hardlink":
         assert image.samefile(source) and not image.is_symlink()
@@ -272,15 +406,43 @@ def test_prepare_links_the_files_and_check_passes(tmp_path, config_dir, capsys, 
     record = (data / "prepared.json").read_text()
     assert f'"link": "{link}"' in record and str(tmp_path) in record  # the source, as recorded
     capsys.readouterr()
-    assert main(["data", "check", "shapes", "--data-root", str(data), "--config-dir",
-                 str(config_dir), "--no-progress", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "check",
+                "shapes",
+                "--data-root",
+                str(data),
+                "--config-dir",
+                str(config_dir),
+                "--no-progress",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "train: 4 of the checked images have no mask (unlabelled only)" in out
     assert out.rstrip().endswith("OK")
     # Splits: labelled from the images with masks; every mask-less image is unlabelled.
     splits = tmp_path / "splits"
-    assert main(["splits", "shapes", "--data-root", str(data), "--out-dir", str(splits),
-                 "--config-dir", str(config_dir)]) == 0
+    assert (
+        main(
+            [
+                "splits",
+                "shapes",
+                "--data-root",
+                str(data),
+                "--out-dir",
+                str(splits),
+                "--config-dir",
+                str(config_dir),
+            ]
+        )
+        == 0
+    )
     labelled = (splits / "4" / "labeled.txt").read_text().splitlines()
     unlabelled = (splits / "4" / "unlabeled.txt").read_text().splitlines()
     assert len(labelled) == 4 and not any("None" in line for line in labelled)
@@ -292,8 +454,21 @@ def test_data_check_names_the_bad_files(tmp_path, config_dir, capsys):
     src = fabricate(tmp_path / "src")
     assert _new(config_dir, src, "--link", "copy") == 0
     data = tmp_path / "data" / "shapes"
-    assert main(["data", "prepare", "shapes", "--out", str(data), "--config-dir",
-                 str(config_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "prepare",
+                "shapes",
+                "--out",
+                str(data),
+                "--config-dir",
+                str(config_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     pairs = [line.split() for line in (data / "train.txt").read_text().splitlines()]
     labelled = [mask for _, mask in pairs if mask != "None"]
     mask = np.asarray(Image.open(data / labelled[0])).copy()
@@ -302,8 +477,23 @@ def test_data_check_names_the_bad_files(tmp_path, config_dir, capsys):
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(data / labelled[1])
     (data / labelled[2]).unlink()
     capsys.readouterr()
-    assert main(["data", "check", "shapes", "--data-root", str(data), "--config-dir",
-                 str(config_dir), "--no-progress", "--workers", "1"]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "check",
+                "shapes",
+                "--data-root",
+                str(data),
+                "--config-dir",
+                str(config_dir),
+                "--no-progress",
+                "--workers",
+                "1",
+            ]
+        )
+        == 2
+    )
     captured = capsys.readouterr()
     err = captured.err
     assert f"1 mask values out of range, e.g. {labelled[0]} (values [9])" in err
@@ -323,49 +513,83 @@ def test_data_check_before_prepare_checks_the_source(tmp_path, config_dir, capsy
     assert out.rstrip().endswith("OK")
     _bad_mask_value(src)
     assert main(args) == 2
-    assert re.search(r"1 mask values out of range, e\.g\. .*src/masks/img003\.png \(values "
-                     r"\[7\]\)", capsys.readouterr().err)
+    assert re.search(
+        r"1 mask values out of range, e\.g\. .*src/masks/img003\.png \(values "
+        r"\[7\]\)",
+        capsys.readouterr().err,
+    )
 
 
 def test_split_list_mode_with_a_val_list(tmp_path, config_dir):
     src = fabricate(tmp_path / "src", labelled=16, unlabelled=3)
     listed, val = tmp_path / "train.txt", tmp_path / "val.txt"
-    listed.write_text("\n".join([f"images/img{i:03d}.jpg masks/img{i:03d}.png"
-                                 for i in range(12)]
-                                + [f"images/img{i:03d}.jpg None" for i in (16, 17, 18)]))
-    val.write_text("\n".join(f"images/img{i:03d}.jpg masks/img{i:03d}.png"
-                             for i in range(12, 16)))
-    new_dataset("listed", classes=CLASSES, config_dir=config_dir, list_file=listed,
-                root=src, val_list=val, base="toy", progress=False)
+    listed.write_text(
+        "\n".join(
+            [f"images/img{i:03d}.jpg masks/img{i:03d}.png" for i in range(12)]
+            + [f"images/img{i:03d}.jpg None" for i in (16, 17, 18)]
+        )
+    )
+    val.write_text("\n".join(f"images/img{i:03d}.jpg masks/img{i:03d}.png" for i in range(12, 16)))
+    new_dataset(
+        "listed",
+        classes=CLASSES,
+        config_dir=config_dir,
+        list_file=listed,
+        root=src,
+        val_list=val,
+        base="toy",
+        progress=False,
+    )
     cfg = load_dataset_config("listed", config_dir)
     assert cfg.expected_counts == {"train": 15, "val": 4}
     assert cfg.splits == {"1": 1, "3": 3, "6": 6}  # about 1/8, 1/4 and 1/2 of 12
     from semivl.data.prepare import prepare_dataset
 
-    data = prepare_dataset("listed", tmp_path / "data" / "listed", tmp_path / "archives",
-                           config_dir, progress=False)
+    data = prepare_dataset(
+        "listed", tmp_path / "data" / "listed", tmp_path / "archives", config_dir, progress=False
+    )
     assert (data / "val.txt").read_text() == val.read_text() + "\n"
     assert (data / "train.txt").read_text().count(" None") == 3
 
 
-def test_hard_links_fall_back_to_copies_and_other_files_are_skipped(tmp_path, config_dir,
-                                                                    capsys, monkeypatch):
+def test_hard_links_fall_back_to_copies_and_other_files_are_skipped(
+    tmp_path, config_dir, capsys, monkeypatch
+):
     src = fabricate(tmp_path / "src")
     (src / "images" / "notes.txt").write_text("not an image")
     assert _new(config_dir, src) == 0
-    assert re.search(r"skipped 1 file\(s\) that are not images or masks, e\.g\. "
-                     r".*images/notes\.txt", capsys.readouterr().out)
+    assert re.search(
+        r"skipped 1 file\(s\) that are not images or masks, e\.g\. "
+        r".*images/notes\.txt",
+        capsys.readouterr().out,
+    )
 
     def no_links(src, dst):
         raise OSError(18, "Invalid cross-device link")
 
     monkeypatch.setattr(os, "link", no_links)
     data = tmp_path / "data" / "shapes"
-    assert main(["data", "prepare", "shapes", "--out", str(data), "--config-dir",
-                 str(config_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "prepare",
+                "shapes",
+                "--out",
+                str(data),
+                "--config-dir",
+                str(config_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out  # 24 images and 20 masks
-    assert re.search(r"44 files into .* \(0 hard-linked, 44 copied \(hard links cannot "
-                     r"cross filesystems\)\)", out), out
+    assert re.search(
+        r"44 files into .* \(0 hard-linked, 44 copied \(hard links cannot "
+        r"cross filesystems\)\)",
+        out,
+    ), out
     assert not (data / "images" / "img000.jpg").samefile(src / "images" / "img000.jpg")
 
 
@@ -373,10 +597,20 @@ def test_a_list_line_outside_its_root_is_refused(tmp_path, config_dir):
     src = fabricate(tmp_path / "src")
     listed = tmp_path / "all.txt"
     listed.write_text("images/img000.jpg masks/img000.png\n../src/images/img001.jpg None\n")
-    with pytest.raises(DataError, match=r"all\.txt: \.\./src/images/img001\.jpg: expected a "
-                                        r"path inside"):
-        new_dataset("listed", classes=CLASSES, config_dir=config_dir, list_file=listed,
-                    root=src, base="toy", progress=False)
+    with pytest.raises(
+        DataError,
+        match=r"all\.txt: \.\./src/images/img001\.jpg: expected a "
+        r"path inside",
+    ):
+        new_dataset(
+            "listed",
+            classes=CLASSES,
+            config_dir=config_dir,
+            list_file=listed,
+            root=src,
+            base="toy",
+            progress=False,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,9 +621,16 @@ def test_a_list_line_outside_its_root_is_refused(tmp_path, config_dir):
 def test_label_offset_ignores_stored_zero(tmp_path, config_dir):
     """Masks stored 0 = unlabelled and 1..3 = the classes (offset -1), ignore stored 255."""
     src = fabricate(tmp_path / "src", stored_offset=1)
-    new_dataset("offset", classes=["back", "square", "disc"], config_dir=config_dir,
-                images=src / "images", masks=src / "masks", base="toy", label_offset=-1,
-                progress=False)
+    new_dataset(
+        "offset",
+        classes=["back", "square", "disc"],
+        config_dir=config_dir,
+        images=src / "images",
+        masks=src / "masks",
+        base="toy",
+        label_offset=-1,
+        progress=False,
+    )
     cfg = load_dataset_config("offset", config_dir)
     stored = np.asarray(Image.open(src / "masks" / "img000.png"))
     labels = read_mask(src / "masks" / "img000.png", cfg)
@@ -398,17 +639,27 @@ def test_label_offset_ignores_stored_zero(tmp_path, config_dir):
     assert (labels[stored == 3] == 2).all() and (labels[stored == 255] == 255).all()
     # Stored 0 (none in these masks): ignored. The run dumps record the offset.
     assert map_labels(np.array([[0, 1, 2, 3, 255]], np.uint8), cfg).tolist() == [
-        [255, 0, 1, 2, 255]]
-    assert load_recipe("supervised", "offset", config_dir).to_dict()["dataset"][
-        "label_offset"] == -1
+        [255, 0, 1, 2, 255]
+    ]
+    assert (
+        load_recipe("supervised", "offset", config_dir).to_dict()["dataset"]["label_offset"] == -1
+    )
     # Stored 4 is class 3, which the dataset does not have: the source check says so.
     mask = stored.copy()
     mask[0, 0] = 4
     Image.fromarray(mask).save(src / "masks" / "img000.png")
     with pytest.raises(DataError, match=r"masks/img000\.png \(values \[3\]\)"):
-        new_dataset("offset", classes=["back", "square", "disc"], config_dir=config_dir,
-                    images=src / "images", masks=src / "masks", base="toy", label_offset=-1,
-                    force=True, progress=False)
+        new_dataset(
+            "offset",
+            classes=["back", "square", "disc"],
+            config_dir=config_dir,
+            images=src / "images",
+            masks=src / "masks",
+            base="toy",
+            label_offset=-1,
+            force=True,
+            progress=False,
+        )
 
 
 def test_existing_datasets_read_masks_as_before(config_dir):
@@ -438,8 +689,9 @@ def test_dataset_new_does_not_import_torch(tmp_path, config_dir):
                      "--config-dir", {str(config_dir)!r}, "--no-progress"])
         print(code, "torch" in sys.modules)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          check=True, env=ENV)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=ENV
+    )
     assert proc.stdout.strip().splitlines()[-1] == "0 False"
 
 
@@ -448,9 +700,11 @@ def test_dataset_new_does_not_import_torch(tmp_path, config_dir):
 # --------------------------------------------------------------------------------------------
 
 # What the scaffolded recipes get appended (only what differs: a shorter schedule).
-SHORT = {"supervised": "train: {iters: 30, eval_every_iters: 15}\n",
-         "unimatch": "train: {epochs: 5}\n",
-         "semivl": "train: {epochs: 5}\n"}
+SHORT = {
+    "supervised": "train: {iters: 30, eval_every_iters: 15}\n",
+    "unimatch": "train: {epochs: 5}\n",
+    "semivl": "train: {epochs: 5}\n",
+}
 
 
 def _run(cmd: list[str], cwd: Path) -> str:
@@ -470,18 +724,38 @@ def test_snakemake_runs_the_whole_dag_on_a_custom_dataset(tmp_path):
     root.mkdir()
     shutil.copy2(REPO / "Snakefile", root / "Snakefile")
     for name in ("workflow", "config", "semivl", "baselines"):
-        shutil.copytree(REPO / name, root / name,
-                        ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache"))
+        shutil.copytree(
+            REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
+        )
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    _run([str(BIN / "semivl"), "dataset", "new", "shapes", "--images", str(src / "images"),
-          "--masks", str(src / "masks"), "--classes", ",".join(CLASSES), "--base", "toy",
-          "--splits", "8", "--no-progress"], root)
+    _run(
+        [
+            str(BIN / "semivl"),
+            "dataset",
+            "new",
+            "shapes",
+            "--images",
+            str(src / "images"),
+            "--masks",
+            str(src / "masks"),
+            "--classes",
+            ",".join(CLASSES),
+            "--base",
+            "toy",
+            "--splits",
+            "8",
+            "--no-progress",
+        ],
+        root,
+    )
     for method, override in SHORT.items():
         with open(root / "config" / "recipes" / method / "shapes.yaml", "a") as handle:
             handle.write(override)
     (root / "config" / "pretrain" / "tiny_clip_toy.yaml").write_text(TINY_PRETRAIN)
-    _run([str(BIN / "snakemake"), "--cores", "2", "all", "--configfile",
-          "config/grids/shapes.yaml"], root)
+    _run(
+        [str(BIN / "snakemake"), "--cores", "2", "all", "--configfile", "config/grids/shapes.yaml"],
+        root,
+    )
     tables = (root / "results" / "tables.md").read_text()
     shutil.copy2(root / "results" / "tables.md", tmp_path / "tables.md")
     print(f"\nwall time of the whole DAG: {time.monotonic() - started:.0f} s")

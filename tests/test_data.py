@@ -27,10 +27,13 @@ from semivl.data.transforms import (
 
 def test_split_file_without_final_newline(tmp_path):
     path = tmp_path / "labeled.txt"
-    path.write_text("JPEGImages/a.jpg SegmentationClass/a.png\r\n\n"
-                    "JPEGImages/b.jpg SegmentationClass/b.png")
-    assert read_split_file(path) == [("JPEGImages/a.jpg", "SegmentationClass/a.png"),
-                                     ("JPEGImages/b.jpg", "SegmentationClass/b.png")]
+    path.write_text(
+        "JPEGImages/a.jpg SegmentationClass/a.png\r\n\nJPEGImages/b.jpg SegmentationClass/b.png"
+    )
+    assert read_split_file(path) == [
+        ("JPEGImages/a.jpg", "SegmentationClass/a.png"),
+        ("JPEGImages/b.jpg", "SegmentationClass/b.png"),
+    ]
 
 
 def test_malformed_split_line_names_line(tmp_path):
@@ -180,8 +183,11 @@ def test_failed_atomic_write_keeps_the_old_file_and_names_it(tmp_path):
 def test_repeated_split_line_is_rejected_with_both_line_numbers(tmp_path):
     path = tmp_path / "labeled.txt"
     path.write_text("a.jpg a.png\nb.jpg b.png\na.jpg a.png\n")
-    with pytest.raises(SplitFileError, match=r"labeled.txt:3: image a.jpg is already named on "
-                                             r"line 1"):
+    with pytest.raises(
+        SplitFileError,
+        match=r"labeled.txt:3: image a.jpg is already named on "
+        r"line 1",
+    ):
         read_split_file(path)
 
 

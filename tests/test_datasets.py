@@ -58,18 +58,45 @@ def _run(*argv: str) -> int:
 
 
 @pytest.mark.parametrize("name", sorted(MAKERS))
-def test_download_prepare_check_split_cycle(name, tmp_path, monkeypatch, capsys,
-                                            no_credentials_file):
+def test_download_prepare_check_split_cycle(
+    name, tmp_path, monkeypatch, capsys, no_credentials_file
+):
     fixture = MAKERS[name]()
     monkeypatch.setenv("CITYSCAPES_USERNAME", CREDENTIALS[0])
     monkeypatch.setenv("CITYSCAPES_PASSWORD", CREDENTIALS[1])
     data, archives = tmp_path / "data" / name, tmp_path / "archives"
     with _serve(fixture) as server:
         config = write_config(fixture, tmp_path / "config", server.url)
-        assert _run("data", "prepare", name, "--out", data, "--archive-dir", archives,
-                    "--config-dir", config, "--no-progress") == 0
-        assert _run("splits", name, "--data-root", data, "--out-dir", tmp_path / "splits",
-                    "--config-dir", config, "--cache-dir", tmp_path / "cache") == 0
+        assert (
+            _run(
+                "data",
+                "prepare",
+                name,
+                "--out",
+                data,
+                "--archive-dir",
+                archives,
+                "--config-dir",
+                config,
+                "--no-progress",
+            )
+            == 0
+        )
+        assert (
+            _run(
+                "splits",
+                name,
+                "--data-root",
+                data,
+                "--out-dir",
+                tmp_path / "splits",
+                "--config-dir",
+                config,
+                "--cache-dir",
+                tmp_path / "cache",
+            )
+            == 0
+        )
     out = capsys.readouterr().out
     assert "OK" in out and f"prepared {name}" in out
     record = json.loads((data / "prepared.json").read_text())
@@ -84,11 +111,26 @@ def test_download_prepare_check_split_cycle(name, tmp_path, monkeypatch, capsys,
     for path, body in fixture.split_files.items():
         written = (tmp_path / "splits" / path).read_text()
         assert written.splitlines() == body.decode().splitlines()
-    assert _run("data", "check", name, "--data-root", data, "--config-dir", config,
-                "--no-progress") == 0
+    assert (
+        _run("data", "check", name, "--data-root", data, "--config-dir", config, "--no-progress")
+        == 0
+    )
     # A second prepare finds the marker and downloads nothing.
-    assert _run("data", "prepare", name, "--out", data, "--archive-dir", archives,
-                "--config-dir", config, "--no-progress") == 0
+    assert (
+        _run(
+            "data",
+            "prepare",
+            name,
+            "--out",
+            data,
+            "--archive-dir",
+            archives,
+            "--config-dir",
+            config,
+            "--no-progress",
+        )
+        == 0
+    )
     assert "already prepared" in capsys.readouterr().out
 
 
@@ -96,8 +138,7 @@ def test_pascal_layout_takes_masks_from_the_preprocessed_zip(tmp_path):
     fixture = make_pascal()
     with _serve(fixture) as server:
         config = write_config(fixture, tmp_path / "config", server.url)
-        out = prepare_dataset("pascal", tmp_path / "pascal", tmp_path / "a", config,
-                              progress=False)
+        out = prepare_dataset("pascal", tmp_path / "pascal", tmp_path / "a", config, progress=False)
     masks = sorted(p.name for p in (out / "SegmentationClass").iterdir())
     assert len(masks) == 18  # 14 train_aug + 4 val, not the tar's 12 palette masks
     assert len(list((out / "JPEGImages").iterdir())) == 20
@@ -111,10 +152,10 @@ def test_cityscapes_train_ids_come_from_the_polygons(tmp_path, monkeypatch, no_c
     monkeypatch.setenv("CITYSCAPES_PASSWORD", CREDENTIALS[1])
     with _serve(fixture) as server:
         config = write_config(fixture, tmp_path / "config", server.url)
-        out = prepare_dataset("cityscapes", tmp_path / "cs", tmp_path / "a", config,
-                              progress=False)
-    mask = np.asarray(Image.open(next((out / "gtFine" / "val").glob(
-        "*/*_gtFine_labelTrainIds.png"))))
+        out = prepare_dataset("cityscapes", tmp_path / "cs", tmp_path / "a", config, progress=False)
+    mask = np.asarray(
+        Image.open(next((out / "gtFine" / "val").glob("*/*_gtFine_labelTrainIds.png")))
+    )
     assert mask[12, 16] == 0  # road
     assert mask[4, 5] == 13  # car
     assert mask[0, 20] == 255  # unlabelled
@@ -156,8 +197,9 @@ def test_coco_masks_from_instances(tmp_path):
     with _serve(fixture) as server:
         config = write_config(fixture, tmp_path / "config", server.url)
         path = config / "datasets" / "coco.yaml"
-        path.write_text(path.read_text().replace("masks_from: preprocessed",
-                                                 "masks_from: instances"))
+        path.write_text(
+            path.read_text().replace("masks_from: preprocessed", "masks_from: instances")
+        )
         out = prepare_dataset("coco", tmp_path / "coco", tmp_path / "a", config, progress=False)
     assert "ground_truth_coco.zip" not in {p.name for p in (tmp_path / "a").iterdir()}
     mask = np.asarray(Image.open(out / "masks" / "000000000009.png"))
@@ -182,8 +224,9 @@ def test_resume_after_the_server_drops_the_connection(tmp_path):
     with _serve(fixture, cut_first_after=len(body) // 3) as server:
         config = write_config(fixture, tmp_path / "config", server.url)
         cfg = load_dataset_config("ade20k", config)
-        path = fetch_archive(cfg, "scene_parsing", tmp_path / "a", config, progress=False,
-                             backoff_s=0)
+        path = fetch_archive(
+            cfg, "scene_parsing", tmp_path / "a", config, progress=False, backoff_s=0
+        )
     assert path.read_bytes() == body
     ranges = [r["range"] for r in server.requests if "archives/" in r["path"]]
     assert ranges[0] is None
@@ -216,8 +259,7 @@ def test_truncated_archive_fails_before_extraction_and_is_not_pinned(tmp_path):
     with _serve(fixture) as server:
         config = write_config(fixture, tmp_path / "config", server.url)
         with pytest.raises(DownloadError, match="not a readable archive"):
-            prepare_dataset("pascal", tmp_path / "pascal", tmp_path / "a", config,
-                            progress=False)
+            prepare_dataset("pascal", tmp_path / "pascal", tmp_path / "a", config, progress=False)
     assert (tmp_path / "a" / "ground_truth_voc.zip.corrupt").is_file()
     assert not (tmp_path / "a" / "ground_truth_voc.zip").exists()
     assert not (tmp_path / "pascal").exists()
@@ -236,8 +278,9 @@ def test_pinned_sha256_is_enforced_on_a_changed_upstream_file(tmp_path):
 
 def test_not_enough_disk_fails_before_downloading(tmp_path, monkeypatch):
     fixture = make_ade20k()
-    monkeypatch.setattr(download_module.shutil, "disk_usage",
-                        lambda path: shutil._ntuple_diskusage(10, 10, 0))
+    monkeypatch.setattr(
+        download_module.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10, 10, 0)
+    )
     with _serve(fixture) as server:
         config = write_config(fixture, tmp_path / "config", server.url)
         cfg = load_dataset_config("ade20k", config)
@@ -257,8 +300,9 @@ def test_interrupted_prepare_leaves_no_folder(tmp_path, monkeypatch):
         config = write_config(fixture, tmp_path / "config", server.url)
         monkeypatch.setattr(ade, "build", crash)
         with pytest.raises(KeyboardInterrupt):
-            prepare_dataset("ade20k", tmp_path / "data" / "ade20k", tmp_path / "a", config,
-                            progress=False)
+            prepare_dataset(
+                "ade20k", tmp_path / "data" / "ade20k", tmp_path / "a", config, progress=False
+            )
     assert list((tmp_path / "data").iterdir()) == []
     assert (tmp_path / "a" / "ADEChallengeData2016.zip").is_file()  # kept for the rerun
 
@@ -270,8 +314,9 @@ def test_failed_check_keeps_nothing_and_reports_the_problem(tmp_path):
         path = config / "datasets" / "ade20k.yaml"
         path.write_text(path.read_text().replace("train: 16", "train: 20210"))
         with pytest.raises(DataError, match="train: 16 pairs, expected 20210"):
-            prepare_dataset("ade20k", tmp_path / "data" / "ade20k", tmp_path / "a", config,
-                            progress=False)
+            prepare_dataset(
+                "ade20k", tmp_path / "data" / "ade20k", tmp_path / "a", config, progress=False
+            )
     assert list((tmp_path / "data").iterdir()) == []
 
 
@@ -284,8 +329,10 @@ def test_check_reports_bad_masks(tmp_path, capsys):
     Image.fromarray(np.full((18, 24), 200, np.uint8)).save(annotations / "ADE_val_00000001.png")
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(annotations / "ADE_val_00000002.png")
     (annotations / "ADE_val_00000003.png").unlink()
-    assert _run("data", "check", "ade20k", "--data-root", out, "--config-dir", config,
-                "--no-progress") == 2
+    assert (
+        _run("data", "check", "ade20k", "--data-root", out, "--config-dir", config, "--no-progress")
+        == 2
+    )
     captured = capsys.readouterr()
     assert "1 missing masks" in captured.err and "ADE_val_00000003.png" in captured.err
     assert "1 mask size differs" in captured.err and "5x5 vs image 24x18" in captured.err
@@ -333,7 +380,8 @@ def test_generated_splits_are_deterministic_nested_and_match_semivl(tmp_path):
         official = fixture.split_files[f"{split}/labeled.txt"].decode().splitlines()
         assert [f"{a} {b}" for a, b in labeled] == official
         assert [f"{a} {b}" for a, b in unlabeled] == fixture.split_files[
-            f"{split}/unlabeled.txt"].decode().splitlines()
+            f"{split}/unlabeled.txt"
+        ].decode().splitlines()
 
 
 def test_generated_voc_split_draws_labels_from_the_high_quality_set(tmp_path):
@@ -345,8 +393,17 @@ def test_generated_voc_split_draws_labels_from_the_high_quality_set(tmp_path):
     labeled, unlabeled = generated_split(cfg, root, 4, seed=3)
     assert all("2007_" in image for image, _ in labeled)
     assert len(unlabeled) == 10 and len({*labeled, *unlabeled}) == 14
-    write_splits(cfg, root, tmp_path / "s", splits=["4"], val=True, source="generated",
-                 seed=3, cache_dir=tmp_path / "c", config_dir=config)
+    write_splits(
+        cfg,
+        root,
+        tmp_path / "s",
+        splits=["4"],
+        val=True,
+        source="generated",
+        seed=3,
+        cache_dir=tmp_path / "c",
+        config_dir=config,
+    )
     assert read_split_file(tmp_path / "s" / "4" / "labeled.txt") == labeled
     assert len(read_split_file(tmp_path / "s" / "val.txt")) == 4
 
@@ -359,8 +416,17 @@ def _point_splits_at(config: Path, name: str, url: str) -> None:
 
 
 def _write_official(config, root, out, splits, val, cache):
-    write_splits(load_dataset_config("ade20k", config), root, out, splits=splits, val=val,
-                 source="official", seed=0, cache_dir=cache, config_dir=config)
+    write_splits(
+        load_dataset_config("ade20k", config),
+        root,
+        out,
+        splits=splits,
+        val=val,
+        source="official",
+        seed=0,
+        cache_dir=cache,
+        config_dir=config,
+    )
 
 
 def test_official_split_with_a_wrong_count_is_rejected(tmp_path):
@@ -409,8 +475,10 @@ def test_generated_ade20k_splits_reproduce_semivl_byte_for_byte(repo):
     cfg = load_dataset_config("ade20k", repo / "config")
 
     def pairs(prefix, folder, count):
-        return [(f"images/{folder}/{prefix}_{i:08d}.jpg",
-                 f"annotations/{folder}/{prefix}_{i:08d}.png") for i in range(1, count + 1)]
+        return [
+            (f"images/{folder}/{prefix}_{i:08d}.jpg", f"annotations/{folder}/{prefix}_{i:08d}.png")
+            for i in range(1, count + 1)
+        ]
 
     def sha(lines):
         return hashlib.sha256("\n".join(f"{a} {b}" for a, b in lines).encode()).hexdigest()
@@ -431,8 +499,11 @@ def test_official_split_sharing_an_image_with_val_is_rejected(tmp_path):
     fixture.split_files["1_8/unlabeled.txt"] = "\n".join([val_line, *unlabeled[1:]]).encode()
     with FileServer(served_files(fixture)) as server:
         _point_splits_at(config, "ade20k", server.url)
-        with pytest.raises(SplitFileError, match=r"1_8/unlabeled.txt: 1 image\(s\) are also in "
-                                                 r"the val list, e.g. images/validation/"):
+        with pytest.raises(
+            SplitFileError,
+            match=r"1_8/unlabeled.txt: 1 image\(s\) are also in "
+            r"the val list, e.g. images/validation/",
+        ):
             _write_official(config, root, tmp_path / "s", ["1_8"], False, tmp_path / "c")
     assert not (tmp_path / "s" / "1_8").exists()
 
@@ -443,8 +514,9 @@ def test_official_split_with_a_repeated_line_is_rejected(tmp_path):
     fixture.split_files["1_8/unlabeled.txt"] = "\n".join([lines[0], *lines[:-1]]).encode()
     with FileServer(served_files(fixture)) as server:
         _point_splits_at(config, "ade20k", server.url)
-        with pytest.raises(SplitFileError, match="unlabeled.txt:2: image .* already named on "
-                                                 "line 1"):
+        with pytest.raises(
+            SplitFileError, match="unlabeled.txt:2: image .* already named on line 1"
+        ):
             _write_official(config, root, tmp_path / "s", ["1_8"], False, tmp_path / "c")
 
 
@@ -456,8 +528,11 @@ def test_cached_official_list_is_verified_again_when_used(tmp_path):
     cached = tmp_path / "c" / "ade20k" / COMMIT / "1_8" / "labeled.txt"
     lines = cached.read_text().splitlines()
     cached.write_text("\n".join(reversed(lines)))  # same lines, same count: still wrong
-    with pytest.raises(SplitFileError, match=r"labeled.txt: sha256 .* does not match the "
-                                             r"pinned .*changed or damaged\. Delete it"):
+    with pytest.raises(
+        SplitFileError,
+        match=r"labeled.txt: sha256 .* does not match the "
+        r"pinned .*changed or damaged\. Delete it",
+    ):
         _write_official(config, root, tmp_path / "s2", ["1_8"], False, tmp_path / "c")
     assert cached.read_text() == "\n".join(reversed(lines))  # kept for inspection
     assert not (tmp_path / "s2").exists()
@@ -470,8 +545,10 @@ def test_check_reports_an_unreadable_image_as_unreadable(tmp_path, capsys):
         out = prepare_dataset("ade20k", tmp_path / "ade", tmp_path / "a", config, progress=False)
     image = out / "images" / "validation" / "ADE_val_00000001.jpg"
     image.write_bytes(image.read_bytes()[:40])  # truncated JPEG
-    assert _run("data", "check", "ade20k", "--data-root", out, "--config-dir", config,
-                "--no-progress") == 2
+    assert (
+        _run("data", "check", "ade20k", "--data-root", out, "--config-dir", config, "--no-progress")
+        == 2
+    )
     captured = capsys.readouterr()
     assert "1 unreadable images, e.g. images/validation/ADE_val_00000001.jpg" in captured.err
     assert "out of range" not in captured.err

@@ -23,9 +23,14 @@ def one_process_reference(data_root: Path, config_dir: Path, tmp_path: Path) -> 
     ``config_dir`` whose recipe has a batch of 2 per process, for two processes to match."""
     splits = data_root.parent / "splits"
     tiny_fcn_recipe(config_dir, "batch_size: 4")
-    spec = RunSpec(recipe=load_recipe("supervised", "toy", config_dir),
-                   data_root=data_root, labeled_split=splits / "6" / "labeled.txt",
-                   val_split=splits / "val.txt", out_dir=tmp_path / "one", seed=0)
+    spec = RunSpec(
+        recipe=load_recipe("supervised", "toy", config_dir),
+        data_root=data_root,
+        labeled_split=splits / "6" / "labeled.txt",
+        val_split=splits / "val.txt",
+        out_dir=tmp_path / "one",
+        seed=0,
+    )
     with pytest.raises(TrainingStopped):
         train(spec, stop_after_steps=1, progress=False)
     two_config = tmp_path / "two_config"
@@ -36,10 +41,32 @@ def one_process_reference(data_root: Path, config_dir: Path, tmp_path: Path) -> 
 
 def train_args(data_root: Path, config_dir: Path, out: Path) -> list[str]:
     """``semivl`` arguments of one supervised CPU step on the toy, written to ``out``."""
-    return ["train", "--dataset", "toy", "--split", "6", "--method", "supervised", "--seed",
-            "0", "--data-root", str(data_root), "--splits-dir", str(data_root.parent / "splits"),
-            "--config-dir", str(config_dir), "--device", "cpu", "--threads", "1",
-            "--no-progress", "--stop-after-steps", "1", "--out", str(out)]
+    return [
+        "train",
+        "--dataset",
+        "toy",
+        "--split",
+        "6",
+        "--method",
+        "supervised",
+        "--seed",
+        "0",
+        "--data-root",
+        str(data_root),
+        "--splits-dir",
+        str(data_root.parent / "splits"),
+        "--config-dir",
+        str(config_dir),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--stop-after-steps",
+        "1",
+        "--out",
+        str(out),
+    ]
 
 
 def assert_two_match_one(tmp_path: Path) -> None:
@@ -56,8 +83,14 @@ def assert_two_match_one(tmp_path: Path) -> None:
 def test_two_processes_equal_one_with_doubled_batch(full_label_root, config_dir, tmp_path):
     two_config = one_process_reference(full_label_root, config_dir, tmp_path)
     torchrun = Path(sys.executable).parent / "torchrun"
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "semivl.cli",
-           *train_args(full_label_root, two_config, tmp_path / "two")]
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "semivl.cli",
+        *train_args(full_label_root, two_config, tmp_path / "two"),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert "stopped after 1 steps" in proc.stderr, proc.stderr[-3000:]

@@ -45,14 +45,14 @@ def _batch(b=2, size=8):
     mask = torch.randint(0, K, (b, size, size), generator=gen)
     mask[:, 0, :] = 255
     ignore = torch.zeros(b, size, size, dtype=torch.int64)
-    ignore[:, -2:, :] = 255            # padding at the bottom of the unlabelled batch ...
+    ignore[:, -2:, :] = 255  # padding at the bottom of the unlabelled batch ...
     ignore_mix = torch.zeros(b, size, size, dtype=torch.int64)
-    ignore_mix[:, :, -3:] = 255        # ... and at the right of the partner's
+    ignore_mix[:, :, -3:] = 255  # ... and at the right of the partner's
     box1 = torch.zeros(b, size, size, dtype=torch.int64)
-    box1[0, 3:8, 4:8] = 1              # overlaps both paddings
+    box1[0, 3:8, 4:8] = 1  # overlaps both paddings
     box1[1, 0:3, 0:3] = 1
     box2 = torch.zeros(b, size, size, dtype=torch.int64)
-    box2[:, 1:4, 1:6] = 1              # unused by FixMatch
+    box2[:, 1:4, 1:6] = 1  # unused by FixMatch
     unlabeled = (img(), img(), img(), ignore, box1, box2)
     mix = (img(), img(), img(), ignore_mix, 1 - box1, box2.clone())
     return (img(), mask), unlabeled, mix
@@ -61,8 +61,11 @@ def _batch(b=2, size=8):
 def _upstream_loss(model, batch, thresh, lambda_u=1.0):
     """UniMatch's fixmatch.py, one iteration, written from its source (boolean-index CutMix,
     argmax labels, CE without reduction) on clones of the batch."""
-    (img_x, mask_x), (img_u_w, img_u_s, _, ignore_mask, cutmix_box, _), \
-        (img_u_w_mix, img_u_s_mix, _, ignore_mask_mix, _, _) = copy.deepcopy(batch)
+    (
+        (img_x, mask_x),
+        (img_u_w, img_u_s, _, ignore_mask, cutmix_box, _),
+        (img_u_w_mix, img_u_s_mix, _, ignore_mask_mix, _, _),
+    ) = copy.deepcopy(batch)
     with torch.no_grad():
         model.eval()
         pred_u_w_mix = model(img_u_w_mix).detach()
@@ -86,14 +89,20 @@ def _upstream_loss(model, batch, thresh, lambda_u=1.0):
     loss_u_s = loss_u_s * ((conf_c >= thresh) & (ignore_c != 255))
     loss_u_s = loss_u_s.sum() / (ignore_c != 255).sum().item()
     loss = (loss_x + lambda_u * loss_u_s) / 2.0
-    mask_ratio = ((conf_u_w >= thresh) & (ignore_mask != 255)).sum().item() / \
-        (ignore_mask != 255).sum().item()
+    mask_ratio = ((conf_u_w >= thresh) & (ignore_mask != 255)).sum().item() / (
+        ignore_mask != 255
+    ).sum().item()
     return loss, {"loss_x": loss_x.item(), "loss_s": loss_u_s.item(), "mask_ratio": mask_ratio}
 
 
 def _cfg(thresh, unsup_weight=1.0):
-    return TrainConfig(method="fixmatch", batch_size=2, iters=1, conf_thresh=thresh,
-                       args=FixMatchArgs(unsup_weight=unsup_weight))
+    return TrainConfig(
+        method="fixmatch",
+        batch_size=2,
+        iters=1,
+        conf_thresh=thresh,
+        args=FixMatchArgs(unsup_weight=unsup_weight),
+    )
 
 
 @pytest.mark.parametrize("unsup_weight", [1.0, 0.3])
@@ -105,8 +114,16 @@ def test_step_matches_upstream_formulas(unsup_weight):
     thresh = 0.6
     before = copy.deepcopy(batch)
 
-    loss, logs = fixmatch_step(model, batch, build_labeled_criterion("ce"),
-                               _cfg(thresh, unsup_weight), torch.device("cpu"), 0, 1, None)
+    loss, logs = fixmatch_step(
+        model,
+        batch,
+        build_labeled_criterion("ce"),
+        _cfg(thresh, unsup_weight),
+        torch.device("cpu"),
+        0,
+        1,
+        None,
+    )
     expected, expected_logs = _upstream_loss(reference, batch, thresh, unsup_weight)
 
     assert 0 < logs["mask_ratio"] < 1  # the threshold keeps some pixels and drops others
@@ -147,8 +164,7 @@ def test_step_by_hand():
     # Threshold 0: every non-padded pixel counts; loss_x = loss_s = log K, loss = log K.
     loss, logs = fixmatch_step(_Uniform(), batch, crit, _cfg(0.0), "cpu", 0, 1, [])
     assert loss.item() == pytest.approx(math.log(K))
-    assert logs == pytest.approx({"loss_x": math.log(K), "loss_s": math.log(K),
-                                  "mask_ratio": 1.0})
+    assert logs == pytest.approx({"loss_x": math.log(K), "loss_s": math.log(K), "mask_ratio": 1.0})
     # Threshold above 1/K: nothing is confident, loss_s = 0, loss = log K / 2.
     loss, logs = fixmatch_step(_Uniform(), batch, crit, _cfg(0.5, 2.0), "cpu", 0, 1, [])
     assert loss.item() == pytest.approx(math.log(K) / 2)
@@ -157,8 +173,16 @@ def test_step_by_hand():
 
 def test_step_refuses_loss_hooks():
     with pytest.raises(ValueError, match="no loss hooks"):
-        fixmatch_step(_Uniform(), _batch(), build_labeled_criterion("ce"), _cfg(0.0), "cpu",
-                      0, 1, [lambda ctx: (torch.tensor(0.0), {})])
+        fixmatch_step(
+            _Uniform(),
+            _batch(),
+            build_labeled_criterion("ce"),
+            _cfg(0.0),
+            "cpu",
+            0,
+            1,
+            [lambda ctx: (torch.tensor(0.0), {})],
+        )
 
 
 def test_registered_through_its_entry_point():
@@ -169,10 +193,11 @@ def test_registered_through_its_entry_point():
 
 def test_the_declaration_imports_no_torch():
     """Grids and recipes import the declaration; only training imports the step."""
-    code = ("import sys; from semivl.recipes import load_recipe; "
-            "load_recipe('fixmatch', 'pascal'); print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys; from semivl.recipes import load_recipe; "
+        "load_recipe('fixmatch', 'pascal'); print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
@@ -197,12 +222,18 @@ def test_fixmatch_trains_on_the_toy(toy_root, config_dir, tmp_path):
     from semivl.recipes import load_recipe
 
     (config_dir / "recipes" / "fixmatch" / "toy.yaml").write_text(
-        TINY_UNIMATCH.replace("method: unimatch", "method: fixmatch"))
+        TINY_UNIMATCH.replace("method: unimatch", "method: fixmatch")
+    )
     splits = toy_root.parent / "splits"
-    spec = RunSpec(recipe=load_recipe("fixmatch", "toy", config_dir), data_root=toy_root,
-                   labeled_split=splits / "6" / "labeled.txt",
-                   unlabeled_split=splits / "6" / "unlabeled.txt", val_split=splits / "val.txt",
-                   out_dir=tmp_path / "run", seed=0)
+    spec = RunSpec(
+        recipe=load_recipe("fixmatch", "toy", config_dir),
+        data_root=toy_root,
+        labeled_split=splits / "6" / "labeled.txt",
+        unlabeled_split=splits / "6" / "unlabeled.txt",
+        val_split=splits / "val.txt",
+        out_dir=tmp_path / "run",
+        seed=0,
+    )
     assert spec.recipe.train.args == FixMatchArgs(1.0)  # the default, with no train.args
     summary = train(spec, device="cpu", progress=False, log_every=1)
     assert summary["total_iters"] == 9 and summary["num_labeled"] == 6

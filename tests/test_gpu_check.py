@@ -17,17 +17,41 @@ SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
 WHEELS = REPO / "benchmarks" / "wheels"
 # What a GPU machine's preinstalled PyTorch brings (torch, torchvision and their requirements),
 # and pip: every other import must come from the wheel bundle or this checkout.
-MACHINE = ("torch", "torchgen", "functorch", "torchvision", "numpy", "PIL", "triton", "sympy",
-           "mpmath", "filelock", "typing_extensions", "networkx", "jinja2", "markupsafe",
-           "fsspec", "nvidia", "cuda", "cuda_pathfinder", "pip")
+MACHINE = (
+    "torch",
+    "torchgen",
+    "functorch",
+    "torchvision",
+    "numpy",
+    "PIL",
+    "triton",
+    "sympy",
+    "mpmath",
+    "filelock",
+    "typing_extensions",
+    "networkx",
+    "jinja2",
+    "markupsafe",
+    "fsspec",
+    "nvidia",
+    "cuda",
+    "cuda_pathfinder",
+    "pip",
+)
 
 
 def _run(out: Path, python: str, extra_env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHON": python, "GPU_CHECK_DEVICE": "cpu", "OMP_NUM_THREADS": "1",
-           **(extra_env or {})}
+    env = {
+        **os.environ,
+        "PYTHON": python,
+        "GPU_CHECK_DEVICE": "cpu",
+        "OMP_NUM_THREADS": "1",
+        **(extra_env or {}),
+    }
     env.pop("PYTHONPATH", None)
-    return subprocess.run(["bash", str(SCRIPT), str(out)], capture_output=True, text=True,
-                          env=env, timeout=900)
+    return subprocess.run(
+        ["bash", str(SCRIPT), str(out)], capture_output=True, text=True, env=env, timeout=900
+    )
 
 
 def _check_outputs(out: Path, proc: subprocess.CompletedProcess) -> dict:
@@ -39,8 +63,10 @@ def _check_outputs(out: Path, proc: subprocess.CompletedProcess) -> dict:
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
     assert result["reduced"] and len(rows) == len(result["rows"]) == 8
     assert {(r["method"], r["precision"]) for r in rows} == {
-        (m, p) for m in ("supervised", "unimatch", "semivl", "unimatch_v2")
-        for p in ("default", "bf16")}
+        (m, p)
+        for m in ("supervised", "unimatch", "semivl", "unimatch_v2")
+        for p in ("default", "bf16")
+    }
     for row in rows:
         assert "error" not in row, row
         assert row["s_per_iter"] > 0 and row["precision_settings"]["tf32_conv"] is True
@@ -69,21 +95,31 @@ def _bare_python(tmp_path: Path) -> Path:
         if name in wanted or entry.name.split(".libs")[0].lower() in wanted:
             (base / entry.name).symlink_to(entry)
     wrapper = tmp_path / "python"
-    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{base}" '
-                       f'exec {sys.executable} -S "$@"\n')
+    wrapper.write_text(
+        f'#!/bin/sh\nPYTHONPATH="${{PYTHONPATH:+$PYTHONPATH:}}{base}" '
+        f'exec {sys.executable} -S "$@"\n'
+    )
     wrapper.chmod(0o755)
     return wrapper
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (WHEELS / "requirements.txt").is_file(),
-                    reason="no wheel bundle (build it: bash benchmarks/gpu_wheels.sh)")
+@pytest.mark.skipif(
+    not (WHEELS / "requirements.txt").is_file(),
+    reason="no wheel bundle (build it: bash benchmarks/gpu_wheels.sh)",
+)
 def test_gpu_check_needs_nothing_but_pytorch_and_the_wheel_bundle(tmp_path):
     python = _bare_python(tmp_path)
-    probe = subprocess.run([str(python), "-c", "import torch, numpy\ntry:\n import timm\n"
-                            "except ImportError: print('bare')"], capture_output=True,
-                           text=True, env={k: v for k, v in os.environ.items()
-                                           if k != "PYTHONPATH"})
+    probe = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import torch, numpy\ntry:\n import timm\nexcept ImportError: print('bare')",
+        ],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
     assert probe.stdout.strip() == "bare", probe.stderr  # torch yes, timm no: a bare machine
     out = tmp_path / "out"
     _check_outputs(out, _run(out, str(python)))

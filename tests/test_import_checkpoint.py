@@ -36,21 +36,56 @@ def semivl_files(tmp_path_factory):
     """The tiny random CLIP of the toy SemiVL test recipe and its toy text embeddings."""
     base = tmp_path_factory.mktemp("semivl_files")
     clip, text = base / "clip", base / "text"
-    assert main(["clip", "fetch", "--name", "tiny_clip_random", "--config-dir",
-                 str(REPO / "config"), "--out-dir", str(clip)]) == 0
-    assert main(["text", "--dataset", "toy", "--clip", "tiny_clip_random", "--config-dir",
-                 str(REPO / "config"), "--clip-dir", str(clip), "--out-dir", str(text)]) == 0
+    assert (
+        main(
+            [
+                "clip",
+                "fetch",
+                "--name",
+                "tiny_clip_random",
+                "--config-dir",
+                str(REPO / "config"),
+                "--out-dir",
+                str(clip),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "text",
+                "--dataset",
+                "toy",
+                "--clip",
+                "tiny_clip_random",
+                "--config-dir",
+                str(REPO / "config"),
+                "--clip-dir",
+                str(clip),
+                "--out-dir",
+                str(text),
+            ]
+        )
+        == 0
+    )
     return clip, text
 
 
-def _model(method: str, config_dir: Path, files=None, num_classes: int | None = None,
-           seed: int = 0) -> dict[str, torch.Tensor]:
+def _model(
+    method: str, config_dir: Path, files=None, num_classes: int | None = None, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """A toy model of ``method`` whose every tensor is randomised (unlike a fresh build)."""
     recipe = load_recipe(method, "toy", config_dir)
     context = None
     if files is not None:
-        context = ModelContext(dataset=recipe.dataset, crop_size=recipe.augment.crop_size,
-                               config_dir=config_dir, clip_dir=files[0], text_dir=files[1])
+        context = ModelContext(
+            dataset=recipe.dataset,
+            crop_size=recipe.augment.crop_size,
+            config_dir=config_dir,
+            clip_dir=files[0],
+            text_dir=files[1],
+        )
     model = build_model(recipe.model, num_classes or recipe.dataset.num_classes, context)
     gen = torch.Generator().manual_seed(seed)
     state = model.state_dict()
@@ -66,8 +101,11 @@ def _model(method: str, config_dir: Path, files=None, num_classes: int | None = 
 
 def _teacher(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A frozen-teacher part as upstream SemiVL saves it (dropped on import)."""
-    return {f"clip_encoder.{k.removeprefix('backbone.')}": v.clone() for k, v in state.items()
-            if k.startswith("backbone.")}
+    return {
+        f"clip_encoder.{k.removeprefix('backbone.')}": v.clone()
+        for k, v in state.items()
+        if k.startswith("backbone.")
+    }
 
 
 def _sha(path: Path) -> str:
@@ -77,17 +115,43 @@ def _sha(path: Path) -> str:
 
 
 def _args(method: str, config_dir: Path, out: Path, files=None) -> list[str]:
-    args = ["import-checkpoint", "--method", method, "--dataset", "toy", "--split", "6",
-            "--config-dir", str(config_dir), "--out", str(out)]
+    args = [
+        "import-checkpoint",
+        "--method",
+        method,
+        "--dataset",
+        "toy",
+        "--split",
+        "6",
+        "--config-dir",
+        str(config_dir),
+        "--out",
+        str(out),
+    ]
     if files is not None:
         args += ["--clip-dir", str(files[0]), "--text-dir", str(files[1])]
     return args
 
 
 def _evaluate(run: Path, method: str, toy_root: Path, config_dir: Path, files=None) -> dict:
-    args = ["evaluate", "--dataset", "toy", "--split", "6", "--method", method, "--data-root",
-            str(toy_root), "--splits-dir", str(toy_root.parent / "splits"), "--config-dir",
-            str(config_dir), "--run-dir", str(run), "--no-progress"]
+    args = [
+        "evaluate",
+        "--dataset",
+        "toy",
+        "--split",
+        "6",
+        "--method",
+        method,
+        "--data-root",
+        str(toy_root),
+        "--splits-dir",
+        str(toy_root.parent / "splits"),
+        "--config-dir",
+        str(config_dir),
+        "--run-dir",
+        str(run),
+        "--no-progress",
+    ]
     if files is not None:
         args += ["--clip-dir", str(files[0]), "--text-dir", str(files[1])]
     assert main(args) == 0
@@ -108,9 +172,13 @@ def test_maps_cover_the_voc_architectures_both_ways():
     head = {f"decode_head.{k}": v for k, v in VLGHead().state_dict().items()}
     up = U.to_upstream(head, "semivl")
     assert len(up) == 68 and sum(v.numel() for v in up.values()) == 2_217_185
-    assert {"decode_head.aspp.aspp_convs.4.gap.1.weight", "decode_head.up2.conv.4.bias",
-            "decode_head.layers.1.transformer.ffn.layers.0.0.weight", "decode_head.head.weight",
-            "decode_head.skip_proj.0.0.weight"} <= set(up)
+    assert {
+        "decode_head.aspp.aspp_convs.4.gap.1.weight",
+        "decode_head.up2.conv.4.bias",
+        "decode_head.layers.1.transformer.ffn.layers.0.0.weight",
+        "decode_head.head.weight",
+        "decode_head.skip_proj.0.0.weight",
+    } <= set(up)
     back = U.to_project(up, "semivl")
     assert back.unmapped == [] and all(torch.equal(back.state[k], v) for k, v in head.items())
 
@@ -118,15 +186,23 @@ def test_maps_cover_the_voc_architectures_both_ways():
     state = net.state_dict()
     up = U.to_upstream(state, "unimatch")
     assert len(up) == 692 and sum(p.numel() for p in net.parameters()) == 59_468_085
-    assert {"head.b4.gap.1.weight", "head.b0.1.running_var", "fuse.4.weight",
-            "classifier.bias", "reduce.0.weight", "backbone.layer4.2.conv3.weight"} <= set(up)
+    assert {
+        "head.b4.gap.1.weight",
+        "head.b0.1.running_var",
+        "fuse.4.weight",
+        "classifier.bias",
+        "reduce.0.weight",
+        "backbone.layer4.2.conv3.weight",
+    } <= set(up)
     back = U.to_project(up, "unimatch")
-    assert set(back.state) == set(state) and all(torch.equal(back.state[k], state[k])
-                                                 for k in state)
+    assert set(back.state) == set(state) and all(
+        torch.equal(back.state[k], state[k]) for k in state
+    )
 
     recipe = load_recipe("semivl", "pascal", REPO / "config")
-    context = ModelContext(dataset=recipe.dataset, crop_size=512, config_dir=REPO / "config",
-                           random_init=True)
+    context = ModelContext(
+        dataset=recipe.dataset, crop_size=512, config_dir=REPO / "config", random_init=True
+    )
     state = build_model(recipe.model, 21, context).state_dict()
     up = U.to_upstream(state, "semivl")
     assert len(up) == len(state) - 1  # the class text embeddings are not saved upstream
@@ -146,7 +222,8 @@ def test_maps_cover_the_voc_architectures_both_ways():
 
 
 def test_semivl_import_is_exact_and_evaluates_like_the_original(
-        toy_root, config_dir, semivl_files, tmp_path, capsys):
+    toy_root, config_dir, semivl_files, tmp_path, capsys
+):
     from semivl.engine.evaluate import evaluate_weights
 
     state = _model("semivl", config_dir, semivl_files)
@@ -180,12 +257,22 @@ def test_semivl_import_is_exact_and_evaluates_like_the_original(
     metrics = _evaluate(run, "semivl", toy_root, config_dir, semivl_files)
     assert "an imported upstream checkpoint" in capsys.readouterr().out  # recomputed
     recipe = load_recipe("semivl", "toy", config_dir)
-    context = ModelContext(dataset=recipe.dataset, crop_size=recipe.augment.crop_size,
-                           config_dir=config_dir, clip_dir=semivl_files[0],
-                           text_dir=semivl_files[1])
-    direct = evaluate_weights(recipe, toy_root, toy_root.parent / "splits" / "val.txt",
-                              tmp_path / "original.pt", torch.device("cpu"), progress=False,
-                              context=context)
+    context = ModelContext(
+        dataset=recipe.dataset,
+        crop_size=recipe.augment.crop_size,
+        config_dir=config_dir,
+        clip_dir=semivl_files[0],
+        text_dir=semivl_files[1],
+    )
+    direct = evaluate_weights(
+        recipe,
+        toy_root,
+        toy_root.parent / "splits" / "val.txt",
+        tmp_path / "original.pt",
+        torch.device("cpu"),
+        progress=False,
+        context=context,
+    )
     assert metrics["miou"] == direct.miou and metrics["per_class_iou"] == direct.per_class_iou
     assert metrics["seed"] is None and metrics["imported_from"]["sha256"] == _sha(best)
 
@@ -228,28 +315,27 @@ def _refused(args: list[str], out: Path, capsys) -> str:
 
 def test_a_checkpoint_of_another_dataset_is_refused(config_dir, tmp_path, capsys):
     best = tmp_path / "best.pth"
-    torch.save(U.upstream_file(_model("unimatch", config_dir, num_classes=21), "unimatch"),
-               best)
+    torch.save(U.upstream_file(_model("unimatch", config_dir, num_classes=21), "unimatch"), best)
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep.txt").write_text("an earlier import")  # an existing folder stays as it was
     err = _refused([*_args("unimatch", config_dir, out), str(best)], out, capsys)
-    assert "decoder.classifier.weight (upstream classifier.weight): [21, 16, 1, 1] in the " \
-           "file, [5, 16, 1, 1] in the model" in err
+    assert (
+        "decoder.classifier.weight (upstream classifier.weight): [21, 16, 1, 1] in the "
+        "file, [5, 16, 1, 1] in the model" in err
+    )
     assert "looks like a pascal checkpoint (21 classes) but --dataset toy has 5" in err
     assert (out / "keep.txt").read_text() == "an earlier import"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run")] == []
 
 
-def test_a_checkpoint_of_another_method_is_refused(config_dir, semivl_files, tmp_path,
-                                                   capsys):
+def test_a_checkpoint_of_another_method_is_refused(config_dir, semivl_files, tmp_path, capsys):
     unimatch = tmp_path / "unimatch.pth"
     torch.save(U.upstream_file(_model("unimatch", config_dir), "unimatch"), unimatch)
     semivl = tmp_path / "semivl.pth"
     torch.save(U.upstream_file(_model("semivl", config_dir, semivl_files), "semivl"), semivl)
     out = tmp_path / "run"
-    err = _refused([*_args("semivl", config_dir, out, semivl_files), str(unimatch)], out,
-                   capsys)
+    err = _refused([*_args("semivl", config_dir, out, semivl_files), str(unimatch)], out, capsys)
     assert "classifier.*" in err and "pass --method unimatch" in err
     err = _refused([*_args("unimatch", config_dir, out), str(semivl)], out, capsys)
     assert "decode_head.*" in err and "pass --method semivl" in err
@@ -259,12 +345,18 @@ def test_a_checkpoint_of_another_method_is_refused(config_dir, semivl_files, tmp
     assert "this project's own parameter names" in err
 
 
-@pytest.mark.parametrize("edit, expected", [
-    ("missing", "1 tensor(s) of the model are not in the file: decoder.fuse.1.1.running_var"),
-    ("shape", "decoder.reduce.0.weight (upstream reduce.0.weight): [8, 30, 1, 1] in the file, "
-              "[8, 64, 1, 1] in the model"),
-    ("unexpected", "1 key(s) of the file have no place in the model: head.b5.0.weight"),
-])
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        ("missing", "1 tensor(s) of the model are not in the file: decoder.fuse.1.1.running_var"),
+        (
+            "shape",
+            "decoder.reduce.0.weight (upstream reduce.0.weight): [8, 30, 1, 1] in the file, "
+            "[8, 64, 1, 1] in the model",
+        ),
+        ("unexpected", "1 key(s) of the file have no place in the model: head.b5.0.weight"),
+    ],
+)
 def test_a_partial_fit_is_refused(config_dir, tmp_path, capsys, edit, expected):
     file = U.upstream_file(_model("unimatch", config_dir), "unimatch")
     weights = file["model"]
@@ -276,40 +368,71 @@ def test_a_partial_fit_is_refused(config_dir, tmp_path, capsys, edit, expected):
         weights["module.head.b5.0.weight"] = torch.zeros(3)
     torch.save(file, tmp_path / "best.pth")
     out = tmp_path / "run"
-    err = _refused([*_args("unimatch", config_dir, out), str(tmp_path / "best.pth")], out,
-                   capsys)
+    err = _refused([*_args("unimatch", config_dir, out), str(tmp_path / "best.pth")], out, capsys)
     assert expected in err
     assert not out.exists()
 
 
-def test_a_position_table_of_another_crop_is_refused(config_dir, semivl_files, tmp_path,
-                                                     capsys):
+def test_a_position_table_of_another_crop_is_refused(config_dir, semivl_files, tmp_path, capsys):
     file = U.upstream_file(_model("semivl", config_dir, semivl_files), "semivl")
     pos = file["model"]["module.backbone.pos_embed"]
     file["model"]["module.backbone.pos_embed"] = torch.zeros(1, 1 + 64, pos.shape[-1])
     torch.save(file, tmp_path / "best.pth")
     out = tmp_path / "run"
-    err = _refused([*_args("semivl", config_dir, out, semivl_files),
-                    str(tmp_path / "best.pth")], out, capsys)
-    assert "backbone.positional_embedding (upstream backbone.pos_embed): [65, 64] in the file" \
-           in err
+    err = _refused(
+        [*_args("semivl", config_dir, out, semivl_files), str(tmp_path / "best.pth")], out, capsys
+    )
+    assert (
+        "backbone.positional_embedding (upstream backbone.pos_embed): [65, 64] in the file" in err
+    )
     assert "1 + 64 entries (8 x 8 patches" in err and "1 + 4 x 4" in err
 
 
 def test_bad_files_are_refused(config_dir, tmp_path, capsys):
     (tmp_path / "notes.pth").write_text("not a checkpoint")
-    assert main([*_args("unimatch", config_dir, tmp_path / "a"), str(tmp_path / "notes.pth")]) \
-        == 2
+    assert main([*_args("unimatch", config_dir, tmp_path / "a"), str(tmp_path / "notes.pth")]) == 2
     assert "weights_only=True" in capsys.readouterr().err
     assert main([*_args("unimatch", config_dir, tmp_path / "a"), str(tmp_path / "no.pth")]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
-    assert main(["import-checkpoint", "--method", "supervised", "--dataset", "toy", "--split",
-                 "6", "--config-dir", str(config_dir), str(tmp_path / "no.pth")]) == 2
-    assert "maps upstream files of ['semivl', 'unimatch', 'unimatch_v2'], not of 'supervised'" in \
-        capsys.readouterr().err
+    assert (
+        main(
+            [
+                "import-checkpoint",
+                "--method",
+                "supervised",
+                "--dataset",
+                "toy",
+                "--split",
+                "6",
+                "--config-dir",
+                str(config_dir),
+                str(tmp_path / "no.pth"),
+            ]
+        )
+        == 2
+    )
+    assert (
+        "maps upstream files of ['semivl', 'unimatch', 'unimatch_v2'], not of 'supervised'"
+        in capsys.readouterr().err
+    )
     torch.save(U.upstream_file(_model("unimatch", config_dir), "unimatch"), tmp_path / "b.pth")
-    assert main(["import-checkpoint", "--method", "unimatch", "--dataset", "toy", "--split",
-                 "7", "--config-dir", str(config_dir), str(tmp_path / "b.pth")]) == 2
+    assert (
+        main(
+            [
+                "import-checkpoint",
+                "--method",
+                "unimatch",
+                "--dataset",
+                "toy",
+                "--split",
+                "7",
+                "--config-dir",
+                str(config_dir),
+                str(tmp_path / "b.pth"),
+            ]
+        )
+        == 2
+    )
     assert "--split '7': expected one of" in capsys.readouterr().err
 
 
@@ -325,12 +448,20 @@ def test_url_import_pins_then_verifies(config_dir, tmp_path, capsys):
     torch.save(U.upstream_file(_model("unimatch", config_dir), "unimatch"), best)
     cache = tmp_path / "cache"
     page = b"<!DOCTYPE html><html>Google Drive - virus scan warning</html>"
-    files = {"ckpt/best.pth": best.read_bytes(), "ckpt/best.pth?v=2": best.read_bytes(),
-             "drive/view": page}
+    files = {
+        "ckpt/best.pth": best.read_bytes(),
+        "ckpt/best.pth?v=2": best.read_bytes(),
+        "drive/view": page,
+    }
     with FileServer(files) as server:
         url = f"{server.url}/ckpt/best.pth"
-        args = [*_args("unimatch", config_dir, tmp_path / "run"), "--cache-dir", str(cache),
-                "--no-progress", url]
+        args = [
+            *_args("unimatch", config_dir, tmp_path / "run"),
+            "--cache-dir",
+            str(cache),
+            "--no-progress",
+            url,
+        ]
         assert main(args) == 0
         lock = yaml.safe_load(lock_path(config_dir).read_text())
         assert lock == {url: _sha(best)}
@@ -351,9 +482,20 @@ def test_url_import_pins_then_verifies(config_dir, tmp_path, capsys):
         assert "web page" in capsys.readouterr().err
         # The grid's (or --sha256) checksum is checked on first download.
         other = tmp_path / "other"
-        assert main([*_args("unimatch", config_dir, tmp_path / "run2"), "--cache-dir",
-                     str(other), "--no-progress", "--sha256", "0" * 64,
-                     f"{server.url}/ckpt/best.pth?v=2"]) == 2
+        assert (
+            main(
+                [
+                    *_args("unimatch", config_dir, tmp_path / "run2"),
+                    "--cache-dir",
+                    str(other),
+                    "--no-progress",
+                    "--sha256",
+                    "0" * 64,
+                    f"{server.url}/ckpt/best.pth?v=2",
+                ]
+            )
+            == 2
+        )
         assert "sha256 mismatch" in capsys.readouterr().err
         assert not (tmp_path / "run2").exists()
 
@@ -364,29 +506,52 @@ def test_url_import_pins_then_verifies(config_dir, tmp_path, capsys):
 
 
 def _grid(tmp_path: Path, released: list) -> Path:
-    data = {"results_dir": "results", "config_dir": str(REPO / "config"),
-            "grid": {"datasets": ["toy"], "splits": [{"dataset": "toy", "split": "6"}],
-                     "methods": ["unimatch"], "seeds": [0]}, "released": released}
+    data = {
+        "results_dir": "results",
+        "config_dir": str(REPO / "config"),
+        "grid": {
+            "datasets": ["toy"],
+            "splits": [{"dataset": "toy", "split": "6"}],
+            "methods": ["unimatch"],
+            "seeds": [0],
+        },
+        "released": released,
+    }
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
 
-@pytest.mark.parametrize("entry, message", [
-    ({"dataset": "toy", "split": "6", "method": "unimatch"},
-     "config.released[0]: expected exactly one of `file` (a path) and `url`, got neither"),
-    ({"dataset": "toy", "split": "6", "method": "unimatch", "file": "a", "url": "https://b"},
-     "got both"),
-    ({"dataset": "toy", "split": "6", "method": "supervised", "file": "a"},
-     # config/methods.yaml's released methods, V2 included (import-checkpoint maps all three)
-     "config.released[0].method: expected one of ['unimatch', 'semivl', 'unimatch_v2']"),
-    ({"dataset": "pascal", "split": "92", "method": "semivl", "file": "a"},
-     "config.released[0].dataset: expected one of ['toy'] (grid.datasets)"),
-    ({"dataset": "toy", "split": "6", "method": "unimatch", "url": "ftp://x/best.pth"},
-     "config.released[0].url: expected an https URL"),
-    ({"dataset": "toy", "split": "6", "method": "unimatch", "file": "a", "sha256": "abc"},
-     "config.released[0].sha256: expected 64 hex digits"),
-])
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        (
+            {"dataset": "toy", "split": "6", "method": "unimatch"},
+            "config.released[0]: expected exactly one of `file` (a path) and `url`, got neither",
+        ),
+        (
+            {"dataset": "toy", "split": "6", "method": "unimatch", "file": "a", "url": "https://b"},
+            "got both",
+        ),
+        (
+            {"dataset": "toy", "split": "6", "method": "supervised", "file": "a"},
+            # config/methods.yaml's released methods, V2 included (import-checkpoint maps all three)
+            "config.released[0].method: expected one of ['unimatch', 'semivl', 'unimatch_v2']",
+        ),
+        (
+            {"dataset": "pascal", "split": "92", "method": "semivl", "file": "a"},
+            "config.released[0].dataset: expected one of ['toy'] (grid.datasets)",
+        ),
+        (
+            {"dataset": "toy", "split": "6", "method": "unimatch", "url": "ftp://x/best.pth"},
+            "config.released[0].url: expected an https URL",
+        ),
+        (
+            {"dataset": "toy", "split": "6", "method": "unimatch", "file": "a", "sha256": "abc"},
+            "config.released[0].sha256: expected 64 hex digits",
+        ),
+    ],
+)
 def test_released_grid_key_is_validated(tmp_path, entry, message):
     import jsonschema
 
@@ -402,9 +567,16 @@ def test_released_grid_key_is_validated(tmp_path, entry, message):
 def test_released_grid_key_lists_and_expands(tmp_path):
     from semivl.released import cache_path
 
-    entries = [{"dataset": "toy", "split": "6", "method": "unimatch", "file": "ckpt/u.pth"},
-               {"dataset": "toy", "split": "6", "method": "semivl",
-                "url": "https://example.org/semivl/best.pth", "sha256": "A" * 64}]
+    entries = [
+        {"dataset": "toy", "split": "6", "method": "unimatch", "file": "ckpt/u.pth"},
+        {
+            "dataset": "toy",
+            "split": "6",
+            "method": "semivl",
+            "url": "https://example.org/semivl/best.pth",
+            "sha256": "A" * 64,
+        },
+    ]
     grid = load_grid(_grid(tmp_path, entries))
     assert [r.source for r in grid.released] == ["ckpt/u.pth", entries[1]["url"]]
     lists = grid.expanded()
@@ -419,42 +591,83 @@ def test_released_grid_key_lists_and_expands(tmp_path):
 
 
 def _table_inputs(tmp_path: Path) -> tuple[Path, Path]:
-    frame = pd.DataFrame([{"dataset": "toy", "split": "6", "num_labeled": 6,
-                           "method": method, "seed": seed, "miou": miou + seed,
-                           "miou_best": miou + seed + 1, "best_iter": 10, "final_iter": 12}
-                          for method, miou in (("unimatch", 40.0), ("semivl", 50.0))
-                          for seed in (0, 1)])
+    frame = pd.DataFrame(
+        [
+            {
+                "dataset": "toy",
+                "split": "6",
+                "num_labeled": 6,
+                "method": method,
+                "seed": seed,
+                "miou": miou + seed,
+                "miou_best": miou + seed + 1,
+                "best_iter": 10,
+                "final_iter": 12,
+            }
+            for method, miou in (("unimatch", 40.0), ("semivl", 50.0))
+            for seed in (0, 1)
+        ]
+    )
     frame.to_csv(tmp_path / "metrics.csv", index=False)
     (tmp_path / "published.csv").write_text(
         "dataset,split,labeled_images,method,backbone,miou,protocol,source\n"
         "toy,6,6,unimatch,ResNet-101 DeepLabV3+,44.0,best-on-val,UniMatch README\n"
-        "toy,48,48,unimatch,ResNet-101 DeepLabV3+,60.0,best-on-val,UniMatch README\n")
+        "toy,48,48,unimatch,ResNet-101 DeepLabV3+,60.0,best-on-val,UniMatch README\n"
+    )
     return tmp_path / "metrics.csv", tmp_path / "published.csv"
 
 
 def _released_metrics(folder: Path, split: str, miou: float, labeled: int) -> Path:
     path = folder / "toy" / split / "unimatch" / "metrics.json"
     path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"dataset": "toy", "split": split, "num_labeled": labeled,
-                                "method": "unimatch", "seed": None, "miou": miou,
-                                "imported_from": {"source": "https://example.org/u.pth",
-                                                  "sha256": "ab" * 32}}))
+    path.write_text(
+        json.dumps(
+            {
+                "dataset": "toy",
+                "split": split,
+                "num_labeled": labeled,
+                "method": "unimatch",
+                "seed": None,
+                "miou": miou,
+                "imported_from": {"source": "https://example.org/u.pth", "sha256": "ab" * 32},
+            }
+        )
+    )
     return path
 
 
 def test_table_shows_the_released_row_beside_the_published_one(tmp_path, capsys):
     metrics, published = _table_inputs(tmp_path)
     plain = tmp_path / "plain.md"
-    common = ["table", "--metrics", str(metrics), "--published", str(published),
-              "--config-dir", str(REPO / "config")]
+    common = [
+        "table",
+        "--metrics",
+        str(metrics),
+        "--published",
+        str(published),
+        "--config-dir",
+        str(REPO / "config"),
+    ]
     assert main([*common, "--out", str(plain), "--released"]) == 0
     assert "released checkpoint" not in plain.read_text()
     released = tmp_path / "released"
     _released_metrics(released, "6", 45.25, 6)
     _released_metrics(released, "48", 58.0, 48)  # a split this grid did not train
     out = tmp_path / "tables.md"
-    assert main([*common, "--out", str(out), "--released-dir", str(released),
-                 "--released-dir", str(tmp_path / "absent")]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "--out",
+                str(out),
+                "--released-dir",
+                str(released),
+                "--released-dir",
+                str(tmp_path / "absent"),
+            ]
+        )
+        == 0
+    )
     text = out.read_text()
     print(text)
     lines = text.splitlines()
@@ -468,8 +681,11 @@ def test_table_shows_the_released_row_beside_the_published_one(tmp_path, capsys)
     assert "¶ The authors' released checkpoint" in text
     assert "`https://example.org/u.pth` (sha256 `abababababab`)" in text
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"dataset": "toy", "split": "6", "method": "unimatch",
-                               "miou": 1.0, "num_labeled": 6}))
+    bad.write_text(
+        json.dumps(
+            {"dataset": "toy", "split": "6", "method": "unimatch", "miou": 1.0, "num_labeled": 6}
+        )
+    )
     assert main([*common, "--out", str(out), "--released", str(bad)]) == 2
     assert "not the metrics of an imported checkpoint" in capsys.readouterr().err
 
@@ -483,19 +699,25 @@ def test_snakemake_plans_the_released_jobs_and_dvc_mirrors_them(tmp_path):
     copy_workflow_files(root)
     grid = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     url = "https://example.org/releases/unimatch_toy_6.pth"
-    grid["released"] = [{"dataset": "toy", "split": "6", "method": "unimatch", "url": url},
-                        {"dataset": "toy", "split": "48", "method": "semivl",
-                         "file": "checkpoints/semivl_toy_48.pth"}]
+    grid["released"] = [
+        {"dataset": "toy", "split": "6", "method": "unimatch", "url": url},
+        {
+            "dataset": "toy",
+            "split": "48",
+            "method": "semivl",
+            "file": "checkpoints/semivl_toy_48.pth",
+        },
+    ]
     (root / "checkpoints").mkdir()
     (root / "checkpoints" / "semivl_toy_48.pth").write_bytes(b"fabricated")
     (root / "config" / "demo.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
     (root / "config" / "config.yaml").write_text(yaml.safe_dump(grid, sort_keys=False))
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1"}
 
     def run(*cmd: str) -> str:
-        proc = subprocess.run(list(cmd), cwd=root, env=env, capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run(
+            list(cmd), cwd=root, env=env, capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         return proc.stdout + proc.stderr
 
@@ -511,15 +733,17 @@ def test_snakemake_plans_the_released_jobs_and_dvc_mirrors_them(tmp_path):
     for d, s, m in (("toy", "6", "unimatch"), ("toy", "48", "semivl")):
         assert f"wildcards: dataset={d}, split={s}, method={m}" in plan
         assert f"results/demo/released/{d}/{s}/{m}/metrics.json" in plan
-    assert plan.count("rule released_import:") == 2 and plan.count("rule released_evaluate:") \
-        == 2
-    everything = run(str(BIN / "snakemake"), "-n", "all", "--configfile", "config/demo.yaml",
-                     "--quiet", "rules")
+    assert plan.count("rule released_import:") == 2 and plan.count("rule released_evaluate:") == 2
+    everything = run(
+        str(BIN / "snakemake"), "-n", "all", "--configfile", "config/demo.yaml", "--quiet", "rules"
+    )
     assert "released_import" in everything and "released_evaluate" in everything
     summary = run(str(BIN / "snakemake"), "--configfile", "config/demo.yaml", "--summary")
     smk = {line.split("\t")[0] for line in summary.splitlines()[1:] if "\t" in line}
-    code = ("from dvc.repo import Repo\n"
-            "print('\\n'.join(str(o.def_path) for s in Repo('.').index.stages for o in s.outs))")
+    code = (
+        "from dvc.repo import Repo\n"
+        "print('\\n'.join(str(o.def_path) for s in Repo('.').index.stages for o in s.outs))"
+    )
     dvc = set(run(sys.executable, "-c", code).split())
     released = {p for p in smk | dvc if "released" in p}
     assert released <= smk and released <= dvc

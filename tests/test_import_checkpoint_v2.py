@@ -20,13 +20,20 @@ from semivl.engine import upstream_checkpoint as U
 def upstream_v2_names(depth: int) -> set[str]:
     """Every key of upstream's ``DPT(...).state_dict()`` for a DINOv2 of ``depth`` blocks."""
     wb = ("weight", "bias")
-    names = {"backbone.cls_token", "backbone.pos_embed", "backbone.mask_token",
-             *(f"backbone.patch_embed.proj.{p}" for p in wb),
-             *(f"backbone.norm.{p}" for p in wb)}
+    names = {
+        "backbone.cls_token",
+        "backbone.pos_embed",
+        "backbone.mask_token",
+        *(f"backbone.patch_embed.proj.{p}" for p in wb),
+        *(f"backbone.norm.{p}" for p in wb),
+    }
     for n in range(depth):
         block = f"backbone.blocks.{n}."
-        names |= {f"{block}{m}.{p}" for m in ("norm1", "attn.qkv", "attn.proj", "norm2",
-                                              "mlp.fc1", "mlp.fc2") for p in wb}
+        names |= {
+            f"{block}{m}.{p}"
+            for m in ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2")
+            for p in wb
+        }
         names |= {f"{block}ls1.gamma", f"{block}ls2.gamma"}
     names |= {f"head.projects.{i}.{p}" for i in range(4) for p in wb}
     names |= {f"head.resize_layers.{i}.{p}" for i in (0, 1, 3) for p in wb}  # 2: Identity
@@ -34,8 +41,7 @@ def upstream_v2_names(depth: int) -> set[str]:
     for k in range(1, 5):
         fusion = f"head.scratch.refinenet{k}."
         names |= {f"{fusion}out_conv.{p}" for p in wb}
-        names |= {f"{fusion}resConfUnit{u}.conv{c}.{p}" for u in (1, 2) for c in (1, 2)
-                  for p in wb}
+        names |= {f"{fusion}resConfUnit{u}.conv{c}.{p}" for u in (1, 2) for c in (1, 2) for p in wb}
     names |= {f"head.scratch.output_conv.{i}.{p}" for i in (0, 2) for p in wb}
     return names
 
@@ -56,31 +62,44 @@ def test_v2_map_covers_the_dinov2_base_model_both_ways():
     assert back.unmapped == [] and back.dropped == ["backbone.mask_token"]
     assert set(back.state) == set(state)
     assert all(torch.equal(back.state[k], state[k]) for k in state)
-    assert back.origin["head.fusion.3.res1.conv2.bias"] == \
-        "head.scratch.refinenet4.resConfUnit1.conv2.bias"
+    assert (
+        back.origin["head.fusion.3.res1.conv2.bias"]
+        == "head.scratch.refinenet4.resConfUnit1.conv2.bias"
+    )
     assert back.origin["head.scratch.0.weight"] == "head.scratch.layer1_rn.weight"
     assert back.origin["head.output.2.weight"] == "head.scratch.output_conv.2.weight"
 
 
 def _v2_file(config_dir, student_seed: int = 1, teacher_seed: int = 0) -> tuple[dict, dict]:
     """An upstream V2 checkpoint of the toy recipe's network: student and EMA teacher differ."""
-    student, teacher = (_model("unimatch_v2", config_dir, seed=s)
-                        for s in (student_seed, teacher_seed))
+    student, teacher = (
+        _model("unimatch_v2", config_dir, seed=s) for s in (student_seed, teacher_seed)
+    )
     width = student["backbone.cls_token"].shape[-1]
     mask = {"module.backbone.mask_token": torch.zeros(1, width)}
 
     def ddp(state):
-        return {**{f"module.{k}": v for k, v in U.to_upstream(state, "unimatch_v2").items()},
-                **mask}
+        return {
+            **{f"module.{k}": v for k, v in U.to_upstream(state, "unimatch_v2").items()},
+            **mask,
+        }
 
-    file = {"model": ddp(student), "model_ema": ddp(teacher), "optimizer": {}, "epoch": 59,
-            "previous_best": 70.5, "previous_best_ema": 71.25, "best_epoch": 59,
-            "best_epoch_ema": 58}
+    file = {
+        "model": ddp(student),
+        "model_ema": ddp(teacher),
+        "optimizer": {},
+        "epoch": 59,
+        "previous_best": 70.5,
+        "previous_best_ema": 71.25,
+        "best_epoch": 59,
+        "best_epoch_ema": 58,
+    }
     return file, {"student": student, "teacher": teacher}
 
 
-def test_v2_import_reads_the_ema_teacher_and_evaluates_like_it(toy_root, config_dir, tmp_path,
-                                                               capsys):
+def test_v2_import_reads_the_ema_teacher_and_evaluates_like_it(
+    toy_root, config_dir, tmp_path, capsys
+):
     file, states = _v2_file(config_dir)
     assert set(file["model"]) == {f"module.{k}" for k in upstream_v2_names(4)}
     best = tmp_path / "best.pth"
@@ -107,8 +126,10 @@ def test_v2_import_reads_the_ema_teacher_and_evaluates_like_it(toy_root, config_
     assert a["miou"] == b["miou"] and a["per_class_iou"] == b["per_class_iou"]
 
     student_run = tmp_path / "student"
-    assert main([*_args("unimatch_v2", config_dir, student_run), "--weights-key", "model",
-                 str(best)]) == 0
+    assert (
+        main([*_args("unimatch_v2", config_dir, student_run), "--weights-key", "model", str(best)])
+        == 0
+    )
     assert "read 'model' of epoch 59" in capsys.readouterr().out
     imported = torch.load(student_run / "model.pt", weights_only=True)
     assert all(torch.equal(imported[k], states["student"][k]) for k in teacher)
@@ -127,8 +148,9 @@ def test_v2_refusals_name_the_layout_and_the_key(config_dir, tmp_path, capsys):
     err = _refused([*_args("unimatch_v2", config_dir, out), str(v1)], out, capsys)
     assert "pass --method unimatch." in err
 
-    err = _refused([*_args("unimatch_v2", config_dir, out), "--weights-key", "ema_model",
-                    str(v2)], out, capsys)
+    err = _refused(
+        [*_args("unimatch_v2", config_dir, out), "--weights-key", "ema_model", str(v2)], out, capsys
+    )
     assert "has weights under ['model', 'model_ema']" in err
     assert "pass --weights-key model" in err
 

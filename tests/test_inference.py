@@ -65,8 +65,9 @@ def test_predict_resizes_to_target():
 
 def test_batched_windows_give_the_same_scores():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
-                          nn.Conv2d(8, 4, 5, padding=2)).eval()  # context: windows differ
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 5, padding=2)
+    ).eval()  # context: windows differ
     for size in [(70, 100), (20, 30), (64, 64), (33, 97)]:
         image = torch.randn(2, 3, *size)
         for fn, kwargs in [(predict_sliding_logits, {"stride": 24}), (predict_sliding_softmax, {})]:
@@ -78,14 +79,15 @@ def test_batched_windows_give_the_same_scores():
 
 def test_batched_windows_run_one_forward_per_window_size():
     rec = ShapeRecorder()
-    predict_sliding_logits(rec, torch.zeros(1, 3, 10, 20), 1, crop=8, stride=5,
-                           batch_windows=True)
+    predict_sliding_logits(rec, torch.zeros(1, 3, 10, 20), 1, crop=8, stride=5, batch_windows=True)
     assert rec.shapes == [(8, 8)]  # all 8 windows in one pass
     rec = ShapeRecorder()
-    out = predict_sliding_softmax(rec, torch.zeros(1, 3, 10, 20), 1, crop=8, stride=6,
-                                  batch_windows=True)
+    out = predict_sliding_softmax(
+        rec, torch.zeros(1, 3, 10, 20), 1, crop=8, stride=6, batch_windows=True
+    )
     # rows at 0, 6 (heights 8, 4); cols at 0, 6, 12, 18 (widths 8, 8, 8, 2): four sizes
     assert sorted(rec.shapes) == sorted([(8, 8), (8, 2), (4, 8), (4, 2)])
-    unbatched = predict_sliding_softmax(ShapeRecorder(), torch.zeros(1, 3, 10, 20), 1, crop=8,
-                                        stride=6)
+    unbatched = predict_sliding_softmax(
+        ShapeRecorder(), torch.zeros(1, 3, 10, 20), 1, crop=8, stride=6
+    )
     assert torch.equal(out, unbatched)

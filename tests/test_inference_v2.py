@@ -60,15 +60,19 @@ def test_cityscapes_window_starts():
     assert clamped_starts(2048, 798, 532) == [0, 532, 1064, 1250]
     assert int(798 * 2 / 3) == 532  # upstream's stride
     assert _upstream_windows(1024, 2048, 798) == [
-        (r, c) for r in (0, 226) for c in (0, 532, 1064, 1250)]
+        (r, c) for r in (0, 226) for c in (0, 532, 1064, 1250)
+    ]
 
 
-@pytest.mark.parametrize("size,crop,stride", [(10, 8, 5), (16, 8, 4), (8, 8, 5), (23, 7, 4),
-                                              (1024, 798, 532), (2048, 798, 532)])
+@pytest.mark.parametrize(
+    "size,crop,stride",
+    [(10, 8, 5), (16, 8, 4), (8, 8, 5), (23, 7, 4), (1024, 798, 532), (2048, 798, 532)],
+)
 def test_starts_match_upstream_loop(size, crop, stride):
     if stride == int(crop * 2 / 3):
         assert [c for _, c in _upstream_windows(crop, size, crop)] == clamped_starts(
-            size, crop, stride)
+            size, crop, stride
+        )
     starts = clamped_starts(size, crop, stride)
     assert starts[0] == 0 and starts[-1] == size - crop
     assert all(b - a <= stride for a, b in zip(starts, starts[1:], strict=False))
@@ -102,12 +106,14 @@ def test_clamped_image_smaller_than_crop_gives_one_window():
 
 def test_clamped_batched_equals_one_at_a_time():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
-                          nn.Conv2d(8, 4, 5, padding=2)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 5, padding=2)
+    ).eval()
     image = torch.randn(2, 3, 33, 97)
     one = predict_sliding_softmax_clamped(model, image, 4, crop=32, stride=21)
-    batched = predict_sliding_softmax_clamped(model, image, 4, crop=32, stride=21,
-                                              batch_windows=True)
+    batched = predict_sliding_softmax_clamped(
+        model, image, 4, crop=32, stride=21, batch_windows=True
+    )
     torch.testing.assert_close(batched, one, rtol=1e-5, atol=1e-6)
 
 
@@ -118,8 +124,9 @@ def test_clamped_pointwise_model_agrees_with_whole():
     probs = predict(model, image, 4, "sliding_softmax_clamped", crop=24, stride=16)
     whole = predict_whole(model, image)
     assert torch.equal(probs.argmax(1), whole.argmax(1))
-    torch.testing.assert_close(probs / probs.sum(1, keepdim=True), whole.softmax(1),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        probs / probs.sum(1, keepdim=True), whole.softmax(1), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_multiple_size_rounds_half_up():
@@ -136,8 +143,9 @@ def test_resize_to_multiple_feeds_the_model_multiples_and_returns_original_size(
     assert rec.shapes == [(504, 378)]
     assert scores.shape == (1, 3, 500, 375)
     rec = Recorder(channels=3)
-    scores = predict(rec, torch.zeros(1, 3, 500, 375), 3, "whole", out_size=(500, 375),
-                     resize_to_multiple=14)
+    scores = predict(
+        rec, torch.zeros(1, 3, 500, 375), 3, "whole", out_size=(500, 375), resize_to_multiple=14
+    )
     assert rec.shapes == [(504, 378)] and scores.shape == (1, 3, 500, 375)
 
 
@@ -162,8 +170,9 @@ def test_resize_to_multiple_is_a_no_op_at_multiples():
     rec = Recorder(channels=4)
     predict(rec, image, 4, "whole", resize_to_multiple=14)
     assert rec.shapes == [(28, 42)]
-    torch.testing.assert_close(predict(model, image, 4, "whole", resize_to_multiple=14),
-                               predict_whole(model, image))
+    torch.testing.assert_close(
+        predict(model, image, 4, "whole", resize_to_multiple=14), predict_whole(model, image)
+    )
 
 
 def test_without_resize_to_multiple_the_input_is_untouched():
@@ -193,8 +202,9 @@ def test_evaluate_dispatches_v2_modes():
     from semivl.recipes import load_recipe
 
     base = load_recipe("unimatch", "toy")
-    recipe = dataclasses.replace(base, dataset=dataclasses.replace(base.dataset,
-                                                                   appearance_modes=None))
+    recipe = dataclasses.replace(
+        base, dataset=dataclasses.replace(base.dataset, appearance_modes=None)
+    )
     classes = recipe.dataset.num_classes
     items = _ValItems([(torch.zeros(3, 50, 37), torch.zeros(50, 37, dtype=torch.long), "a")])
 
@@ -205,8 +215,9 @@ def test_evaluate_dispatches_v2_modes():
     assert result.num_images == 1
 
     rec = Recorder(channels=classes)
-    clamped = dataclasses.replace(recipe, eval=EvalConfig(
-        mode="sliding_softmax_clamped", crop_size=28, stride=18))
+    clamped = dataclasses.replace(
+        recipe, eval=EvalConfig(mode="sliding_softmax_clamped", crop_size=28, stride=18)
+    )
     evaluate(rec, items, clamped, torch.device("cpu"), progress=False)
     # rows 0, 18, 22 (= 50 - 28); columns 0, 9 (= 37 - 28)
     assert rec.shapes == [(28, 28)] * 6
@@ -217,10 +228,15 @@ def test_predict_with_config_reads_every_eval_key():
     from semivl.engine.inference import predict_with_config
 
     rec = Recorder(channels=3)
-    scores = predict_with_config(rec, torch.zeros(1, 3, 500, 375), 3,
-                                 EvalConfig(mode="whole", resize_to_multiple=14))
+    scores = predict_with_config(
+        rec, torch.zeros(1, 3, 500, 375), 3, EvalConfig(mode="whole", resize_to_multiple=14)
+    )
     assert rec.shapes == [(504, 378)] and scores.shape == (1, 3, 500, 375)
     rec = Recorder(channels=3)
-    predict_with_config(rec, _coords(10, 20), 3, EvalConfig(
-        mode="sliding_softmax_clamped", crop_size=8, stride=5, batch_windows=True))
+    predict_with_config(
+        rec,
+        _coords(10, 20),
+        3,
+        EvalConfig(mode="sliding_softmax_clamped", crop_size=8, stride=5, batch_windows=True),
+    )
     assert rec.shapes == [(8, 8)]  # the eight windows in one batch

@@ -63,10 +63,16 @@ def sbatch_flags(resources: dict, threads: int) -> str:
 
     job = _job(resources, threads)
     validate_slurm_extra(job)
-    params = {"run_uuid": "uuid", "slurm_logfile": "log", "comment_str": "rule_train",
-              "account": "", "partition": "", "workdir": ""}
+    params = {
+        "run_uuid": "uuid",
+        "slurm_logfile": "log",
+        "comment_str": "rule_train",
+        "account": "",
+        "partition": "",
+        "workdir": "",
+    }
     call = get_submit_command(job, params) + set_gres_string(job)
-    return " ".join(call.split()[call.split().index("rule_train") + 1:])
+    return " ".join(call.split()[call.split().index("rule_train") + 1 :])
 
 
 def jobstep_call(resources: dict, threads: int, monkeypatch) -> str:
@@ -86,8 +92,9 @@ def jobstep_call(resources: dict, threads: int, monkeypatch) -> str:
     monkeypatch.setattr(jobstep.subprocess, "Popen", _Popen)
     executor = object.__new__(jobstep.Executor)
     executor.gpu_job, executor.job_array_task, executor.jobid = None, False, "1"
-    executor.workflow = SimpleNamespace(executor_settings=SimpleNamespace(
-        pass_command_as_script=False, array_execs=""))
+    executor.workflow = SimpleNamespace(
+        executor_settings=SimpleNamespace(pass_command_as_script=False, array_execs="")
+    )
     executor.logger = SimpleNamespace(debug=lambda *a: None, error=lambda *a: None)
     executor.format_job_exec = lambda job: "RULE"
     executor.report_job_submission = executor.report_job_success = lambda info: None
@@ -102,27 +109,47 @@ def jobstep_call(resources: dict, threads: int, monkeypatch) -> str:
 
 def _grid_file(tmp_path: Path, cluster: dict) -> Path:
     path = tmp_path / "grid.yaml"
-    path.write_text(yaml.safe_dump({
-        "results_dir": "results", "grid": {
-            "datasets": ["pascal"], "splits": [{"dataset": "pascal", "split": "92"}],
-            "methods": ["supervised", "unimatch", "semivl"], "seeds": [0, 1]},
-        "cluster": cluster}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "results_dir": "results",
+                "grid": {
+                    "datasets": ["pascal"],
+                    "splits": [{"dataset": "pascal", "split": "92"}],
+                    "methods": ["supervised", "unimatch", "semivl"],
+                    "seeds": [0, 1],
+                },
+                "cluster": cluster,
+            }
+        )
+    )
     return path
 
 
 def test_cluster_settings_are_typed_with_errors_that_name_the_key(tmp_path):
-    grid = load_grid(_grid_file(tmp_path, {"max_gpus_per_job": 4, "max_gpus_per_node": 2,
-                                           "gpu_request": "gres", "gpu_model": "a100"}))
+    grid = load_grid(
+        _grid_file(
+            tmp_path,
+            {
+                "max_gpus_per_job": 4,
+                "max_gpus_per_node": 2,
+                "gpu_request": "gres",
+                "gpu_model": "a100",
+            },
+        )
+    )
     assert grid.cluster == ClusterSettings(4, 2, "gres", "a100")
     assert load_grid(_grid_file(tmp_path, {})).cluster == ClusterSettings(None, None, "gpus")
     for cluster, message in [
-            ({"gpu_request": "gpu"},
-             "cluster.gpu_request: expected one of 'gpus', 'gres', got 'gpu'"),
-            ({"max_gpus_per_node": 0},
-             "cluster.max_gpus_per_node: expected an integer >= 1 or null, got 0"),
-            ({"max_gpus_per_job": "4"}, "cluster.max_gpus_per_job: expected"),
-            ({"gpu_model": "'a100'"}, "cluster.gpu_model: expected a GPU type"),
-            ({"gpus_per_node": 2}, "cluster.gpus_per_node: unknown key")]:
+        ({"gpu_request": "gpu"}, "cluster.gpu_request: expected one of 'gpus', 'gres', got 'gpu'"),
+        (
+            {"max_gpus_per_node": 0},
+            "cluster.max_gpus_per_node: expected an integer >= 1 or null, got 0",
+        ),
+        ({"max_gpus_per_job": "4"}, "cluster.max_gpus_per_job: expected"),
+        ({"gpu_model": "'a100'"}, "cluster.gpu_model: expected a GPU type"),
+        ({"gpus_per_node": 2}, "cluster.gpus_per_node: unknown key"),
+    ]:
         with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
             load_grid(_grid_file(tmp_path, cluster))
 
@@ -132,10 +159,16 @@ def test_the_snakemake_schema_accepts_and_rejects_the_same_settings(repo):
 
     base = yaml.safe_load((repo / "config" / "config.yaml").read_text())
     schema = str(repo / "workflow" / "schemas" / "config.schema.yaml")
-    validate({**base, "cluster": {"max_gpus_per_node": 2, "gpu_request": "gres",
-                                  "gpu_model": "a100"}}, schema)
-    for bad in ({"gpu_request": "gpu"}, {"max_gpus_per_node": 0}, {"gpu_model": "a 100"},
-                {"nodes": 2}):
+    validate(
+        {**base, "cluster": {"max_gpus_per_node": 2, "gpu_request": "gres", "gpu_model": "a100"}},
+        schema,
+    )
+    for bad in (
+        {"gpu_request": "gpu"},
+        {"max_gpus_per_node": 0},
+        {"gpu_model": "a 100"},
+        {"nodes": 2},
+    ):
         with pytest.raises(Exception, match="cluster|gpu|nodes"):
             validate({**base, "cluster": bad}, schema)
 
@@ -163,14 +196,24 @@ def test_single_node_jobs_ask_for_one_node():
     assert _set(four.resources) == {"gpu": 4, "cpus_per_gpu": 8, "mem_mb": 64000, "nodes": 1}
     # --nodes=1: SLURM may not spread the 4 GPUs of a torchrun --standalone job over nodes.
     assert sbatch_flags(four.resources, threads=32) == (
-        "--mem 64000 --nodes=1 --cpus-per-gpu=8 --gpus=4")
+        "--mem 64000 --nodes=1 --cpus-per-gpu=8 --gpus=4"
+    )
     assert _set(launcher(4, gpu_request="gres", cpus_per_gpu=8, mem_mb=64000).resources) == {
-        "gres": "gpu:4", "cpus_per_gpu": 8, "mem_mb": 64000, "nodes": 1}
+        "gres": "gpu:4",
+        "cpus_per_gpu": 8,
+        "mem_mb": 64000,
+        "nodes": 1,
+    }
     assert _set(launcher(2, gpu_model="a100", cpus_per_gpu=2).resources) == {
-        "gpu": 2, "gpu_model": "a100", "cpus_per_gpu": 2, "nodes": 1}
+        "gpu": 2,
+        "gpu_model": "a100",
+        "cpus_per_gpu": 2,
+        "nodes": 1,
+    }
     assert "--gpus=a100:2" in sbatch_flags(launcher(2, gpu_model="a100").resources, 2)
     assert "--gres=gpu:a100:2" in sbatch_flags(
-        launcher(2, gpu_request="gres", gpu_model="a100").resources, 2)
+        launcher(2, gpu_request="gres", gpu_model="a100").resources, 2
+    )
     # The defaults declare today's keys only: a profile's slurm_extra, gpu_model, ... stay.
     assert set(resource_keys()) == SINGLE_NODE_KEYS
     assert set(resource_keys(None, "gres")) == {"gres", "cpus_per_gpu", "mem_mb", "nodes"}
@@ -185,22 +228,31 @@ def test_multi_node_launcher_runs_one_torchrun_per_node_with_a_rendezvous():
         "srun --nodes=2 --ntasks=2 --ntasks-per-node=1 --cpus-per-task=16 "
         "--kill-on-bad-exit=1 bash -c 'exec torchrun --nnodes=$SLURM_NNODES "
         "--nproc_per_node=2 --rdzv_id=$SLURM_JOB_ID --rdzv_backend=c10d "
-        "--rdzv_endpoint=$(scontrol show hostnames \"$SLURM_JOB_NODELIST\" | head -n 1):"
-        "$((20000 + SLURM_JOB_ID % 20000)) -m semivl.cli \"$@\"' semivl")
+        '--rdzv_endpoint=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1):'
+        '$((20000 + SLURM_JOB_ID % 20000)) -m semivl.cli "$@"\' semivl'
+    )
     assert _set(launch.resources) == {
-        "cpus_per_task": 16, "mem_mb": 32000, "nodes": 2, "tasks": 2, "tasks_per_gpu": 0,
-        "mpi": "srun", "slurm_extra": "--gpus-per-node=2"}
+        "cpus_per_task": 16,
+        "mem_mb": 32000,
+        "nodes": 2,
+        "tasks": 2,
+        "tasks_per_gpu": 0,
+        "mpi": "srun",
+        "slurm_extra": "--gpus-per-node=2",
+    }
     # sbatch: 2 nodes, one task per node with its CPUs, each node's GPUs and memory share.
     assert sbatch_flags(launch.resources, threads=32) == (
-        "--mem 32000 --nodes=2 --ntasks=2 --cpus-per-task=16 --gpus-per-node=2")
+        "--mem 32000 --nodes=2 --ntasks=2 --cpus-per-task=16 --gpus-per-node=2"
+    )
     gres = launcher(4, 2, gpu_request="gres", cpus_per_gpu=8, mem_mb=64000)
     assert gres.command == launch.command
     assert sbatch_flags(gres.resources, threads=32) == (
-        "--mem 32000 --nodes=2 --ntasks=2 --cpus-per-task=16 --gres=gpu:2")
+        "--mem 32000 --nodes=2 --ntasks=2 --cpus-per-task=16 --gres=gpu:2"
+    )
     assert "--gres=gpu:h100:4" in sbatch_flags(
-        launcher(8, 4, gpu_request="gres", gpu_model="h100").resources, 8)
-    assert "--gpus-per-node=h100:4" in sbatch_flags(launcher(8, 4, gpu_model="h100").resources,
-                                                    8)
+        launcher(8, 4, gpu_request="gres", gpu_model="h100").resources, 8
+    )
+    assert "--gpus-per-node=h100:4" in sbatch_flags(launcher(8, 4, gpu_model="h100").resources, 8)
 
 
 def test_the_plugin_job_step_runs_a_multi_node_rule_once_without_its_own_srun(monkeypatch):
@@ -239,7 +291,8 @@ exit $rc
     (bin_dir / "scontrol").write_text(
         "#!/usr/bin/env bash\n"
         '[ "$1 $2 $3" = "show hostnames fake-nodelist" ] || exit 2\n'
-        + "".join(f"echo {n}\n" for n in nodes))
+        + "".join(f"echo {n}\n" for n in nodes)
+    )
     for tool in ("srun", "scontrol"):
         (bin_dir / tool).chmod((bin_dir / tool).stat().st_mode | stat.S_IEXEC)
     return bin_dir
@@ -251,7 +304,8 @@ def test_generated_command_under_a_fake_srun_starts_one_torchrun_per_node(tmp_pa
         "#!/usr/bin/env python3\nimport json, os, sys\n"
         f"with open({str(tmp_path / 'torchrun.jsonl')!r}, 'a') as f:\n"
         "    f.write(json.dumps({'node': os.environ['SLURM_NODEID'], 'argv': sys.argv[1:]})"
-        " + '\\n')\n")
+        " + '\\n')\n"
+    )
     (bin_dir / "torchrun").chmod(0o755)
     launch = launcher(4, 2, cpus_per_gpu=3)
     # As the train rule's shell line: the launcher, then the step's arguments.
@@ -262,12 +316,26 @@ def test_generated_command_under_a_fake_srun_starts_one_torchrun_per_node(tmp_pa
     assert sorted(r["node"] for r in runs) == ["0", "1"]  # exactly one launcher per node
     for run in runs:
         assert run["argv"] == [
-            "--nnodes=2", "--nproc_per_node=2", "--rdzv_id=41234", "--rdzv_backend=c10d",
-            "--rdzv_endpoint=gpu-node-7:21234", "-m", "semivl.cli", "train", "--dataset",
-            "toy", "--out", "a dir"]
+            "--nnodes=2",
+            "--nproc_per_node=2",
+            "--rdzv_id=41234",
+            "--rdzv_backend=c10d",
+            "--rdzv_endpoint=gpu-node-7:21234",
+            "-m",
+            "semivl.cli",
+            "train",
+            "--dataset",
+            "toy",
+            "--out",
+            "a dir",
+        ]
     assert (tmp_path / "srun_flags").read_text().split() == [
-        "--nodes=2", "--ntasks=2", "--ntasks-per-node=1", "--cpus-per-task=6",
-        "--kill-on-bad-exit=1"]
+        "--nodes=2",
+        "--ntasks=2",
+        "--ntasks-per-node=1",
+        "--cpus-per-task=6",
+        "--kill-on-bad-exit=1",
+    ]
 
 
 def _free_port() -> int:
@@ -284,7 +352,8 @@ def _free_port() -> int:
 
 
 def test_two_fake_nodes_train_like_one_process_with_the_doubled_batch(
-        full_label_root, config_dir, tmp_path):
+    full_label_root, config_dir, tmp_path
+):
     """The generated command for 2 GPUs on nodes of 1, under a fake srun: two real torchrun
     agents meet at the c10d rendezvous (127.0.0.1) and train one world of 2 CPU processes
     (gloo), each with LOCAL_RANK 0; the update equals one process with the doubled batch."""
@@ -296,11 +365,19 @@ def test_two_fake_nodes_train_like_one_process_with_the_doubled_batch(
     launch = launcher(2, 1, cpus_per_gpu=1)
     assert (launch.nodes, launch.gpus_per_node) == (2, 1)
     args = train_args(full_label_root, two_config, tmp_path / "two")
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PATH": f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}"
-                   f"{os.environ['PATH']}"}
-    proc = subprocess.run(["bash", "-c", f"{launch.command} \"$@\"", "bash", *args],
-                          capture_output=True, text=True, timeout=300, env=env)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PATH": f"{bin_dir}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}"
+        f"{os.environ['PATH']}",
+    }
+    proc = subprocess.run(
+        ["bash", "-c", f'{launch.command} "$@"', "bash", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert "stopped after 1 steps" in proc.stdout + proc.stderr, proc.stderr[-3000:]
     assert_two_match_one(tmp_path)
 
@@ -333,23 +410,30 @@ def test_batch_norm_table_matches_the_models(repo):
     def bn(model):
         return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
-    for cfg in (ModelConfig("tiny_fcn"),
-                ModelConfig("deeplabv3plus", {"backbone": "tv_resnet10", "backbone_width": 8,
-                                              "aspp_channels": 8})):
+    for cfg in (
+        ModelConfig("tiny_fcn"),
+        ModelConfig(
+            "deeplabv3plus", {"backbone": "tv_resnet10", "backbone_width": 8, "aspp_channels": 8}
+        ),
+    ):
         assert has_batch_norm(cfg) == bn(build_model(cfg, 3))
     assert bn(ResNetV1cStem())  # SemiVL's optional conv encoder
     assert has_batch_norm(ModelConfig("semivl", {"conv_encoder": True}))
     assert has_batch_norm(ModelConfig("semivl")) is False
-    assert has_batch_norm(ModelConfig("vit_deeplabv3plus")) and has_batch_norm(
-        ModelConfig("something_new")) is None
+    assert (
+        has_batch_norm(ModelConfig("vit_deeplabv3plus"))
+        and has_batch_norm(ModelConfig("something_new")) is None
+    )
 
 
 def test_plan_warns_about_fewer_processes_and_names_the_layout_that_restores_upstream(
-        tmp_path, repo):
+    tmp_path, repo
+):
     def plan(**cluster):
         path = _grid_file(tmp_path, cluster)
-        text = path.read_text().replace("results_dir: results",
-                                        f"results_dir: results\nconfig_dir: {repo / 'config'}")
+        text = path.read_text().replace(
+            "results_dir: results", f"results_dir: results\nconfig_dir: {repo / 'config'}"
+        )
         path.write_text(text)
         return plan_grid(load_grid(path), None, repo / "config")
 
@@ -363,7 +447,8 @@ def test_plan_warns_about_fewer_processes_and_names_the_layout_that_restores_ups
         "- unimatch on pascal 92: 2 processes x 2 accumulation steps instead of upstream's "
         "4 GPUs (batch norm sees 2 images per process instead of 4 x 2 synchronised). "
         "Upstream's layout: 4 GPUs on 2 nodes x 2 GPUs (cluster.max_gpus_per_job: null or "
-        ">= 4).")
+        ">= 4)."
+    )
     semivl = next(line for line in text.splitlines() if line.startswith("- semivl"))
     assert "no batch norm in the model" in semivl
     assert "span several nodes" not in text
@@ -396,10 +481,16 @@ def test_dry_run_lays_out_multi_node_jobs_and_asks_for_gres(tmp_path):
     ask for gres=gpu:1."""
     from test_workflow import BIN, _checkout, _jobs_by_rule, _run
 
-    grid = {"results_dir": "results", "grid": {
-        "datasets": ["pascal"], "splits": [{"dataset": "pascal", "split": "92"}],
-        "methods": ["supervised", "semivl"], "seeds": [0]},
-        "cluster": {"max_gpus_per_node": 2, "gpu_request": "gres"}}
+    grid = {
+        "results_dir": "results",
+        "grid": {
+            "datasets": ["pascal"],
+            "splits": [{"dataset": "pascal", "split": "92"}],
+            "methods": ["supervised", "semivl"],
+            "seeds": [0],
+        },
+        "cluster": {"max_gpus_per_node": 2, "gpu_request": "gres"},
+    }
     root = _checkout(tmp_path, grid=grid)
     out = _run([str(BIN / "snakemake"), "--profile", "slurm", "-n", "all"], root)
     jobs = _jobs_by_rule(out, "train")
@@ -407,21 +498,36 @@ def test_dry_run_lays_out_multi_node_jobs_and_asks_for_gres(tmp_path):
     for job in jobs:
         resources = _parse_resources(job["resources"])
         assert "gpu" not in resources and "cpus_per_gpu" not in resources
-        assert {k: resources[k] for k in ("gres", "nodes", "tasks", "cpus_per_task", "mpi",
-                                          "mem_mb")} == {
-            "gres": "gpu:2", "nodes": 2, "tasks": 2, "cpus_per_task": 16, "mpi": "srun",
-            "mem_mb": 32000}  # 64000 MB of the recipe over 2 nodes
+        assert {
+            k: resources[k] for k in ("gres", "nodes", "tasks", "cpus_per_task", "mpi", "mem_mb")
+        } == {
+            "gres": "gpu:2",
+            "nodes": 2,
+            "tasks": 2,
+            "cpus_per_task": 16,
+            "mpi": "srun",
+            "mem_mb": 32000,
+        }  # 64000 MB of the recipe over 2 nodes
         assert sbatch_flags(resources, threads=1).endswith(
-            "--mem 32000 --nodes=2 --ntasks=2 --cpus-per-task=16 --gres=gpu:2")
+            "--mem 32000 --nodes=2 --ntasks=2 --cpus-per-task=16 --gres=gpu:2"
+        )
     commands = [line for line in out.splitlines() if " train --dataset pascal" in line]
-    assert len(commands) == 2 and all(c.startswith(
-        "Shell command: srun --nodes=2 --ntasks=2 --ntasks-per-node=1 --cpus-per-task=16 ")
-        for c in commands)
-    assert all("torchrun --nnodes=$SLURM_NNODES --nproc_per_node=2 --rdzv_id=$SLURM_JOB_ID "
-               "--rdzv_backend=c10d" in c for c in commands)
+    assert len(commands) == 2 and all(
+        c.startswith(
+            "Shell command: srun --nodes=2 --ntasks=2 --ntasks-per-node=1 --cpus-per-task=16 "
+        )
+        for c in commands
+    )
+    assert all(
+        "torchrun --nnodes=$SLURM_NNODES --nproc_per_node=2 --rdzv_id=$SLURM_JOB_ID "
+        "--rdzv_backend=c10d" in c
+        for c in commands
+    )
     evaluations = _jobs_by_rule(out, "evaluate")
-    assert evaluations and all("gres=gpu:1" in j["resources"] and "gpu=1" not in
-                               j["resources"].replace("gres=gpu:1", "") for j in evaluations)
+    assert evaluations and all(
+        "gres=gpu:1" in j["resources"] and "gpu=1" not in j["resources"].replace("gres=gpu:1", "")
+        for j in evaluations
+    )
 
 
 def test_attempts_are_capped_by_max_hours_and_counted():
@@ -441,21 +547,27 @@ def test_dry_run_asks_for_one_node_and_caps_runtime(tmp_path):
     node, and `semivl plan` counts three attempts per run."""
     from test_workflow import BIN, _checkout, _jobs_by_rule, _run
 
-    grid = {"results_dir": "results", "grid": {
-        "datasets": ["pascal", "coco"], "splits": [{"dataset": "pascal", "split": "92"},
-                                                   {"dataset": "coco", "split": "1_512"}],
-        "methods": ["supervised", "semivl"], "seeds": [0]},
-        "cluster": {"max_hours": 24}}
+    grid = {
+        "results_dir": "results",
+        "grid": {
+            "datasets": ["pascal", "coco"],
+            "splits": [{"dataset": "pascal", "split": "92"}, {"dataset": "coco", "split": "1_512"}],
+            "methods": ["supervised", "semivl"],
+            "seeds": [0],
+        },
+        "cluster": {"max_hours": 24},
+    }
     root = _checkout(tmp_path, grid=grid)
     out = _run([str(BIN / "snakemake"), "--profile", "slurm", "-n", "all"], root)
-    jobs = {(j["dataset"], j["method"]): _parse_resources(j["resources"])
-            for j in _jobs_by_rule(out, "train")}
+    jobs = {
+        (j["dataset"], j["method"]): _parse_resources(j["resources"])
+        for j in _jobs_by_rule(out, "train")
+    }
     assert len(jobs) == 4 and all(r["nodes"] == 1 for r in jobs.values())
     assert jobs["coco", "semivl"]["runtime"] == 1440 and jobs["coco", "semivl"]["gpu"] == 8
     assert jobs["pascal", "supervised"]["runtime"] == 720  # under the cap: unchanged
     assert "--nodes=1" in sbatch_flags(jobs["coco", "semivl"], threads=64)
-    assert all("--device auto" in line for line in out.splitlines()
-               if " train --dataset" in line)
+    assert all("--device auto" in line for line in out.splitlines() if " train --dataset" in line)
     plan = _run([str(BIN / "semivl"), "plan", "--grid", "config/config.yaml"], root)
     row = next(line for line in plan.splitlines() if "| coco | 1_512 | semivl |" in line)
     assert row.split("|")[9].strip() == "3"  # attempts

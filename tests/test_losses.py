@@ -20,8 +20,9 @@ def test_pixelwise_threshold_and_non_padded_denominator():
     expected = (ce[0] + ce[1]) / 3  # confident, non-padded pixels over 3 non-padded pixels
     got = unsupervised_loss(pred, pseudo, conf, ignore, "pixelwise", 0.95)
     assert got.item() == pytest.approx(expected.item())
-    assert unsupervised_loss(pred, pseudo, conf, ignore, "pixelwise", 0.0).item() == \
-        pytest.approx((ce[0] + ce[1] + ce[2]).item() / 3)
+    assert unsupervised_loss(pred, pseudo, conf, ignore, "pixelwise", 0.0).item() == pytest.approx(
+        (ce[0] + ce[1] + ce[2]).item() / 3
+    )
 
 
 def test_pixelavg_weighting():

@@ -38,8 +38,14 @@ def test_the_package_methods_are_registered_through_the_registry():
 def _toy_recipe(name, config_dir):
     recipe = load_recipe(name, "toy", config_dir)
     # A short schedule: one epoch of at most four iterations, validated at its end.
-    train_cfg = dataclasses.replace(recipe.train, epochs=None, iters=4, eval_every_epochs=1,
-                                    eval_every_iters=None, num_workers=0)
+    train_cfg = dataclasses.replace(
+        recipe.train,
+        epochs=None,
+        iters=4,
+        eval_every_epochs=1,
+        eval_every_iters=None,
+        num_workers=0,
+    )
     return dataclasses.replace(recipe, train=train_cfg)
 
 
@@ -49,8 +55,12 @@ def test_two_steps_give_a_finite_loss_and_the_declared_logs(name, config_dir):
     recipe = _toy_recipe(name, config_dir)
     device = torch.device("cpu")
     torch.manual_seed(0)
-    context = ModelContext(dataset=recipe.dataset, crop_size=recipe.augment.crop_size,
-                           config_dir=config_dir, random_init=True)
+    context = ModelContext(
+        dataset=recipe.dataset,
+        crop_size=recipe.augment.crop_size,
+        config_dir=config_dir,
+        random_init=True,
+    )
     model, optimizer, hooks, criterion = build_training_parts(recipe, context, device)
     state = build_method_state(recipe, model)
     batch = synthetic_batch(recipe, seed=1)
@@ -58,8 +68,9 @@ def test_two_steps_give_a_finite_loss_and_the_declared_logs(name, config_dir):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     for it in range(2):
         optimizer.zero_grad()
-        loss, logs = training_loss(model, batch, criterion, recipe.train, device, it, 10, hooks,
-                                   state)
+        loss, logs = training_loss(
+            model, batch, criterion, recipe.train, device, it, 10, hooks, state
+        )
         assert loss.dim() == 0 and math.isfinite(loss.item()), (name, it, loss)
         assert set(logs) == set(method.log_fields), (name, sorted(logs))
         assert all(math.isfinite(float(v)) for v in logs.values()), logs
@@ -80,25 +91,34 @@ def test_two_steps_give_a_finite_loss_and_the_declared_logs(name, config_dir):
 def _spec(name, toy_root, config_dir, out):
     splits = toy_root.parent / "splits"
     method = methods()[name]
-    return RunSpec(recipe=_toy_recipe(name, config_dir), data_root=toy_root,
-                   labeled_split=splits / "6" / "labeled.txt",
-                   unlabeled_split=splits / "6" / "unlabeled.txt" if method.reads_unlabeled
-                   else None,
-                   val_split=splits / "val.txt", out_dir=out, seed=0, config_dir=config_dir)
+    return RunSpec(
+        recipe=_toy_recipe(name, config_dir),
+        data_root=toy_root,
+        labeled_split=splits / "6" / "labeled.txt",
+        unlabeled_split=splits / "6" / "unlabeled.txt" if method.reads_unlabeled else None,
+        val_split=splits / "val.txt",
+        out_dir=out,
+        seed=0,
+        config_dir=config_dir,
+    )
 
 
 @pytest.mark.parametrize("name", METHODS)
-def test_stop_and_resume_gives_identical_weights(name, toy_root, config_dir, tmp_path,
-                                                 monkeypatch):
+def test_stop_and_resume_gives_identical_weights(name, toy_root, config_dir, tmp_path, monkeypatch):
     # Random initialisation instead of the recipe's pretrained weights and CLIP files.
-    monkeypatch.setattr(RunSpec, "model_context", lambda self: ModelContext(
-        dataset=self.recipe.dataset, crop_size=self.recipe.augment.crop_size,
-        config_dir=config_dir, random_init=True))
+    monkeypatch.setattr(
+        RunSpec,
+        "model_context",
+        lambda self: ModelContext(
+            dataset=self.recipe.dataset,
+            crop_size=self.recipe.augment.crop_size,
+            config_dir=config_dir,
+            random_init=True,
+        ),
+    )
     recipe = _toy_recipe(name, config_dir)
-    recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model,
-                                                                   pretrained=None))
-    spec_a = dataclasses.replace(_spec(name, toy_root, config_dir, tmp_path / "a"),
-                                 recipe=recipe)
+    recipe = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, pretrained=None))
+    spec_a = dataclasses.replace(_spec(name, toy_root, config_dir, tmp_path / "a"), recipe=recipe)
     spec_b = dataclasses.replace(spec_a, out_dir=tmp_path / "b")
     straight = train(spec_a, device="cpu", progress=False, log_every=1)
     with pytest.raises(TrainingStopped):
@@ -139,8 +159,9 @@ def test_a_bad_catalog_names_the_file_and_key(tmp_path):
     path.write_text("methods:\n  mine: {label: Mine, group: extras}\n")
     with pytest.raises(ConfigError, match=r"methods.mine.group: expected one of main"):
         load_catalog(path)
-    path.write_text("methods:\n  mine: {label: Mine, group: main, claims: [{above: nope, "
-                    "source: me}]}\n")
+    path.write_text(
+        "methods:\n  mine: {label: Mine, group: main, claims: [{above: nope, source: me}]}\n"
+    )
     with pytest.raises(ConfigError, match="'nope' is not a method of the catalog"):
         load_catalog(path)
 
@@ -158,11 +179,14 @@ def test_grids_and_plan_import_no_torch(repo, tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from semivl.grid import load_grid; from semivl.recipes import "
-            "load_recipe; from semivl.bench.plan import plan_grid; "
-            "g = load_grid('config/grids/fixmatch_demo.yaml'); "
-            "[load_recipe(m, d) for m, d in g.recipes()]; plan_grid(g); "
-            "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True,
-                         text=True, check=True)
+    code = (
+        "import sys; from semivl.grid import load_grid; from semivl.recipes import "
+        "load_recipe; from semivl.bench.plan import plan_grid; "
+        "g = load_grid('config/grids/fixmatch_demo.yaml'); "
+        "[load_recipe(m, d) for m, d in g.recipes()]; plan_grid(g); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "False", out.stderr

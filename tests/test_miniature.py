@@ -28,8 +28,9 @@ METHODS = ("supervised", "unimatch", "semivl")
 
 def _missed_mean(metrics: dict, labelled: list[str]) -> float:
     """Mean accuracy over the looks the labelled images do not show."""
-    values = [v for k, v in metrics["per_mode_accuracy"].items()
-              if k not in labelled and v is not None]
+    values = [
+        v for k, v in metrics["per_mode_accuracy"].items() if k not in labelled and v is not None
+    ]
     return float(np.mean(values))
 
 
@@ -48,26 +49,133 @@ def miniature(tmp_path_factory):
         patch.chdir(base)  # config/clip.yaml names the pretrained CLIP relative to the cwd
         try:
             common = ["--config-dir", str(config)]
-            assert main(["splits", "toy", "--data-root", str(root), "--out-dir", str(splits),
-                         "--split", "6", *common]) == 0
-            assert main(["splits", "toy", "--data-root", str(root), "--out-dir", str(splits),
-                         "--val", *common]) == 0
-            assert main(["data", "captions", "--pretrain", "tiny_clip_toy", "--out",
-                         str(base / "scenes"), "--no-progress", *common]) == 0
+            assert (
+                main(
+                    [
+                        "splits",
+                        "toy",
+                        "--data-root",
+                        str(root),
+                        "--out-dir",
+                        str(splits),
+                        "--split",
+                        "6",
+                        *common,
+                    ]
+                )
+                == 0
+            )
+            assert (
+                main(
+                    [
+                        "splits",
+                        "toy",
+                        "--data-root",
+                        str(root),
+                        "--out-dir",
+                        str(splits),
+                        "--val",
+                        *common,
+                    ]
+                )
+                == 0
+            )
+            assert (
+                main(
+                    [
+                        "data",
+                        "captions",
+                        "--pretrain",
+                        "tiny_clip_toy",
+                        "--out",
+                        str(base / "scenes"),
+                        "--no-progress",
+                        *common,
+                    ]
+                )
+                == 0
+            )
             # the demo's pretraining recipe: about 4.5 minutes on two cores
-            assert main(["pretrain-clip", "--name", "tiny_clip_toy", "--data",
-                         str(base / "scenes"), "--out", "resources/pretrained/tiny_clip_toy",
-                         "--threads", "2", "--no-progress", *common]) == 0
-            assert main(["clip", "fetch", "--name", "tiny_clip_toy", "--out-dir",
-                         str(base / "clip"), *common]) == 0
-            assert main(["text", "--grid", str(config / "demo.yaml"), "--clip-dir",
-                         str(base / "clip"), "--out-dir", str(base / "text"), *common]) == 0
-            data = ["--dataset", "toy", "--data-root", str(root), "--splits-dir", str(splits),
-                    "--clip-dir", str(base / "clip"), "--text-dir", str(base / "text"),
-                    "--threads", "2", "--no-progress", "--device", "cpu", *common]
+            assert (
+                main(
+                    [
+                        "pretrain-clip",
+                        "--name",
+                        "tiny_clip_toy",
+                        "--data",
+                        str(base / "scenes"),
+                        "--out",
+                        "resources/pretrained/tiny_clip_toy",
+                        "--threads",
+                        "2",
+                        "--no-progress",
+                        *common,
+                    ]
+                )
+                == 0
+            )
+            assert (
+                main(
+                    [
+                        "clip",
+                        "fetch",
+                        "--name",
+                        "tiny_clip_toy",
+                        "--out-dir",
+                        str(base / "clip"),
+                        *common,
+                    ]
+                )
+                == 0
+            )
+            assert (
+                main(
+                    [
+                        "text",
+                        "--grid",
+                        str(config / "demo.yaml"),
+                        "--clip-dir",
+                        str(base / "clip"),
+                        "--out-dir",
+                        str(base / "text"),
+                        *common,
+                    ]
+                )
+                == 0
+            )
+            data = [
+                "--dataset",
+                "toy",
+                "--data-root",
+                str(root),
+                "--splits-dir",
+                str(splits),
+                "--clip-dir",
+                str(base / "clip"),
+                "--text-dir",
+                str(base / "text"),
+                "--threads",
+                "2",
+                "--no-progress",
+                "--device",
+                "cpu",
+                *common,
+            ]
             results = {}
-            assert main(["evaluate", "--zero-shot", "--method", "semivl", *data,
-                         "--out", str(base / "zero_shot.json")]) == 0
+            assert (
+                main(
+                    [
+                        "evaluate",
+                        "--zero-shot",
+                        "--method",
+                        "semivl",
+                        *data,
+                        "--out",
+                        str(base / "zero_shot.json"),
+                    ]
+                )
+                == 0
+            )
             results["zero_shot"] = json.loads((base / "zero_shot.json").read_text())
             for method in METHODS:
                 run = base / "runs" / method

@@ -49,10 +49,16 @@ def test_training_resize_is_mmcvs_resize(w, h):
     for ratio in RATIOS:
         scale = mmseg_ratio_scale((2048, 512), ratio)
         want = Resize(scale=scale, keep_ratio=True)(
-            {"img": image.copy(), "gt_seg_map": mask.copy(), "img_shape": image.shape[:2]})
+            {"img": image.copy(), "gt_seg_map": mask.copy(), "img_shape": image.shape[:2]}
+        )
         # resize_mmseg draws r ~ U(lo, hi); a degenerate range fixes it to ``ratio``
-        got_img, got_mask = resize_mmseg(Image.fromarray(image), Image.fromarray(mask),
-                                         np.random.default_rng(0), (2048, 512), (ratio, ratio))
+        got_img, got_mask = resize_mmseg(
+            Image.fromarray(image),
+            Image.fromarray(mask),
+            np.random.default_rng(0),
+            (2048, 512),
+            (ratio, ratio),
+        )
         np.testing.assert_array_equal(np.asarray(got_img), want["img"])
         np.testing.assert_array_equal(np.asarray(got_mask), want["gt_seg_map"])
 
@@ -65,11 +71,17 @@ def test_training_resize_matches_imrescale_and_random_resize_target(w, h):
     image, mask = _pair(w, h, 7)
     for ratio in RATIOS:
         scale = mmseg_ratio_scale((2048, 512), ratio)
-        got_img, got_mask = resize_mmseg(Image.fromarray(image), Image.fromarray(mask),
-                                         np.random.default_rng(0), (2048, 512), (ratio, ratio))
+        got_img, got_mask = resize_mmseg(
+            Image.fromarray(image),
+            Image.fromarray(mask),
+            np.random.default_rng(0),
+            (2048, 512),
+            (ratio, ratio),
+        )
         np.testing.assert_array_equal(np.asarray(got_img), imrescale(image, scale))
-        np.testing.assert_array_equal(np.asarray(got_mask),
-                                      imrescale(mask, scale, interpolation="nearest"))
+        np.testing.assert_array_equal(
+            np.asarray(got_mask), imrescale(mask, scale, interpolation="nearest")
+        )
     # RandomResize draws its ratio with numpy's global state: replay that draw
     np.random.seed(3)
     target = RandomResize._random_sample_ratio((2048, 512), (0.5, 2.0))
@@ -101,11 +113,13 @@ def test_miou_matches_mmseg_iou_metric():
     for h, w in [(37, 53), (64, 64), (21, 90)]:
         target = torch.randint(0, num_classes, (h, w), generator=rng)
         target[torch.rand(h, w, generator=rng) < 0.2] = 255
-        pred = torch.where(torch.rand(h, w, generator=rng) < 0.6, target.clamp(max=6),
-                           torch.randint(0, num_classes, (h, w), generator=rng))
+        pred = torch.where(
+            torch.rand(h, w, generator=rng) < 0.6,
+            target.clamp(max=6),
+            torch.randint(0, num_classes, (h, w), generator=rng),
+        )
         ours.update(pred, target)
-        samples.append({"pred_sem_seg": {"data": pred[None]},
-                        "gt_sem_seg": {"data": target[None]}})
+        samples.append({"pred_sem_seg": {"data": pred[None]}, "gt_sem_seg": {"data": target[None]}})
     metric.process({}, samples)
     areas = [sum(r[i] for r in metric.results) for i in range(4)]  # I, U, pred, label
     np.testing.assert_array_equal(areas[0].numpy(), ours.intersection)

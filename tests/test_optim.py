@@ -24,21 +24,30 @@ class Net(nn.Module):
 
 
 def test_groups_and_poly_schedule():
-    cfg = OptimConfig(name="sgd", lr=0.01, weight_decay=1e-4, default_lr_mult=10.0,
-                      custom_keys={"backbone": ParamKeyConfig(lr_mult=1.0)})
+    cfg = OptimConfig(
+        name="sgd",
+        lr=0.01,
+        weight_decay=1e-4,
+        default_lr_mult=10.0,
+        custom_keys={"backbone": ParamKeyConfig(lr_mult=1.0)},
+    )
     opt = build_optimizer(Net(), cfg)
     lrs = sorted(g["lr"] for g in opt.param_groups)
     assert lrs == pytest.approx([0.01, 0.1])
     assert sum(len(g["params"]) for g in opt.param_groups) == 4  # frozen params left out
     set_poly_lr(opt, cfg, 50, 100)
-    expected = 0.01 * 0.5 ** 0.9
+    expected = 0.01 * 0.5**0.9
     assert sorted(g["lr"] for g in opt.param_groups) == pytest.approx([expected, 10 * expected])
     assert poly_lr(1.0, 0, 10, 0.9) == 1.0 and poly_lr(1.0, 10, 10, 0.9) == 0.0
 
 
 def test_adamw_decay_mult():
-    cfg = OptimConfig(name="adamw", lr=1e-4, weight_decay=0.01,
-                      custom_keys={"head": ParamKeyConfig(lr_mult=10.0, decay_mult=0.0)})
+    cfg = OptimConfig(
+        name="adamw",
+        lr=1e-4,
+        weight_decay=0.01,
+        custom_keys={"head": ParamKeyConfig(lr_mult=10.0, decay_mult=0.0)},
+    )
     opt = build_optimizer(Net(), cfg)
     assert isinstance(opt, torch.optim.AdamW)
     by_lr = {round(g["lr"], 8): g["weight_decay"] for g in opt.param_groups}

@@ -49,8 +49,12 @@ def test_the_option_keeps_old_fingerprints_and_a_change_is_a_new_run(repo):
     recipe = load_recipe("semivl", "pascal", repo / "config")
     assert recipe.train.speed.tf32 == "upstream"
     assert "tf32" not in recipe.to_dict()["train"]["speed"]  # runs before the key: same hash
-    fast = dataclasses.replace(recipe, train=dataclasses.replace(
-        recipe.train, speed=dataclasses.replace(recipe.train.speed, tf32="all")))
+    fast = dataclasses.replace(
+        recipe,
+        train=dataclasses.replace(
+            recipe.train, speed=dataclasses.replace(recipe.train.speed, tf32="all")
+        ),
+    )
     assert fast.to_dict()["train"]["speed"]["tf32"] == "all"
 
 
@@ -80,8 +84,7 @@ class ConvTeacher(torch.nn.Module):
 def test_guidance_labels_stay_fp32_under_bf16_autocast():
     torch.manual_seed(1)
     text = torch.nn.functional.normalize(torch.randn(5, 16), dim=-1)
-    guidance = DenseClipGuidance(ConvTeacher(), text, None, 5,
-                                 GuidanceConfig(teacher_image_size=8))
+    guidance = DenseClipGuidance(ConvTeacher(), text, None, 5, GuidanceConfig(teacher_image_size=8))
     images, ignore = torch.randn(2, 3, 48, 48), torch.zeros(2, 48, 48)
     fp32 = guidance.labels(images, ignore)
     with torch.autocast("cpu", dtype=torch.bfloat16):

@@ -28,9 +28,12 @@ def _long_recipe_with_workers(config_dir: Path) -> None:
     """The BN-free tiny FCN, two loader workers, far more iterations than the test waits."""
     tiny_fcn_recipe(config_dir, "batch_size: 2")
     path = config_dir / "recipes" / "supervised" / "toy.yaml"
-    path.write_text(path.read_text().replace("iters: 12", "iters: 20000").replace(
-        "num_workers: 0", "num_workers: 2").replace("eval_every_iters: 6",
-                                                    "eval_every_iters: null"))
+    path.write_text(
+        path.read_text()
+        .replace("iters: 12", "iters: 20000")
+        .replace("num_workers: 0", "num_workers: 2")
+        .replace("eval_every_iters: 6", "eval_every_iters: null")
+    )
 
 
 def _children(pid: int) -> list[int]:
@@ -39,20 +42,47 @@ def _children(pid: int) -> list[int]:
 
 
 def _train_cmd(toy_root: Path, config_dir: Path, out: Path, *extra: str) -> list[str]:
-    return [str(SEMIVL), "train", "--dataset", "toy", "--split", "6", "--method", "supervised",
-            "--seed", "0", "--data-root", str(toy_root), "--splits-dir",
-            str(toy_root.parent / "splits"), "--config-dir", str(config_dir), "--device", "cpu",
-            "--threads", "1", "--out", str(out), *extra]
+    return [
+        str(SEMIVL),
+        "train",
+        "--dataset",
+        "toy",
+        "--split",
+        "6",
+        "--method",
+        "supervised",
+        "--seed",
+        "0",
+        "--data-root",
+        str(toy_root),
+        "--splits-dir",
+        str(toy_root.parent / "splits"),
+        "--config-dir",
+        str(config_dir),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("order", ["workers_first", "main_first"])
-def test_sigterm_to_every_process_saves_the_current_iteration(toy_root, config_dir, tmp_path,
-                                                              order):
+def test_sigterm_to_every_process_saves_the_current_iteration(
+    toy_root, config_dir, tmp_path, order
+):
     _long_recipe_with_workers(config_dir)
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(_train_cmd(toy_root, config_dir, out), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        _train_cmd(toy_root, config_dir, out),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -88,15 +118,23 @@ def test_sigterm_to_every_process_saves_the_current_iteration(toy_root, config_d
     recipe = reference / "recipes" / "supervised" / "toy.yaml"
     recipe.write_text(recipe.read_text().replace("num_workers: 2", "num_workers: 0"))
     with pytest.raises(TrainingStopped):
-        train(_spec(toy_root, reference, tmp_path / "ref"), stop_after_steps=stopped_at,
-              progress=False)
+        train(
+            _spec(toy_root, reference, tmp_path / "ref"),
+            stop_after_steps=stopped_at,
+            progress=False,
+        )
     expected = load_checkpoint(tmp_path / "ref" / "last.pt")
     for key, value in expected["model"].items():
         assert torch.equal(saved["model"][key], value), key
 
     # The next attempt resumes from it.
-    again = subprocess.run(_train_cmd(toy_root, config_dir, out, "--stop-after-steps", "3"),
-                           env=env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        _train_cmd(toy_root, config_dir, out, "--stop-after-steps", "3"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert again.returncode == 3, again.stderr[-3000:]
     assert f"resuming from {out / 'last.pt'} at iteration {stopped_at}" in again.stdout
     assert load_checkpoint(out / "last.pt")["iteration"] == stopped_at + 3
@@ -106,8 +144,11 @@ def test_an_unreadable_resume_state_is_named_and_kept(toy_root, config_dir, tmp_
     out = tmp_path / "run"
     out.mkdir()
     (out / "last.pt").write_bytes(b"not a checkpoint at all")
-    with pytest.raises(RuntimeError, match=r"last\.pt: cannot read this resume state.*"
-                                           r"move it aside"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"last\.pt: cannot read this resume state.*"
+        r"move it aside",
+    ):
         train(_spec(toy_root, config_dir, out), progress=False)
     assert (out / "last.pt").read_bytes() == b"not a checkpoint at all"
     assert not (out / "model.pt").exists()
@@ -138,8 +179,10 @@ def test_job_end_time_without_the_variable_comes_from_squeue(tmp_path):
     assert end == datetime(2030, 1, 2, 3, 4, 5).timestamp() and source == "squeue -j 4242"
     assert (tmp_path / "squeue_args").read_text().split() == ["-h", "-j", "4242", "-o", "%e"]
     assert unlimited[0] == end
-    assert job_end_time({"SLURM_JOB_END_TIME": "1700000000"}) == (1700000000.0,
-                                                                   "SLURM_JOB_END_TIME")
+    assert job_end_time({"SLURM_JOB_END_TIME": "1700000000"}) == (
+        1700000000.0,
+        "SLURM_JOB_END_TIME",
+    )
     assert job_end_time({})[0] is None
 
 

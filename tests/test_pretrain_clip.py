@@ -28,14 +28,24 @@ CONFIG = REPO / "config"
 
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory):
-    return generate_caption_set(tmp_path_factory.mktemp("scenes") / "scenes", 96, seed=0,
-                                progress=False)
+    return generate_caption_set(
+        tmp_path_factory.mktemp("scenes") / "scenes", 96, seed=0, progress=False
+    )
 
 
 def _small(**changes):
     cfg = load_pretrain_config("tiny_clip_toy", CONFIG)
-    return dataclasses.replace(cfg, **{"steps": 40, "batch_size": 32, "warmup_steps": 4,
-                                       "log_every": 1, "checkpoint_every": 10, **changes})
+    return dataclasses.replace(
+        cfg,
+        **{
+            "steps": 40,
+            "batch_size": 32,
+            "warmup_steps": 4,
+            "log_every": 1,
+            "checkpoint_every": 10,
+            **changes,
+        },
+    )
 
 
 def _loss_on_all(model, scenes, cfg) -> float:
@@ -44,16 +54,16 @@ def _loss_on_all(model, scenes, cfg) -> float:
     model.eval()
     with torch.no_grad():
         flips = torch.zeros(len(captions), dtype=torch.bool)
-        return contrastive_loss(model, make_batch(images, torch.arange(len(captions)), flips),
-                                tokens).item()
+        return contrastive_loss(
+            model, make_batch(images, torch.arange(len(captions)), flips), tokens
+        ).item()
 
 
 def test_a_few_pretraining_steps_reduce_the_contrastive_loss(scenes, tmp_path):
     cfg = _small()
     torch.manual_seed(cfg.seed)
     before = _loss_on_all(build_clip(clip_source(cfg.clip, CONFIG)), scenes, cfg)
-    result = pretrain_clip(cfg, "tiny_clip_toy", CONFIG, scenes, tmp_path / "out",
-                           progress=False)
+    result = pretrain_clip(cfg, "tiny_clip_toy", CONFIG, scenes, tmp_path / "out", progress=False)
     assert result.steps == 40
     state = torch.load(tmp_path / "out" / "model.pt", weights_only=True)["state_dict"]
     model = build_clip(clip_source(cfg.clip, CONFIG))
@@ -68,8 +78,15 @@ def test_a_few_pretraining_steps_reduce_the_contrastive_loss(scenes, tmp_path):
 def test_an_interrupted_pretraining_resumes_to_the_same_weights(scenes, tmp_path):
     cfg = _small(steps=20)
     pretrain_clip(cfg, "tiny_clip_toy", CONFIG, scenes, tmp_path / "whole", progress=False)
-    stopped = pretrain_clip(cfg, "tiny_clip_toy", CONFIG, scenes, tmp_path / "parts",
-                            progress=False, stop_after_steps=13)
+    stopped = pretrain_clip(
+        cfg,
+        "tiny_clip_toy",
+        CONFIG,
+        scenes,
+        tmp_path / "parts",
+        progress=False,
+        stop_after_steps=13,
+    )
     assert stopped.steps == 13 and (tmp_path / "parts" / "checkpoint.pt").is_file()
     assert not (tmp_path / "parts" / "model.pt").exists()
     pretrain_clip(cfg, "tiny_clip_toy", CONFIG, scenes, tmp_path / "parts", progress=False)
@@ -98,18 +115,26 @@ def test_clip_fetch_loads_the_pretrained_checkpoint(scenes, tmp_path, monkeypatc
     with pytest.raises(FileNotFoundError, match="semivl pretrain-clip --name tiny_clip_toy"):
         fetch_clip("tiny_clip_toy", config, tmp_path / "clip" / "tiny_clip_toy.pt")
     cfg = _small(steps=5)
-    pretrain_clip(cfg, "tiny_clip_toy", config, scenes, "resources/pretrained/tiny_clip_toy",
-                  progress=False)
+    pretrain_clip(
+        cfg, "tiny_clip_toy", config, scenes, "resources/pretrained/tiny_clip_toy", progress=False
+    )
     assert fetch_clip("tiny_clip_toy", config, tmp_path / "clip" / "tiny_clip_toy.pt")
     assert not fetch_clip("tiny_clip_toy", config, tmp_path / "clip" / "tiny_clip_toy.pt")
     model = load_clip("tiny_clip_toy", config, tmp_path / "clip")
-    state = torch.load("resources/pretrained/tiny_clip_toy/model.pt",
-                       weights_only=True)["state_dict"]
+    state = torch.load("resources/pretrained/tiny_clip_toy/model.pt", weights_only=True)[
+        "state_dict"
+    ]
     assert torch.equal(model.visual.conv1.weight, state["visual.conv1.weight"])
     # a new pretraining is fetched again (the record holds the checkpoint's sha256)
     shutil.rmtree("resources/pretrained/tiny_clip_toy")
-    pretrain_clip(_small(steps=6), "tiny_clip_toy", config, scenes,
-                  "resources/pretrained/tiny_clip_toy", progress=False)
+    pretrain_clip(
+        _small(steps=6),
+        "tiny_clip_toy",
+        config,
+        scenes,
+        "resources/pretrained/tiny_clip_toy",
+        progress=False,
+    )
     assert fetch_clip("tiny_clip_toy", config, tmp_path / "clip" / "tiny_clip_toy.pt")
 
 
@@ -132,7 +157,10 @@ def test_a_pretraining_size_the_clip_does_not_take_fails_before_writing(tmp_path
     from semivl.config import ConfigError
 
     cfg = dataclasses.replace(_small(), image_size=64)
-    with pytest.raises(ConfigError, match=r"tiny_clip_toy.yaml: pretrain.image_size is 64, "
-                                          r"but .* takes 48-pixel images"):
+    with pytest.raises(
+        ConfigError,
+        match=r"tiny_clip_toy.yaml: pretrain.image_size is 64, "
+        r"but .* takes 48-pixel images",
+    ):
         pretrain_clip(cfg, "tiny_clip_toy", CONFIG, scenes, tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()

@@ -25,8 +25,9 @@ def test_a_log_file_gets_a_line_every_few_minutes_not_every_iteration(monkeypatc
     assert lines == ["train unimatch: iteration 3/100 (3.0%), 133.33 s/it, 3.6 h left"]
 
 
-def test_training_writes_tensorboard_events_and_no_bar_into_a_log(toy_root, config_dir,
-                                                                  tmp_path, capfd):
+def test_training_writes_tensorboard_events_and_no_bar_into_a_log(
+    toy_root, config_dir, tmp_path, capfd
+):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "run"

@@ -44,8 +44,11 @@ RULES: list[tuple[str, str, str]] = [
     (r"^pip (install|uninstall) .*my.method", "skip", "an example package that is not here"),
     (r"^python -c ", "run", ""),
     (r"^pytest ", "ci", "make test runs the whole suite"),
-    (r"^make (demo|demo-quick|test|test-fast|lint)$", "ci",
-     ".ci/run runs make demo-quick, make lint, make test; make demo is the same DAG"),
+    (
+        r"^make (demo|demo-quick|test|test-fast|lint)$",
+        "ci",
+        ".ci/run runs make demo-quick, make lint, make test; make demo is the same DAG",
+    ),
     (r"^tmux ", "skip", "starts an interactive terminal multiplexer"),
     (r"^source \.venv/bin/activate$", "skip", "changes the interactive shell"),
     (r"^export ", "run", ""),
@@ -63,8 +66,12 @@ RULES: list[tuple[str, str, str]] = [
     (r"^semivl ", "parse", "needs prepared data, trained runs, network or minutes"),
     (r"^torchrun .* -m semivl\.cli ", "parse", "needs several processes and a dataset"),
     (r"^bash benchmarks/gpu\.sh$", "syntax", "needs a GPU"),
-    (r"^snakemake --report ", "ci", "needs finished runs: make demo and "
-     "tests/test_workflow.py::test_snakemake_end_to_end write the report"),
+    (
+        r"^snakemake --report ",
+        "ci",
+        "needs finished runs: make demo and "
+        "tests/test_workflow.py::test_snakemake_end_to_end write the report",
+    ),
     (r"^snakemake ", "dry", ""),
     (r"^dvc (repro|exp run)\b", "dry", ""),
     (r"^dvc (exp show|remote add)\b", "run", ""),
@@ -88,20 +95,28 @@ def rule_for(command: str) -> tuple[str, str]:
     for pattern, mode, why in RULES:
         if re.search(pattern, command):
             return mode, why
-    raise AssertionError(f"README command {command!r} is checked by no rule of "
-                         f"tests/test_readme.py: add one")
+    raise AssertionError(
+        f"README command {command!r} is checked by no rule of tests/test_readme.py: add one"
+    )
 
 
 def _copy_repository(dest: Path) -> Path:
     """The checkout's tracked and untracked (not ignored) files, as a fresh git repository."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                             "--exclude-standard"], cwd=REPO, capture_output=True, check=True)
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    )
     for name in listed.stdout.decode().split("\0"):
         if name and (REPO / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, dest / name)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+    for cmd in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
+    ):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
     return dest
 
@@ -120,7 +135,8 @@ def _dry(words: list[str], root: Path) -> list[str]:
             node = yaml.safe_load((root / file).read_text())
             for key in assignment.split("=", 1)[0].split("."):
                 assert isinstance(node, dict) and key in node, (
-                    f"README command {shlex.join(words)!r}: {file} has no key {assignment!r}")
+                    f"README command {shlex.join(words)!r}: {file} has no key {assignment!r}"
+                )
                 node = node[key]
     return ["dvc", "status"]
 
@@ -129,7 +145,7 @@ def _parse_semivl(words: list[str]) -> None:
     from semivl.cli import build_parser
 
     if words[0] == "torchrun":
-        words = ["semivl", *words[words.index("semivl.cli") + 1:]]
+        words = ["semivl", *words[words.index("semivl.cli") + 1 :]]
     try:
         args = build_parser().parse_args(words[1:])
     except SystemExit as exit_:
@@ -155,8 +171,10 @@ def check_command(command: str, root: Path) -> str:
     else:  # syntax
         argv = ["bash", "-n", words[1]]
     proc = subprocess.run(argv, cwd=root, env=ENV, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, (f"README command {command!r} (checked as {shlex.join(argv)}) "
-                                  f"failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    assert proc.returncode == 0, (
+        f"README command {command!r} (checked as {shlex.join(argv)}) "
+        f"failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    )
     return mode
 
 
@@ -164,8 +182,7 @@ def test_readme_commands_are_extracted():
     commands = readme_commands((REPO / "README.md").read_text())
     assert "make demo" in commands and len(commands) > 30
     # Continuation lines are joined, comments dropped.
-    assert any(c.startswith("semivl train --dataset toy") and c.endswith("seed0")
-               for c in commands)
+    assert any(c.startswith("semivl train --dataset toy") and c.endswith("seed0") for c in commands)
     assert not any("#" in c for c in commands)
 
 

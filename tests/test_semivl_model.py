@@ -21,11 +21,17 @@ def tiny_clip(image_size=32, layers=3, width=32, embed_dim=24, seed=0):
 
     torch.manual_seed(seed)
     return open_clip.CLIP(
-        embed_dim=embed_dim, quick_gelu=True,
-        vision_cfg={"image_size": image_size, "layers": layers, "width": width,
-                    "head_width": 16, "patch_size": 8},
-        text_cfg={"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
-                  "layers": 1}).eval()
+        embed_dim=embed_dim,
+        quick_gelu=True,
+        vision_cfg={
+            "image_size": image_size,
+            "layers": layers,
+            "width": width,
+            "head_width": 16,
+            "patch_size": 8,
+        },
+        text_cfg={"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    ).eval()
 
 
 def _ln(x, module, eps):
@@ -34,9 +40,10 @@ def _ln(x, module, eps):
 
 def _value_path_by_hand(block, x, width, eps):
     qkv = F.linear(_ln(x, block.ln_1, eps), block.attn.in_proj_weight, block.attn.in_proj_bias)
-    v = F.linear(qkv[..., 2 * width:], block.attn.out_proj.weight, block.attn.out_proj.bias) + x
-    hidden = F.gelu(F.linear(_ln(v, block.ln_2, eps), block.mlp.c_fc.weight,
-                             block.mlp.c_fc.bias))  # exact GELU, not QuickGELU
+    v = F.linear(qkv[..., 2 * width :], block.attn.out_proj.weight, block.attn.out_proj.bias) + x
+    hidden = F.gelu(
+        F.linear(_ln(v, block.ln_2, eps), block.mlp.c_fc.weight, block.mlp.c_fc.bias)
+    )  # exact GELU, not QuickGELU
     return v + F.linear(hidden, block.mlp.c_proj.weight, block.mlp.c_proj.bias)
 
 
@@ -83,8 +90,10 @@ def test_numerics_flags():
     x = torch.randn(1, 3, 32, 32)
     renorm = MaskClipViT(tiny_clip().visual, 32, renorm_clip_input=True)
     imagenet = (torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225]))
-    clip_stats = (torch.tensor([0.48145466, 0.4578275, 0.40821073]),
-                  torch.tensor([0.26862954, 0.26130258, 0.27577711]))
+    clip_stats = (
+        torch.tensor([0.48145466, 0.4578275, 0.40821073]),
+        torch.tensor([0.26862954, 0.26130258, 0.27577711]),
+    )
     pixels = x * imagenet[1].view(1, 3, 1, 1) + imagenet[0].view(1, 3, 1, 1)
     as_clip = (pixels - clip_stats[0].view(1, 3, 1, 1)) / clip_stats[1].view(1, 3, 1, 1)
     with torch.no_grad():
@@ -97,10 +106,15 @@ def test_position_table_resized_at_load_and_on_the_fly():
     vit = MaskClipViT(visual, image_size=64)  # 4x4 grid -> 8x8 at load
     assert vit.positional_embedding.shape == (1 + 64, 32)
     assert torch.equal(vit.positional_embedding[0], original[0])  # CLS row kept
-    expected = F.interpolate(original[1:].reshape(1, 4, 4, 32).permute(0, 3, 1, 2), size=(8, 8),
-                             mode="bicubic", align_corners=False)
-    assert torch.allclose(vit.positional_embedding[1:],
-                          expected.flatten(2)[0].transpose(0, 1), atol=1e-6)
+    expected = F.interpolate(
+        original[1:].reshape(1, 4, 4, 32).permute(0, 3, 1, 2),
+        size=(8, 8),
+        mode="bicubic",
+        align_corners=False,
+    )
+    assert torch.allclose(
+        vit.positional_embedding[1:], expected.flatten(2)[0].transpose(0, 1), atol=1e-6
+    )
     assert resize_pos_embed(original, (4, 4), (4, 4)) is original
     with torch.no_grad():
         feats = MaskClipViT(tiny_clip().visual, 32, out_blocks=[0])(torch.randn(1, 3, 70, 50))
@@ -113,12 +127,21 @@ def test_spatial_finetuning_trains_exactly_attention_and_positions():
     vit.set_finetuning("attention")
     trainable = {n for n, p in vit.named_parameters() if p.requires_grad}
     expected = {"positional_embedding"} | {
-        f"resblocks.{i}.attn.{name}" for i in range(3)
-        for name in ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")}
+        f"resblocks.{i}.attn.{name}"
+        for i in range(3)
+        for name in ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")
+    }
     assert trainable == expected
     frozen = {n for n, p in vit.named_parameters() if not p.requires_grad}
-    assert {"conv1.weight", "class_embedding", "ln_pre.weight", "ln_post.bias", "proj",
-            "resblocks.0.ln_1.weight", "resblocks.2.mlp.c_fc.weight"} <= frozen
+    assert {
+        "conv1.weight",
+        "class_embedding",
+        "ln_pre.weight",
+        "ln_post.bias",
+        "proj",
+        "resblocks.0.ln_1.weight",
+        "resblocks.2.mlp.c_fc.weight",
+    } <= frozen
     vit.set_finetuning("full")
     assert all(p.requires_grad for p in vit.parameters())
     with pytest.raises(ValueError, match="finetune"):
@@ -127,9 +150,17 @@ def test_spatial_finetuning_trains_exactly_attention_and_positions():
 
 @pytest.mark.parametrize("size", [(4, 4), (4, 6)])
 def test_decoder_output_shapes(size):
-    head = VLGHead(embed_dim=24, channels=16, text_channels=8, num_heads=2, pool_size=2,
-                   aspp_dilations=(1, 2, 3), skip_in_channels=(32, 32), skip_channels=(8, 4),
-                   up_channels=(16, 8))
+    head = VLGHead(
+        embed_dim=24,
+        channels=16,
+        text_channels=8,
+        num_heads=2,
+        pool_size=2,
+        aspp_dilations=(1, 2, 3),
+        skip_in_channels=(32, 32),
+        skip_channels=(8, 4),
+        up_channels=(16, 8),
+    )
     h, w = size
     dense = F.normalize(torch.randn(2, 24, h, w), dim=1)
     out = head(dense, torch.randn(7, 24), [torch.randn(2, 32, h, w), torch.randn(2, 32, h, w)])
@@ -147,17 +178,32 @@ def test_decoder_output_shapes(size):
 
 
 def _context(config_dir, dataset="toy", crop=64):
-    return ModelContext(dataset=load_dataset_config(dataset, config_dir), crop_size=crop,
-                        config_dir=config_dir, random_init=True)
+    return ModelContext(
+        dataset=load_dataset_config(dataset, config_dir),
+        crop_size=crop,
+        config_dir=config_dir,
+        random_init=True,
+    )
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (48, 80)])
 def test_segmentor_shapes_and_feature_perturbation(repo, shape):
     torch.manual_seed(0)
-    model = build_semivl(5, _context(repo / "config"), clip="tiny_clip_random",
-                         out_blocks=[1], channels=16, text_channels=16, num_heads=2,
-                         pool_size=2, aspp_dilations=[1, 2, 3], skip_channels=[8, 4],
-                         up_channels=[16, 8], conv_encoder=True, decoder_text="concept_max")
+    model = build_semivl(
+        5,
+        _context(repo / "config"),
+        clip="tiny_clip_random",
+        out_blocks=[1],
+        channels=16,
+        text_channels=16,
+        num_heads=2,
+        pool_size=2,
+        aspp_dilations=[1, 2, 3],
+        skip_channels=[8, 4],
+        up_channels=[16, 8],
+        conv_encoder=True,
+        decoder_text="concept_max",
+    )
     x = torch.randn(2, 3, *shape)
     model.eval()
     with torch.no_grad():
@@ -171,10 +217,19 @@ def test_segmentor_shapes_and_feature_perturbation(repo, shape):
 
 def test_double_interpolation_of_the_head_output(repo):
     torch.manual_seed(0)
-    model = build_semivl(5, _context(repo / "config"), clip="tiny_clip_random",
-                         out_blocks=[1, 0], channels=16, text_channels=16, num_heads=2,
-                         pool_size=2, aspp_dilations=[1, 2, 3], skip_channels=[8, 4],
-                         up_channels=[16, 8]).eval()
+    model = build_semivl(
+        5,
+        _context(repo / "config"),
+        clip="tiny_clip_random",
+        out_blocks=[1, 0],
+        channels=16,
+        text_channels=16,
+        num_heads=2,
+        pool_size=2,
+        aspp_dilations=[1, 2, 3],
+        skip_channels=[8, 4],
+        up_channels=[16, 8],
+    ).eval()
     x = torch.randn(1, 3, 48, 80)
     with torch.no_grad():
         feats = model.backbone(x)
@@ -197,14 +252,24 @@ class _TableClip(torch.nn.Module):
 def test_text_variants_on_hand_examples(monkeypatch):
     from semivl.models import text as text_module
 
-    table = {"a photo of a cat": [1.0, 0.0], "a photo of a dog": [0.0, 1.0],
-             "a photo of a kitten": [3.0, 0.0], "a photo of a tabby": [0.0, 1.0],
-             "a photo of a puppy": [0.0, 2.0]}
-    monkeypatch.setattr(text_module, "encode_texts",
-                        lambda clip, texts: torch.tensor([clip.table[t] for t in texts]))
-    texts = ClassTexts(template="a photo of a {}", names=["cat", "dog"],
-                       definitions={"cat": ["kitten", "tabby"], "dog": ["puppy"]},
-                       definitions_source="project")
+    table = {
+        "a photo of a cat": [1.0, 0.0],
+        "a photo of a dog": [0.0, 1.0],
+        "a photo of a kitten": [3.0, 0.0],
+        "a photo of a tabby": [0.0, 1.0],
+        "a photo of a puppy": [0.0, 2.0],
+    }
+    monkeypatch.setattr(
+        text_module,
+        "encode_texts",
+        lambda clip, texts: torch.tensor([clip.table[t] for t in texts]),
+    )
+    texts = ClassTexts(
+        template="a photo of a {}",
+        names=["cat", "dog"],
+        definitions={"cat": ["kitten", "tabby"], "dog": ["puppy"]},
+        definitions_source="project",
+    )
     emb = class_text_embeddings(_TableClip(table), texts)
     assert emb["names"].dtype == torch.float16
     assert torch.equal(emb["concept_class"], torch.tensor([0, 0, 1]))
@@ -214,18 +279,34 @@ def test_text_variants_on_hand_examples(monkeypatch):
     expected = torch.tensor([1.5, 0.5]) / math.hypot(1.5, 0.5)
     assert torch.allclose(emb["concept_avg"][0].float(), expected, atol=1e-3)
     scores = torch.tensor([[[0.1], [0.7], [0.3]]])  # [B=1, M=3 concepts, 1 pixel]
-    assert torch.equal(max_over_concepts(scores, emb["concept_class"], 2),
-                       torch.tensor([[[0.7], [0.3]]]))
+    assert torch.equal(
+        max_over_concepts(scores, emb["concept_class"], 2), torch.tensor([[[0.7], [0.3]]])
+    )
     assert max_over_concepts(scores, None, 3) is scores
 
 
 def test_each_parameter_gets_the_upstream_lr_and_decay(repo):
-    model = build_semivl(5, _context(repo / "config"), clip="tiny_clip_random",
-                         out_blocks=[1], conv_encoder=True, channels=16, text_channels=16,
-                         num_heads=2, pool_size=2, skip_channels=[8, 4], up_channels=[16, 8])
-    keys = {"backbone": ParamKeyConfig(lr_mult=0.01), "text_encoder": ParamKeyConfig(0.0),
-            "conv_encoder": ParamKeyConfig(lr_mult=0.1), "head": ParamKeyConfig(lr_mult=10.0),
-            "norm": ParamKeyConfig(decay_mult=0.0), "ln": ParamKeyConfig(decay_mult=0.0)}
+    model = build_semivl(
+        5,
+        _context(repo / "config"),
+        clip="tiny_clip_random",
+        out_blocks=[1],
+        conv_encoder=True,
+        channels=16,
+        text_channels=16,
+        num_heads=2,
+        pool_size=2,
+        skip_channels=[8, 4],
+        up_channels=[16, 8],
+    )
+    keys = {
+        "backbone": ParamKeyConfig(lr_mult=0.01),
+        "text_encoder": ParamKeyConfig(0.0),
+        "conv_encoder": ParamKeyConfig(lr_mult=0.1),
+        "head": ParamKeyConfig(lr_mult=10.0),
+        "norm": ParamKeyConfig(decay_mult=0.0),
+        "ln": ParamKeyConfig(decay_mult=0.0),
+    }
     cfg = OptimConfig(name="adamw", lr=1e-4, weight_decay=0.01, custom_keys=keys)
     got = {}
     for group in build_param_groups(model, cfg):
@@ -244,8 +325,15 @@ def test_each_parameter_gets_the_upstream_lr_and_decay(repo):
 
 def test_registry_builds_semivl_and_checks_args(repo):
     context = _context(repo / "config")
-    cfg = ModelConfig("semivl", {"clip": "tiny_clip_random", "out_blocks": [1, 0],
-                                 "pool_size": 2, "aspp_dilations": [1, 2, 3]})
+    cfg = ModelConfig(
+        "semivl",
+        {
+            "clip": "tiny_clip_random",
+            "out_blocks": [1, 0],
+            "pool_size": 2,
+            "aspp_dilations": [1, 2, 3],
+        },
+    )
     assert build_model(cfg, 5, context).num_classes == 5
     from semivl.config import ConfigError
 

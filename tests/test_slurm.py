@@ -21,23 +21,38 @@ def _slurm_idle() -> bool:
     return proc.returncode == 0 and "idle" in proc.stdout
 
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow,
-              pytest.mark.skipif(not _slurm_idle(),
-                                 reason="no idle SLURM node (start one: .ci/start_slurm.sh)")]
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not _slurm_idle(), reason="no idle SLURM node (start one: .ci/start_slurm.sh)"
+    ),
+]
 
-GRID = {**SMALL_GRID, "grid": {**SMALL_GRID["grid"], "splits": [{"dataset": "toy", "split": "6"}],
-                               "methods": ["supervised", "unimatch"], "seeds": [0]}}
+GRID = {
+    **SMALL_GRID,
+    "grid": {
+        **SMALL_GRID["grid"],
+        "splits": [{"dataset": "toy", "split": "6"}],
+        "methods": ["supervised", "unimatch"],
+        "seeds": [0],
+    },
+}
 # Long enough to be killed midway (checkpoint every 10 of 300 iterations), with two loader
 # workers: scancel signals them too, as every process of the job step.
-SLOW_UNIMATCH = TINY_UNIMATCH.replace("iters: 8", "iters: 300").replace(
-    "checkpoint_every_iters: 3", "checkpoint_every_iters: 10").replace(
-    "eval_every_iters: 6", "eval_every_iters: 150").replace("num_workers: 0", "num_workers: 2")
+SLOW_UNIMATCH = (
+    TINY_UNIMATCH.replace("iters: 8", "iters: 300")
+    .replace("checkpoint_every_iters: 3", "checkpoint_every_iters: 10")
+    .replace("eval_every_iters: 6", "eval_every_iters: 150")
+    .replace("num_workers: 0", "num_workers: 2")
+)
 RUN = "results/demo/runs/toy/6/unimatch/seed0"
 
 
 def _job_ids(comment: str) -> list[str]:
-    out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k"], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["squeue", "-h", "-t", "RUNNING", "-o", "%i|%k"], capture_output=True, text=True
+    ).stdout
     return [line.split("|")[0] for line in out.splitlines() if comment in line]
 
 
@@ -58,11 +73,20 @@ def test_dry_run_lists_training_jobs_with_their_resources(tmp_path):
 def test_profile_runs_the_demo_and_a_killed_job_resumes(tmp_path):
     root = _checkout(tmp_path, grid=GRID, tiny=True)
     (root / "config" / "recipes" / "unimatch" / "toy.yaml").write_text(SLOW_UNIMATCH)
-    cmd = [str(BIN / "snakemake"), "--profile", "slurm", "all", "--configfile",
-           "config/demo.yaml", "--slurm-init-seconds-before-status-checks", "2"]
+    cmd = [
+        str(BIN / "snakemake"),
+        "--profile",
+        "slurm",
+        "all",
+        "--configfile",
+        "config/demo.yaml",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+    ]
     tic = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=root, env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     killed = None
     try:
         deadline = time.monotonic() + 420
@@ -82,8 +106,9 @@ def test_profile_runs_the_demo_and_a_killed_job_resumes(tmp_path):
     print(f"SLURM run: {wall:.0f} s; killed job {killed}")
     assert proc.returncode == 0, out[-4000:]
     assert killed is not None, "the unimatch job finished before it could be killed"
-    attempts = [json.loads(line) for line in (root / RUN / "attempts.jsonl").read_text()
-                .splitlines()]
+    attempts = [
+        json.loads(line) for line in (root / RUN / "attempts.jsonl").read_text().splitlines()
+    ]
     assert [a["outcome"] for a in attempts] == ["stopped", "finished"]
     assert attempts[0]["slurm_job_id"] == killed
     log = (root / "results/demo/logs/train/toy_6_unimatch_seed0.log").read_text()

@@ -30,15 +30,21 @@ def _spec(toy_root, config_dir, out, fraction=None):
     if fraction is not None:
         recipe = recipe.with_schedule_fraction(fraction)
     splits = toy_root.parent / "splits"
-    return RunSpec(recipe=recipe, data_root=toy_root, labeled_split=splits / "6" / "labeled.txt",
-                   val_split=splits / "val.txt", out_dir=out, seed=0)
+    return RunSpec(
+        recipe=recipe,
+        data_root=toy_root,
+        labeled_split=splits / "6" / "labeled.txt",
+        val_split=splits / "val.txt",
+        out_dir=out,
+        seed=0,
+    )
 
 
 def test_a_fraction_of_the_schedule_trains_that_share_with_the_schedule_compressed(
-        toy_root, config_dir, tmp_path):
+    toy_root, config_dir, tmp_path
+):
     # The tiny supervised toy recipe trains 12 iterations (test_trainer); a quarter is 3.
-    summary = train(_spec(toy_root, config_dir, tmp_path / "r", 0.25), progress=False,
-                    log_every=1)
+    summary = train(_spec(toy_root, config_dir, tmp_path / "r", 0.25), progress=False, log_every=1)
     assert summary["total_iters"] == summary["final_iter"] == 3
     assert summary["schedule_fraction"] == 0.25
     assert [h["iter"] for h in summary["history"]] == [3]  # evaluated once, at the end
@@ -49,8 +55,9 @@ def test_a_fraction_of_the_schedule_trains_that_share_with_the_schedule_compress
     with (tmp_path / "r" / "log.csv").open() as handle:
         lrs = [float(row["lr"]) for row in csv.DictReader(handle)]
     base = load_recipe("supervised", "toy", config_dir).optim
-    assert lrs == pytest.approx([poly_lr(base.lr, i, 3, base.poly_power) for i in range(3)],
-                                rel=1e-4)
+    assert lrs == pytest.approx(
+        [poly_lr(base.lr, i, 3, base.poly_power) for i in range(3)], rel=1e-4
+    )
 
 
 def test_shortened_iterations_round_up_and_keep_at_least_one(config_dir):
@@ -83,21 +90,49 @@ def test_bad_fractions_name_the_key(tmp_path, config_dir, repo):
         load_recipe("supervised", "toy", config_dir)
     grid = yaml.safe_load((repo / "config" / "smoke.yaml").read_text())
     (tmp_path / "g.yaml").write_text(yaml.safe_dump({**grid, "schedule_fraction": 1.5}))
-    with pytest.raises(ConfigError, match=r"g.yaml: config.schedule_fraction: expected a "
-                                          r"number in \(0, 1\], got 1.5"):
+    with pytest.raises(
+        ConfigError,
+        match=r"g.yaml: config.schedule_fraction: expected a "
+        r"number in \(0, 1\], got 1.5",
+    ):
         load_grid(tmp_path / "g.yaml")
-    proc = subprocess.run([sys.executable, "-m", "semivl.cli", "train", "--dataset", "toy",
-                           "--split", "6", "--method", "supervised", "--seed", "0",
-                           "--data-root", str(tmp_path), "--splits-dir", str(tmp_path),
-                           "--config-dir", str(config_dir), "--out", str(tmp_path / "o"),
-                           "--schedule-fraction", "0"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "semivl.cli",
+            "train",
+            "--dataset",
+            "toy",
+            "--split",
+            "6",
+            "--method",
+            "supervised",
+            "--seed",
+            "0",
+            "--data-root",
+            str(tmp_path),
+            "--splits-dir",
+            str(tmp_path),
+            "--config-dir",
+            str(config_dir),
+            "--out",
+            str(tmp_path / "o"),
+            "--schedule-fraction",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "schedule_fraction" in proc.stderr
     assert not (tmp_path / "o").exists()
 
 
 def test_the_smoke_grid_runs_every_method_once_on_the_fewest_labels(repo):
-    smoke, full = load_grid(repo / "config" / "smoke.yaml"), load_grid(
-        repo / "config" / "config.yaml")
+    smoke, full = (
+        load_grid(repo / "config" / "smoke.yaml"),
+        load_grid(repo / "config" / "config.yaml"),
+    )
     assert smoke.results_dir != full.results_dir  # smoke runs never stand for real ones
     assert smoke.cells() == [("pascal", "92")]
     assert {m for _, _, m, _ in smoke.runs()} == set(full.methods("pascal"))
@@ -123,8 +158,18 @@ def test_plan_of_the_smoke_grid_is_about_an_hour_on_four_gpus(repo):
 
 
 def test_smoke_rows_are_flagged_in_the_tables():
-    rows = [{"dataset": "pascal", "split": "92", "num_labeled": 92, "method": m, "seed": 0,
-             "miou": 30.0, "miou_best": 30.0} for m in ("supervised", "semivl")]
+    rows = [
+        {
+            "dataset": "pascal",
+            "split": "92",
+            "num_labeled": 92,
+            "method": m,
+            "seed": 0,
+            "miou": 30.0,
+            "miou_best": 30.0,
+        }
+        for m in ("supervised", "semivl")
+    ]
     plain = render_tables(pd.DataFrame(rows))
     assert "Smoke run" not in plain and "## pascal\n" in plain
     smoke = render_tables(pd.DataFrame([{**r, "schedule_fraction": 0.003} for r in rows]))
@@ -140,13 +185,22 @@ def _slurm_idle() -> bool:
 
 @pytest.mark.slurm
 @pytest.mark.slow
-@pytest.mark.skipif(not _slurm_idle(), reason="no idle SLURM node (start one: "
-                                              ".ci/start_slurm.sh)")
+@pytest.mark.skipif(not _slurm_idle(), reason="no idle SLURM node (start one: .ci/start_slurm.sh)")
 def test_smoke_grid_dry_run_on_slurm_lists_its_jobs_with_their_resources(tmp_path):
     root = _checkout(tmp_path)
     # `all` before --configfile, which takes every file name that follows it.
-    out = _run([str(BIN / "snakemake"), "--profile", "slurm", "-n", "all", "--configfile",
-                "config/smoke.yaml"], root)
+    out = _run(
+        [
+            str(BIN / "snakemake"),
+            "--profile",
+            "slurm",
+            "-n",
+            "all",
+            "--configfile",
+            "config/smoke.yaml",
+        ],
+        root,
+    )
     jobs = _jobs_by_rule(out, "train")
     assert len(jobs) == 11 and {j["split"] for j in jobs} == {"92"}
     assert {j["seed"] for j in jobs} == {"0"}

@@ -52,41 +52,67 @@ def npy(rows: torch.Tensor, dtype=np.float16) -> bytes:
 def nudged(rows: torch.Tensor, index: int, cosine: float) -> torch.Tensor:
     """``rows`` with row ``index`` turned away from itself to the given cosine."""
     out = torch.nn.functional.normalize(rows.double(), dim=-1)
-    other = torch.randn(out.shape[1], generator=torch.Generator().manual_seed(index),
-                        dtype=torch.float64)
+    other = torch.randn(
+        out.shape[1], generator=torch.Generator().manual_seed(index), dtype=torch.float64
+    )
     other = torch.nn.functional.normalize(other - (other @ out[index]) * out[index], dim=0)
-    out[index] = cosine * out[index] + (1 - cosine ** 2) ** 0.5 * other
+    out[index] = cosine * out[index] + (1 - cosine**2) ** 0.5 * other
     return out
 
 
 def setup_config(config_dir, url: str, mapping: dict, comparable: bool = True) -> None:
     """Point the config copy's upstream_text.yaml at the server (nothing pinned) and mark the
     tiny CLIP as the one upstream computed its embeddings with."""
-    (config_dir / "upstream_text.yaml").write_text(yaml.safe_dump({
-        "repo": "upstream/semivl", "commit": COMMIT, "folder": "emb",
-        "url": url + "/{repo}/{commit}/{folder}/{file}", "datasets": {"toy": mapping}}))
+    (config_dir / "upstream_text.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "repo": "upstream/semivl",
+                "commit": COMMIT,
+                "folder": "emb",
+                "url": url + "/{repo}/{commit}/{folder}/{file}",
+                "datasets": {"toy": mapping},
+            }
+        )
+    )
     clips = yaml.safe_load((config_dir / "clip.yaml").read_text())
     clips[CLIP]["upstream_text"] = comparable
     (config_dir / "clip.yaml").write_text(yaml.safe_dump(clips))
 
 
 def run_text(config_dir, own, tmp_path) -> int:
-    return main(["text", "--dataset", "toy", "--clip", CLIP, "--config-dir", str(config_dir),
-                 "--clip-dir", str(own["clip_dir"]), "--out-dir", str(tmp_path / "text"),
-                 "--cache-dir", str(tmp_path / "cache")])
+    return main(
+        [
+            "text",
+            "--dataset",
+            "toy",
+            "--clip",
+            CLIP,
+            "--config-dir",
+            str(config_dir),
+            "--clip-dir",
+            str(own["clip_dir"]),
+            "--out-dir",
+            str(tmp_path / "text"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
 
 
 def agreeing(own) -> dict[str, bytes]:
     """Upstream files that agree, the names' row 2 ('dog') least (cosine 0.9995)."""
-    return {f"{SERVED}/{NAMES}": npy(nudged(own["names"], 2, 0.9995)),
-            f"{SERVED}/{CONCEPTS}": npy(own["concepts"])}
+    return {
+        f"{SERVED}/{NAMES}": npy(nudged(own["names"], 2, 0.9995)),
+        f"{SERVED}/{CONCEPTS}": npy(own["concepts"]),
+    }
 
 
 MAPPING = {"names": NAMES, "concepts": CONCEPTS}
 
 
 def test_agreeing_embeddings_pass_and_the_sidecar_records_the_worst_row(
-        config_dir, own, tmp_path, capsys):
+    config_dir, own, tmp_path, capsys
+):
     files = agreeing(own)
     with FileServer(files) as server:
         setup_config(config_dir, server.url, MAPPING)
@@ -105,8 +131,8 @@ def test_agreeing_embeddings_pass_and_the_sidecar_records_the_worst_row(
     assert record["variants"]["concepts"]["min_cosine"] > 0.9999
     # No upstream file for the toy's concept averages: its definitions are this project's own.
     assert record["variants"]["concept_avg"]["check"] == (
-        "not compared: its class definitions are this project's own (definitions_source: "
-        "project)")
+        "not compared: its class definitions are this project's own (definitions_source: project)"
+    )
     emb = torch.load(tmp_path / "text" / CLIP / "toy.pt", weights_only=True)
     assert emb["names"].shape == (5, 64)
     copy = tmp_path / "text" / "upstream" / COMMIT[:12] / NAMES
@@ -121,7 +147,8 @@ def sha256_of_bytes(data: bytes) -> str:
 
 @pytest.mark.parametrize("variant,index,text", [("names", 4, "fish"), ("concepts", 3, "cat")])
 def test_a_disagreeing_row_fails_naming_dataset_variant_and_row(
-        config_dir, own, tmp_path, capsys, variant, index, text):
+    config_dir, own, tmp_path, capsys, variant, index, text
+):
     files = agreeing(own)
     file = NAMES if variant == "names" else CONCEPTS
     files[f"{SERVED}/{file}"] = npy(nudged(own[variant], index, 0.995))
@@ -147,14 +174,20 @@ def test_a_wrong_row_count_fails(config_dir, own, tmp_path, capsys):
     assert not (tmp_path / "text" / CLIP / "toy.pt").exists()
 
 
-@pytest.mark.parametrize("body,message", [
-    (b"<html>not found</html>", "not a readable .npy file"),
-    (npy(torch.eye(5, 64), np.float32), "expected a float16 array of shape [rows, dim], got "
-                                        "float32"),
-    (npy(torch.eye(5, 64))[:-40], "not a readable .npy file"),
-])
-def test_an_unusable_upstream_file_is_named_and_never_pinned(config_dir, own, tmp_path, capsys,
-                                                             body, message):
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        (b"<html>not found</html>", "not a readable .npy file"),
+        (
+            npy(torch.eye(5, 64), np.float32),
+            "expected a float16 array of shape [rows, dim], got float32",
+        ),
+        (npy(torch.eye(5, 64))[:-40], "not a readable .npy file"),
+    ],
+)
+def test_an_unusable_upstream_file_is_named_and_never_pinned(
+    config_dir, own, tmp_path, capsys, body, message
+):
     files = {**agreeing(own), f"{SERVED}/{NAMES}": body}
     with FileServer(files) as server:
         setup_config(config_dir, server.url, MAPPING)
@@ -166,15 +199,17 @@ def test_an_unusable_upstream_file_is_named_and_never_pinned(config_dir, own, tm
 
 
 def test_sha256_is_pinned_on_first_fetch_and_a_changed_file_is_refused(
-        config_dir, own, tmp_path, capsys):
+    config_dir, own, tmp_path, capsys
+):
     files = agreeing(own)
     with FileServer(files) as server:
         setup_config(config_dir, server.url, MAPPING)
         assert run_text(config_dir, own, tmp_path) == 0
         lock = yaml.safe_load((config_dir / "upstream_text.lock.yaml").read_text())
-        assert lock == {f"{COMMIT[:12]}/{NAMES}": sha256_of_bytes(files[f"{SERVED}/{NAMES}"]),
-                        f"{COMMIT[:12]}/{CONCEPTS}": sha256_of_bytes(
-                            files[f"{SERVED}/{CONCEPTS}"])}
+        assert lock == {
+            f"{COMMIT[:12]}/{NAMES}": sha256_of_bytes(files[f"{SERVED}/{NAMES}"]),
+            f"{COMMIT[:12]}/{CONCEPTS}": sha256_of_bytes(files[f"{SERVED}/{CONCEPTS}"]),
+        }
         requests = len(server.requests)
         assert run_text(config_dir, own, tmp_path) == 0  # from the cache, verified
         assert len(server.requests) == requests
@@ -193,8 +228,9 @@ def test_a_clip_upstream_did_not_use_is_not_compared(config_dir, own, tmp_path, 
     setup_config(config_dir, "http://127.0.0.1:9", MAPPING, comparable=False)
     assert run_text(config_dir, own, tmp_path) == 0
     record = json.loads((tmp_path / "text" / CLIP / "toy.json").read_text())
-    assert record["check"].startswith(f"not compared: CLIP '{CLIP}' is not the model upstream "
-                                      "computed its text embeddings with")
+    assert record["check"].startswith(
+        f"not compared: CLIP '{CLIP}' is not the model upstream computed its text embeddings with"
+    )
     assert "upstream_text is false in config/clip.yaml" in record["check"]
     assert "variants" not in record
     assert "upstream check not compared" in capsys.readouterr().out
@@ -210,23 +246,33 @@ def write_upstream_recipe(config_dir, text: str = UPSTREAM_RECIPE) -> None:
 
 def test_the_upstream_option_is_checked_at_recipe_load(config_dir):
     write_upstream_recipe(config_dir, UPSTREAM_RECIPE.replace("upstream}", "theirs}"))
-    with pytest.raises(ConfigError, match=r"semivl_upstream/toy.yaml: model.args."
-                       r"text_embeddings: expected 'project' or 'upstream', got 'theirs'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"semivl_upstream/toy.yaml: model.args."
+        r"text_embeddings: expected 'project' or 'upstream', got 'theirs'",
+    ):
         load_recipe("semivl_upstream", "toy", config_dir)
     write_upstream_recipe(config_dir)
     setup_config(config_dir, "http://127.0.0.1:9", MAPPING, comparable=False)
-    with pytest.raises(ConfigError, match=r"semivl_upstream/toy.yaml: model.args."
-                       r"text_embeddings: 'upstream': needs the CLIP upstream computed them "
-                       r"with; 'tiny_clip_random' has upstream_text: false"):
+    with pytest.raises(
+        ConfigError,
+        match=r"semivl_upstream/toy.yaml: model.args."
+        r"text_embeddings: 'upstream': needs the CLIP upstream computed them "
+        r"with; 'tiny_clip_random' has upstream_text: false",
+    ):
         load_recipe("semivl_upstream", "toy", config_dir)
     setup_config(config_dir, "http://127.0.0.1:9", {"names": NAMES})
-    with pytest.raises(ConfigError, match=r"semivl_upstream/toy.yaml: .*upstream has no "
-                       r"concept_max text embeddings for toy \(guidance.text"):
+    with pytest.raises(
+        ConfigError,
+        match=r"semivl_upstream/toy.yaml: .*upstream has no "
+        r"concept_max text embeddings for toy \(guidance.text",
+    ):
         load_recipe("semivl_upstream", "toy", config_dir)
 
 
 def test_the_upstream_option_trains_on_upstream_rows_and_provenance_records_the_check(
-        config_dir, own, toy_root, tmp_path):
+    config_dir, own, toy_root, tmp_path
+):
     from semivl.engine.guidance import build_guidance
     from semivl.engine.trainer import RunSpec
     from semivl.models import build_model
@@ -238,9 +284,17 @@ def test_the_upstream_option_trains_on_upstream_rows_and_provenance_records_the_
     write_upstream_recipe(config_dir)
     recipe = load_recipe("semivl_upstream", "toy", config_dir)
     splits = toy_root.parent / "splits"
-    spec = RunSpec(recipe=recipe, data_root=toy_root, labeled_split=splits / "6" / "labeled.txt",
-                   val_split=splits / "val.txt", out_dir=tmp_path / "run", seed=0,
-                   config_dir=config_dir, clip_dir=own["clip_dir"], text_dir=tmp_path / "text")
+    spec = RunSpec(
+        recipe=recipe,
+        data_root=toy_root,
+        labeled_split=splits / "6" / "labeled.txt",
+        val_split=splits / "val.txt",
+        out_dir=tmp_path / "run",
+        seed=0,
+        config_dir=config_dir,
+        clip_dir=own["clip_dir"],
+        text_dir=tmp_path / "text",
+    )
     model = build_model(recipe.model, 5, spec.model_context())
     upstream_names = torch.from_numpy(np.load(io.BytesIO(files[f"{SERVED}/{NAMES}"]))).float()
     assert torch.equal(model.text_embeddings, upstream_names)  # not the project's own rows
@@ -251,10 +305,29 @@ def test_the_upstream_option_trains_on_upstream_rows_and_provenance_records_the_
     assert torch.equal(guidance.concept_class, own["concept_class"])
 
     run = tmp_path / "run"
-    common = ["--dataset", "toy", "--split", "6", "--method", "semivl_upstream", "--seed", "0",
-              "--data-root", str(toy_root), "--splits-dir", str(splits),
-              "--config-dir", str(config_dir), "--clip-dir", str(own["clip_dir"]),
-              "--text-dir", str(tmp_path / "text"), "--no-progress", "--device", "cpu"]
+    common = [
+        "--dataset",
+        "toy",
+        "--split",
+        "6",
+        "--method",
+        "semivl_upstream",
+        "--seed",
+        "0",
+        "--data-root",
+        str(toy_root),
+        "--splits-dir",
+        str(splits),
+        "--config-dir",
+        str(config_dir),
+        "--clip-dir",
+        str(own["clip_dir"]),
+        "--text-dir",
+        str(tmp_path / "text"),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     assert main(["train", *common, "--out", str(run)]) == 0
     record = json.loads((run / "provenance.json").read_text())["text_embeddings"]
     assert record["source"] == "upstream"
@@ -262,7 +335,8 @@ def test_the_upstream_option_trains_on_upstream_rows_and_provenance_records_the_
     assert record["check"]["variants"]["names"]["worst_row"]["text"] == "dog"
     assert record["upstream"]["files"] == {
         NAMES: sha256_of_bytes(files[f"{SERVED}/{NAMES}"]),
-        CONCEPTS: sha256_of_bytes(files[f"{SERVED}/{CONCEPTS}"])}
+        CONCEPTS: sha256_of_bytes(files[f"{SERVED}/{CONCEPTS}"]),
+    }
     assert record["sha256"] == sha256_of(tmp_path / "text" / CLIP / "toy.pt")
 
     # The copy training reads is verified on every use.
@@ -280,21 +354,33 @@ def test_provenance_of_a_project_run_records_the_sidecar(config_dir, own, tmp_pa
     assert run_text(config_dir, own, tmp_path) == 0
     recipe = load_recipe("semivl", "toy", config_dir)
     (tmp_path / "run").mkdir()
-    written = write_provenance(tmp_path / "run", seed=0, configs=[], text_embeddings=(
-        run_text_record(recipe, tmp_path / "text", config_dir)))
+    written = write_provenance(
+        tmp_path / "run",
+        seed=0,
+        configs=[],
+        text_embeddings=(run_text_record(recipe, tmp_path / "text", config_dir)),
+    )
     record = json.loads((tmp_path / "run" / "provenance.json").read_text())["text_embeddings"]
     assert record == written["text_embeddings"] and record["source"] == "project"
     assert record["check"]["check"].startswith("not compared: CLIP 'tiny_clip_random'")
-    assert run_text_record(load_recipe("supervised", "toy", config_dir), tmp_path / "text",
-                           config_dir) is None
+    assert (
+        run_text_record(load_recipe("supervised", "toy", config_dir), tmp_path / "text", config_dir)
+        is None
+    )
 
 
 # Rows of upstream's files (docs/upstream.md, SemiVL text embeddings; checked on the files at
 # the pinned commit).
-UPSTREAM_ROWS = {"voc12_wbg_single.npy": 21, "voc12_wbg_concept4_single.npy": 98,
-                 "voc12_wbg_conceptavg4_single.npy": 21, "coco_single.npy": 81,
-                 "ade_single.npy": 150, "cityscapes_single.npy": 19,
-                 "cityscapes_concept3_single.npy": 54, "cityscapes_conceptavg3_single.npy": 19}
+UPSTREAM_ROWS = {
+    "voc12_wbg_single.npy": 21,
+    "voc12_wbg_concept4_single.npy": 98,
+    "voc12_wbg_conceptavg4_single.npy": 21,
+    "coco_single.npy": 81,
+    "ade_single.npy": 150,
+    "cityscapes_single.npy": 19,
+    "cityscapes_concept3_single.npy": 54,
+    "cityscapes_conceptavg3_single.npy": 19,
+}
 
 
 def test_the_shipped_mapping_fits_the_class_texts(repo):
@@ -311,4 +397,5 @@ def test_the_shipped_mapping_fits_the_class_texts(repo):
             assert set(files) == {"names"}, dataset  # no upstream definitions to compare
         rows = row_texts(texts)
         assert {key: len(rows[key]) for key in files} == {
-            key: UPSTREAM_ROWS[file] for key, file in files.items()}, dataset
+            key: UPSTREAM_ROWS[file] for key, file in files.items()
+        }, dataset

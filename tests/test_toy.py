@@ -112,8 +112,9 @@ def test_captions_are_deterministic_and_name_exactly_the_classes_in_the_mask(tmp
     for name, options in CAPTION_WORDS.items():
         assert {word for word, _ in options} <= set(definitions[name])
     for phrases in BACKGROUND_WORDS.values():
-        assert all(any(concept in phrase for concept in definitions["background"])
-                   for phrase in phrases)
+        assert all(
+            any(concept in phrase for concept in definitions["background"]) for phrase in phrases
+        )
 
 
 def test_pretraining_scenes_never_repeat_a_segmentation_image(tmp_path):
@@ -143,8 +144,10 @@ def test_captions_fit_the_tiny_clip_context():
     pattern = max(PATTERNS, key=len)
     colour = max((name for name, _, _ in SCHEMES), key=len)
     animal = f"a {pattern} {colour} {longest}"
-    worst = (f"a picture of {animal}, {animal} and {animal} "
-             f"{max((p for ps in BACKGROUND_WORDS.values() for p in ps), key=len)}")
+    worst = (
+        f"a picture of {animal}, {animal} and {animal} "
+        f"{max((p for ps in BACKGROUND_WORDS.values() for p in ps), key=len)}"
+    )
     tokenize_captions([worst], context)
     with pytest.raises(ValueError, match="context_length"):
         tokenize_captions([worst + " and more words" * 5], context)
@@ -165,7 +168,8 @@ def test_the_dataset_config_names_the_generators_looks(repo):
     assert tuple(cfg.class_names) == CLASS_NAMES
     assert cfg.appearance_modes.dir == MODE_DIR
     assert cfg.appearance_modes.names() == [
-        f"{CLASS_NAMES[c]}/{m} {look_name(c, m)}" for c in range(1, 5) for m in range(NUM_MODES)]
+        f"{CLASS_NAMES[c]}/{m} {look_name(c, m)}" for c in range(1, 5) for m in range(NUM_MODES)
+    ]
 
 
 def _split_looks(tmp_path, repo):
@@ -184,7 +188,8 @@ def _split_looks(tmp_path, repo):
 
 
 def test_few_label_splits_miss_looks_that_more_labels_and_the_pretraining_scenes_show(
-        tmp_path, repo):
+    tmp_path, repo
+):
     cfg, shown = _split_looks(tmp_path, repo)
     # measured on the demo's data: 6 labels show 8 of the 16 looks (cat/0, the commonest
     # cat, among the missed), 12 show 11, 24 and 48 show 15 (all but dog/3 plain green)

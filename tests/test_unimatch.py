@@ -49,18 +49,19 @@ def test_unlabeled_item_marks_padding(tmp_path, repo):
     assert (ignore[:16, :20] == 0).all() and (ignore[16:] == 255).all()
     assert (ignore[:, 20:] == 255).all()
     again = data[(0, (1, 2, 3, 4))]
-    assert all(torch.equal(a, b) for a, b in zip(again, (weak, s1, s2, ignore, box1, box2),
-                                                 strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(again, (weak, s1, s2, ignore, box1, box2), strict=True)
+    )
 
 
 def test_feature_perturbation_changes_only_the_decoder_input():
     torch.manual_seed(0)
-    model = DeepLabV3Plus(5, backbone="tv_resnet10", dilations=(1, 2, 3), aspp_channels=16,
-                          low_level_channels=8).eval()
+    model = DeepLabV3Plus(
+        5, backbone="tv_resnet10", dilations=(1, 2, 3), aspp_channels=16, low_level_channels=8
+    ).eval()
     seen = {}
     model.backbone.register_forward_hook(lambda m, i, o: seen.setdefault("backbone", []).append(o))
-    model.decoder.register_forward_hook(
-        lambda m, i, o: seen.setdefault("decoder_in", []).append(i))
+    model.decoder.register_forward_hook(lambda m, i, o: seen.setdefault("decoder_in", []).append(i))
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         plain = model(x)
@@ -103,8 +104,7 @@ def test_unimatch_step_and_loss_hook():
     torch.manual_seed(0)
     loss, logs = unimatch_step(model, _batch(), crit, cfg, torch.device("cpu"), 3, 10)
     torch.manual_seed(0)
-    loss_h, logs_h = unimatch_step(model, _batch(), crit, cfg, torch.device("cpu"), 3, 10,
-                                   [hook])
+    loss_h, logs_h = unimatch_step(model, _batch(), crit, cfg, torch.device("cpu"), 3, 10, [hook])
     assert torch.isfinite(loss) and set(logs) == {"loss_x", "loss_s", "loss_fp", "mask_ratio"}
     assert loss_h.item() == pytest.approx(loss.item() + 1.5) and logs_h["extra"] == 1.5
     ctx = calls[0]
@@ -140,8 +140,14 @@ def test_backbone_width_scales_the_small_resnets():
     assert narrow.layer4[0].conv2.weight.shape == (256, 256, 3, 3)
     c1, c4 = narrow(torch.randn(2, 3, 64, 64))
     assert c1.shape == (2, 32, 16, 16) and c4.shape == (2, 256, 4, 4)  # layer4 keeps stride 16
-    model = DeepLabV3Plus(5, backbone="tv_resnet18", dilations=(1, 2, 3), aspp_channels=16,
-                          low_level_channels=8, backbone_width=16)
+    model = DeepLabV3Plus(
+        5,
+        backbone="tv_resnet18",
+        dilations=(1, 2, 3),
+        aspp_channels=16,
+        low_level_channels=8,
+        backbone_width=16,
+    )
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 5, 32, 32)
     with pytest.raises(ValueError, match="backbone_width applies to"):
         DeepLabV3Plus(5, backbone="resnet50", backbone_width=32)

@@ -18,21 +18,38 @@ def _millions(module: torch.nn.Module) -> float:
     return round(sum(p.numel() for p in module.parameters()) / 1e6, 1)
 
 
-@pytest.mark.parametrize("size, total, encoder, decoder", [
-    ("small", 24.8, 22.1, 2.7), ("base", 97.5, 86.6, 10.9)])
+@pytest.mark.parametrize(
+    "size, total, encoder, decoder", [("small", 24.8, 22.1, 2.7), ("base", 97.5, 86.6, 10.9)]
+)
 def test_parameter_counts_match_the_v2_logs(size, total, encoder, decoder):
     """docs/upstream.md, UniMatch V2: total / encoder / decoder as V2's logs print them
     (21 classes)."""
     model = build_unimatch_v2(21, size)
     assert (_millions(model), _millions(model.backbone), _millions(model.head)) == (
-        total, encoder, decoder)
-    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-                   for m in model.modules())  # the DPT head has no batch norm
+        total,
+        encoder,
+        decoder,
+    )
+    assert not any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()
+    )  # the DPT head has no batch norm
 
 
 def test_model_summary_prints_the_counts(capsys):
-    assert main(["model-summary", "--dataset", "pascal", "--method", "unimatch_v2",
-                 "--config-dir", str(REPO / "config")]) == 0
+    assert (
+        main(
+            [
+                "model-summary",
+                "--dataset",
+                "pascal",
+                "--method",
+                "unimatch_v2",
+                "--config-dir",
+                str(REPO / "config"),
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert round(summary["total"] / 1e6, 1) == 97.5
     assert round(summary["by_module"]["backbone"]["total"] / 1e6, 1) == 86.6
@@ -70,8 +87,7 @@ def test_the_same_mask_reaches_every_level_and_token(monkeypatch):
     drawn = {}
 
     def fixed(b, channels, device="cpu", generator=None):
-        drawn["mask"] = complementary_masks(b, channels, device,
-                                            torch.Generator().manual_seed(1))
+        drawn["mask"] = complementary_masks(b, channels, device, torch.Generator().manual_seed(1))
         return drawn["mask"]
 
     seen = {}
@@ -113,16 +129,45 @@ def test_the_toy_recipes_train_and_evaluate_the_real_network(toy_root, config_di
     for method in ("unimatch_v2", "supervised_v2"):
         recipe = load_recipe(method, "toy", config_dir)
         out = tmp_path / method
-        summary = train(RunSpec(recipe=recipe, data_root=toy_root,
-                                labeled_split=splits / "6" / "labeled.txt",
-                                unlabeled_split=splits / "6" / "unlabeled.txt",
-                                val_split=splits / "val.txt", out_dir=out, seed=0),
-                        device="cpu", progress=False)
+        summary = train(
+            RunSpec(
+                recipe=recipe,
+                data_root=toy_root,
+                labeled_split=splits / "6" / "labeled.txt",
+                unlabeled_split=splits / "6" / "unlabeled.txt",
+                val_split=splits / "val.txt",
+                out_dir=out,
+                seed=0,
+            ),
+            device="cpu",
+            progress=False,
+        )
         assert summary["total_iters"] >= 1 and 0 <= summary["best_miou"] <= 100
-        assert main(["evaluate", "--dataset", "toy", "--split", "6", "--method", method,
-                     "--data-root", str(toy_root), "--splits-dir", str(splits),
-                     "--config-dir", str(config_dir), "--run-dir", str(out), "--seed", "0",
-                     "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--dataset",
+                    "toy",
+                    "--split",
+                    "6",
+                    "--method",
+                    method,
+                    "--data-root",
+                    str(toy_root),
+                    "--splits-dir",
+                    str(splits),
+                    "--config-dir",
+                    str(config_dir),
+                    "--run-dir",
+                    str(out),
+                    "--seed",
+                    "0",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         metrics = json.loads((out / "metrics.json").read_text())
         assert 0 <= metrics["miou"] <= 100
     assert (tmp_path / "unimatch_v2" / "model_student.pt").is_file()

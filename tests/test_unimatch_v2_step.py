@@ -37,8 +37,9 @@ class _CompDropFCN(nn.Module):
 
     def __init__(self, num_classes: int, width: int = 8) -> None:
         super().__init__()
-        self.backbone = nn.Sequential(nn.Conv2d(3, width, 3, padding=1),
-                                      nn.BatchNorm2d(width), nn.ReLU())
+        self.backbone = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()
+        )
         self.decoder = nn.Conv2d(width, num_classes, 1)
 
     def forward(self, x: torch.Tensor, comp_drop: bool = False) -> torch.Tensor:
@@ -124,8 +125,15 @@ class _Recorder(nn.Module):
 
 def _cfg(conf_thresh: float = 0.5):
     cfg = load_recipe("unimatch", "pascal").train
-    return dataclasses.replace(cfg, **{"method": "unimatch_v2", "conf_thresh": conf_thresh,
-                        "conf_mode": "pixelwise", "criterion": "ce"})
+    return dataclasses.replace(
+        cfg,
+        **{
+            "method": "unimatch_v2",
+            "conf_thresh": conf_thresh,
+            "conf_mode": "pixelwise",
+            "criterion": "ce",
+        },
+    )
 
 
 def test_step_losses_teacher_and_comp_drop():
@@ -144,10 +152,14 @@ def test_step_losses_teacher_and_comp_drop():
     student = _Recorder(weak * 0, lab, strong)
     teacher = _Recorder(weak, lab, strong).train()
     cfg = _cfg()
-    loss, logs = unimatch_v2_step(student, teacher, ((img_x, mask_x),
-                                                      (img_u_w, s1, s2, ignore, box1, box2)),
-                                  nn.CrossEntropyLoss(ignore_index=IGNORE), cfg,
-                                  torch.device("cpu"))
+    loss, logs = unimatch_v2_step(
+        student,
+        teacher,
+        ((img_x, mask_x), (img_u_w, s1, s2, ignore, box1, box2)),
+        nn.CrossEntropyLoss(ignore_index=IGNORE),
+        cfg,
+        torch.device("cpu"),
+    )
     # The teacher predicted the weak view once, in eval mode, without comp_drop.
     assert len(teacher.calls) == 1
     _, drop, training, x = teacher.calls[0]
@@ -165,10 +177,16 @@ def test_step_losses_teacher_and_comp_drop():
     parts = []
     for box, pred in ((box1, strong[:b]), (box2, strong[b:])):
         sel = box == 1
-        parts.append(unsupervised_loss(pred, torch.where(sel, label.flip(0), label),
-                                       torch.where(sel, conf.flip(0), conf),
-                                       torch.where(sel, ignore.flip(0), ignore),
-                                       "pixelwise", 0.5))
+        parts.append(
+            unsupervised_loss(
+                pred,
+                torch.where(sel, label.flip(0), label),
+                torch.where(sel, conf.flip(0), conf),
+                torch.where(sel, ignore.flip(0), ignore),
+                "pixelwise",
+                0.5,
+            )
+        )
     l1, l2 = parts
     assert l1 > 0 and l2 > 0
     torch.testing.assert_close(loss, (lx + (l1 + l2) / 2) / 2)
@@ -192,51 +210,64 @@ def test_labeled_upsample_repeats_the_list():
     assert schedule(big, labeled_stream_length(big, 92), 1)[1] == 3000 // 16  # 16 per step
 
 
-TINY_V2 = TINY_UNIMATCH.replace("method: unimatch", "method: unimatch_v2").replace(
-    "name: deeplabv3plus", "name: test_v2_fcn").replace(
-    "args: {backbone: tv_resnet10, dilations: [1, 2, 3], aspp_channels: 16, "
-    "low_level_channels: 8}", "args: {width: 8}").replace(
-    "checkpoint_every_iters: 3", "checkpoint_every_iters: 3\n  ema_momentum: 0.9\n"
-    "  conf_thresh: 0.5").replace("eval_every_iters: 6", "eval_every_iters: 4")
+TINY_V2 = (
+    TINY_UNIMATCH.replace("method: unimatch", "method: unimatch_v2")
+    .replace("name: deeplabv3plus", "name: test_v2_fcn")
+    .replace(
+        "args: {backbone: tv_resnet10, dilations: [1, 2, 3], aspp_channels: 16, "
+        "low_level_channels: 8}",
+        "args: {width: 8}",
+    )
+    .replace(
+        "checkpoint_every_iters: 3",
+        "checkpoint_every_iters: 3\n  ema_momentum: 0.9\n  conf_thresh: 0.5",
+    )
+    .replace("eval_every_iters: 6", "eval_every_iters: 4")
+)
 
 
 def _v2_spec(toy_root: Path, config_dir: Path, out: Path, seed: int = 0) -> RunSpec:
-    (config_dir / "recipes" / "unimatch_v2" / "toy.yaml").write_text(
-        TINY_V2)
+    (config_dir / "recipes" / "unimatch_v2" / "toy.yaml").write_text(TINY_V2)
     splits = toy_root.parent / "splits"
-    return RunSpec(recipe=load_recipe("unimatch_v2", "toy", config_dir), data_root=toy_root,
-                   labeled_split=splits / "6" / "labeled.txt",
-                   unlabeled_split=splits / "6" / "unlabeled.txt", val_split=splits / "val.txt",
-                   out_dir=out, seed=seed)
+    return RunSpec(
+        recipe=load_recipe("unimatch_v2", "toy", config_dir),
+        data_root=toy_root,
+        labeled_split=splits / "6" / "labeled.txt",
+        unlabeled_split=splits / "6" / "unlabeled.txt",
+        val_split=splits / "val.txt",
+        out_dir=out,
+        seed=seed,
+    )
 
 
 def test_v2_plan_has_no_mix_stream(toy_root, config_dir, tmp_path):
     from semivl.engine import distributed as D
 
-    plan = make_plan(_v2_spec(toy_root, config_dir, tmp_path / "p"),
-                      D.DistInfo())
+    plan = make_plan(_v2_spec(toy_root, config_dir, tmp_path / "p"), D.DistInfo())
     assert plan.streams == [0, 1] and len(plan.datasets) == 2
 
 
 def test_v2_training_resume_is_exact(toy_root, config_dir, tmp_path):
-    straight = train(_v2_spec(toy_root, config_dir, tmp_path / "a"), progress=False,
-                     log_every=1)
+    straight = train(_v2_spec(toy_root, config_dir, tmp_path / "a"), progress=False, log_every=1)
     assert straight["total_iters"] == 9
     with pytest.raises(TrainingStopped):
-        train(_v2_spec(toy_root, config_dir, tmp_path / "b"), stop_after_steps=5,
-              progress=False, log_every=1)
+        train(
+            _v2_spec(toy_root, config_dir, tmp_path / "b"),
+            stop_after_steps=5,
+            progress=False,
+            log_every=1,
+        )
     assert "ema" in load_checkpoint(tmp_path / "b" / "last.pt")
-    resumed = train(_v2_spec(toy_root, config_dir, tmp_path / "b"), progress=False,
-                    log_every=1)
+    resumed = train(_v2_spec(toy_root, config_dir, tmp_path / "b"), progress=False, log_every=1)
     for name in ("model.pt", "model_student.pt", "best.pt"):
         a, b = load_checkpoint(tmp_path / "a" / name), load_checkpoint(tmp_path / "b" / name)
         for key in a:
             assert torch.equal(a[key], b[key]), (name, key)
     assert resumed["history"] == straight["history"]
     assert (tmp_path / "a" / "train_summary.json").read_bytes() == (
-        tmp_path / "b" / "train_summary.json").read_bytes()
-    ema, student = (load_checkpoint(tmp_path / "a" / n) for n in ("model.pt",
-                                                                 "model_student.pt"))
+        tmp_path / "b" / "train_summary.json"
+    ).read_bytes()
+    ema, student = (load_checkpoint(tmp_path / "a" / n) for n in ("model.pt", "model_student.pt"))
     assert not torch.equal(ema["decoder.weight"], student["decoder.weight"])
     summary = json.loads((tmp_path / "a" / "train_summary.json").read_text())
     assert {"best_miou_student", "final_miou_student", "final_eval_student"} <= summary.keys()
@@ -253,9 +284,14 @@ def test_supervised_plan_upsamples_the_labelled_split(toy_root, config_dir, tmp_
     path = config_dir / "recipes" / "supervised" / "toy.yaml"
     path.write_text(path.read_text().replace("iters: 12", "iters: 12\n  labeled_upsample_to: 10"))
     splits = toy_root.parent / "splits"
-    spec = RunSpec(recipe=load_recipe("supervised", "toy", config_dir), data_root=toy_root,
-                   labeled_split=splits / "6" / "labeled.txt", val_split=splits / "val.txt",
-                   out_dir=tmp_path / "s", seed=0)
+    spec = RunSpec(
+        recipe=load_recipe("supervised", "toy", config_dir),
+        data_root=toy_root,
+        labeled_split=splits / "6" / "labeled.txt",
+        val_split=splits / "val.txt",
+        out_dir=tmp_path / "s",
+        seed=0,
+    )
     plan = make_plan(spec, D.DistInfo())
     pairs = plan.datasets[0].pairs
     assert len(pairs) == 10 and pairs[6:] == pairs[:4] and plan.num_labeled == 6
@@ -291,12 +327,23 @@ def test_v2_two_processes_keep_an_ema(toy_root, config_dir, tmp_path):
 
     (config_dir / "recipes" / "unimatch_v2" / "toy.yaml").write_text(TINY_V2)
     script = tmp_path / "run.py"
-    script.write_text(_DDP_SCRIPT.format(tests=str(Path(__file__).parent), root=str(toy_root),
-                                         config=str(config_dir), out=str(tmp_path / "two")))
+    script.write_text(
+        _DDP_SCRIPT.format(
+            tests=str(Path(__file__).parent),
+            root=str(toy_root),
+            config=str(config_dir),
+            out=str(tmp_path / "two"),
+        )
+    )
     torchrun = Path(sys.executable).parent / "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert proc.stdout.count("STOPPED") == 2, proc.stderr[-3000:]
     ckpt = load_checkpoint(tmp_path / "two" / "last.pt")
     assert ckpt["iteration"] == 2 and len(ckpt["torch_rng"]) == 2

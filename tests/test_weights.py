@@ -61,14 +61,16 @@ def test_checksum_mismatch_is_refused(tmp_path, repo):
     aside = tmp_path / "cache" / "resnet50.pth.checksum-mismatch"
     assert aside.exists() and str(aside) in str(err.value)
     assert "0" * 64 in str(err.value) and hashlib.sha256(aside.read_bytes()).hexdigest() in str(
-        err.value)
+        err.value
+    )
 
 
 def test_interrupted_transfer_resumes(tmp_path):
     blob = bytes(range(256)) * 4000
     with FileServer({"big.bin": blob}, cut_first_after=100_000) as server:
-        sha = download([f"{server.url}/big.bin"], tmp_path / "big.bin", retries=3,
-                       progress=False, backoff_s=0)
+        sha = download(
+            [f"{server.url}/big.bin"], tmp_path / "big.bin", retries=3, progress=False, backoff_s=0
+        )
     assert (tmp_path / "big.bin").read_bytes() == blob
     assert sha == hashlib.sha256(blob).hexdigest()
     assert server.requests[0]["range"] is None
@@ -98,21 +100,31 @@ def test_key_report(tmp_path):
     assert torch.equal(target.conv1[0].weight, DeepStemResNet([1, 1, 1, 1]).conv1[0].weight)
     wrapped = tmp_path / "wrapped.pth"
     state = torch.load(path, weights_only=True)
-    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()
-                               if not k.startswith("layer4")}}, wrapped)
+    torch.save(
+        {"state_dict": {f"module.{k}": v for k, v in state.items() if not k.startswith("layer4")}},
+        wrapped,
+    )
     with pytest.raises(ValueError, match="not in the file"):
         load_pretrained(DeepStemResNet([1, 1, 1, 1]), wrapped)
-    report = load_pretrained(DeepStemResNet([1, 1, 1, 1]), wrapped, allow_missing=True,
-                             drop_keys_containing=["fc."])
+    report = load_pretrained(
+        DeepStemResNet([1, 1, 1, 1]), wrapped, allow_missing=True, drop_keys_containing=["fc."]
+    )
     assert report.dropped == ["fc.weight"] and report.unexpected == []
     assert report.missing[0].startswith("layer4")
 
 
 def test_upstream_parameter_names():
     names = set(DeepStemResNet([3, 4, 23, 3]).state_dict())
-    for key in ("conv1.0.weight", "conv1.1.running_mean", "conv1.3.weight", "conv1.6.weight",
-                "bn1.weight", "layer1.0.downsample.0.weight", "layer3.22.conv3.weight",
-                "layer4.2.bn3.bias"):
+    for key in (
+        "conv1.0.weight",
+        "conv1.1.running_mean",
+        "conv1.3.weight",
+        "conv1.6.weight",
+        "bn1.weight",
+        "layer1.0.downsample.0.weight",
+        "layer3.22.conv3.weight",
+        "layer4.2.bn3.bias",
+    ):
         assert key in names
     model = DeepStemResNet([3, 4, 23, 3])
     assert model.layer4[0].conv2.stride == (1, 1) and model.layer4[1].conv2.dilation == (2, 2)

@@ -39,8 +39,7 @@ SMALL_GRID = {
 
 
 def _run(cmd: list[str], cwd: Path, timeout: int = 600) -> str:
-    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout + proc.stderr
 
@@ -57,12 +56,14 @@ def _checkout(tmp: Path, grid: dict | None = None, tiny: bool = False) -> Path:
         (root / "config" / "recipes" / "supervised" / "toy.yaml").write_text(TINY_RECIPE)
         # The full toy set has about 230 unlabelled images: a batch of 16 keeps an epoch short.
         (root / "config" / "recipes" / "unimatch" / "toy.yaml").write_text(
-            TINY_UNIMATCH.replace("batch_size: 2", "batch_size: 16"))
+            TINY_UNIMATCH.replace("batch_size: 2", "batch_size: 16")
+        )
         # SemiVL on the tiny pretrained CLIP, as in the demo: the DAG pretrains it first.
         (root / "config" / "recipes" / "semivl" / "toy.yaml").write_text(
-            TINY_SEMIVL.replace("batch_size: 2", "batch_size: 16").replace(
-                "eval_every_iters: 3", "eval_every_iters: 7").replace(
-                "tiny_clip_random", "tiny_clip_toy"))
+            TINY_SEMIVL.replace("batch_size: 2", "batch_size: 16")
+            .replace("eval_every_iters: 3", "eval_every_iters: 7")
+            .replace("tiny_clip_random", "tiny_clip_toy")
+        )
         (root / "config" / "pretrain" / "tiny_clip_toy.yaml").write_text(TINY_PRETRAIN)
     _run(["git", "init", "-q"], root)
     return root
@@ -75,9 +76,11 @@ def _snakemake_outputs(root: Path, configfile: str) -> set[str]:
 
 
 def _dvc_outputs(root: Path) -> set[str]:
-    code = ("from dvc.repo import Repo\n"
-            "r = Repo('.')\n"
-            "print('\\n'.join(str(o.def_path) for s in r.index.stages for o in s.outs))")
+    code = (
+        "from dvc.repo import Repo\n"
+        "r = Repo('.')\n"
+        "print('\\n'.join(str(o.def_path) for s in r.index.stages for o in s.outs))"
+    )
     return set(_run([sys.executable, "-c", code], root).split())
 
 
@@ -89,9 +92,14 @@ def test_snakefile_and_dvc_declare_the_same_outputs(tmp_path):
     assert "results/demo/tables.md" in smk and "data/toy" in smk
     # 2 splits x 3 seeds x (3 methods + 6 ablations + 2 UniMatch V2 methods), and the zero-shot row
     assert sum(p.endswith("metrics.json") for p in smk) == 67
-    assert {"resources/weights", "resources/clip", "resources/text", "data/pretrain/tiny_clip_toy",
-            "resources/pretrained/tiny_clip_toy/model.pt",
-            "results/demo/zero_shot/toy/metrics.json"} <= smk
+    assert {
+        "resources/weights",
+        "resources/clip",
+        "resources/text",
+        "data/pretrain/tiny_clip_toy",
+        "resources/pretrained/tiny_clip_toy/model.pt",
+        "results/demo/zero_shot/toy/metrics.json",
+    } <= smk
 
 
 def _jobs_by_rule(dry_run: str, rule: str) -> list[dict[str, str]]:
@@ -125,8 +133,14 @@ def test_default_grid_lists_every_training_job_of_the_four_datasets(tmp_path):
     for dataset in ("pascal", "coco", "ade20k", "cityscapes"):
         for method in ("supervised", "unimatch", "semivl"):
             assert counts[(dataset, method)] == 5 * 3, (dataset, method)
-    ablations = ("semivl_no_definitions", "semivl_no_spatial_ft", "unimatch_vit",
-                 "unimatch_clip_init", "unimatch_clip_sft", "semivl_no_guidance")
+    ablations = (
+        "semivl_no_definitions",
+        "semivl_no_spatial_ft",
+        "unimatch_vit",
+        "unimatch_clip_init",
+        "unimatch_clip_sft",
+        "semivl_no_guidance",
+    )
     for method in ablations:
         assert counts[("pascal", method)] == 2 * 3
         assert {j["split"] for j in jobs if j["method"] == method} == {"92", "1464"}
@@ -157,8 +171,14 @@ def test_snakemake_rejects_a_bad_config(tmp_path):
     bad = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     bad["grid"]["blocks"][0]["seeds"] = ["zero"]
     (root / "bad.yaml").write_text(yaml.safe_dump(bad))
-    proc = subprocess.run([str(BIN / "snakemake"), "-n", "--configfile", "bad.yaml"], cwd=root,
-                          env=ENV, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "-n", "--configfile", "bad.yaml"],
+        cwd=root,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "zero" in proc.stderr + proc.stdout and "seeds" in proc.stderr + proc.stdout
 
@@ -182,8 +202,9 @@ def test_data_target_downloads_on_the_login_node_and_skips_what_exists(tmp_path)
     assert not any(j.get("dataset") == "pascal" for j in _jobs_by_rule(again, "prepare_data"))
 
 
-FIGURES = ["miou_vs_labels"] + [f"toy/{name}" for name in ("ablation", "per_class_iou",
-                                                             "training_curves", "qualitative")]
+FIGURES = ["miou_vs_labels"] + [
+    f"toy/{name}" for name in ("ablation", "per_class_iou", "training_curves", "qualitative")
+]
 
 
 def _check_tables(root: Path) -> str:
@@ -214,8 +235,7 @@ def _check_tables(root: Path) -> str:
 @pytest.mark.slow
 def test_snakemake_end_to_end(tmp_path):
     root = _checkout(tmp_path, grid=SMALL_GRID, tiny=True)
-    _run([str(BIN / "snakemake"), "all", "--cores", "2", "--configfile", "config/demo.yaml"],
-         root)
+    _run([str(BIN / "snakemake"), "all", "--cores", "2", "--configfile", "config/demo.yaml"], root)
     _check_tables(root)
     run = root / "results/demo/runs/toy/12/supervised/seed1"
     for name in ("model.pt", "metrics.json", "train_summary.json", "log.csv", "config.yaml"):
@@ -224,16 +244,31 @@ def test_snakemake_end_to_end(tmp_path):
     assert (root / "resources/text/tiny_clip_toy/toy.pt").is_file()
     summary = (root / "resources/pretrained/tiny_clip_toy/summary.json").read_text()
     assert '"num_scenes": 256' in summary
-    again = _run([str(BIN / "snakemake"), "all", "--cores", "2", "--configfile",
-                  "config/demo.yaml"], root)
+    again = _run(
+        [str(BIN / "snakemake"), "all", "--cores", "2", "--configfile", "config/demo.yaml"], root
+    )
     assert "Nothing to be done" in again
     # The HTML report: one self-contained file with the tables, figures and per-run logs.
-    _run([str(BIN / "snakemake"), "--configfile", "config/demo.yaml", "--report",
-          "results/demo/report.html"], root)
+    _run(
+        [
+            str(BIN / "snakemake"),
+            "--configfile",
+            "config/demo.yaml",
+            "--report",
+            "results/demo/report.html",
+        ],
+        root,
+    )
     page = (root / "results/demo/report.html").read_text()
-    assert len(page) > 100_000 and "<script src=\"http" not in page
-    for name in ("tables.html", "qualitative.png", "training_curves.png",
-                 "toy_12_supervised_seed1.log", "tiny_clip_toy.log", "toy_zero_shot.log"):
+    assert len(page) > 100_000 and '<script src="http' not in page
+    for name in (
+        "tables.html",
+        "qualitative.png",
+        "training_curves.png",
+        "toy_12_supervised_seed1.log",
+        "tiny_clip_toy.log",
+        "toy_zero_shot.log",
+    ):
         assert name in page, name
 
 
@@ -254,13 +289,18 @@ def test_dvc_repro_end_to_end(tmp_path):
     assert "cdn.jsdelivr" not in page and "vegaEmbed" in page and "miou" in page
     # An experiment that changes one recipe's hyperparameter reruns only that method's cells.
     _run(["git", "add", "-A"], root)
-    _run(["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "run"],
-         root)
-    exp = _run([str(BIN / "dvc"), "exp", "run", "-S",
-                "config/recipes/supervised/toy.yaml:optim.lr=0.001"], root, timeout=900)
+    _run(
+        ["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "run"], root
+    )
+    exp = _run(
+        [str(BIN / "dvc"), "exp", "run", "-S", "config/recipes/supervised/toy.yaml:optim.lr=0.001"],
+        root,
+        timeout=900,
+    )
     ran = {line.split("'")[1] for line in exp.splitlines() if line.startswith("Running stage")}
     assert {s for s in ran if s.startswith("train@")} == {
-        f"train@toy-{s}-supervised-seed{k}" for s in (6, 12) for k in (0, 1)}
+        f"train@toy-{s}-supervised-seed{k}" for s in (6, 12) for k in (0, 1)
+    }
     assert {"aggregate", "table", "plot_overview", "plot_dataset@toy"} <= ran
 
 
@@ -268,15 +308,35 @@ def test_dvc_repro_end_to_end(tmp_path):
 def test_failed_cell_keeps_going_and_is_reported(tmp_path):
     import torch
 
-    grid = {**SMALL_GRID, "grid": {**SMALL_GRID["grid"], "splits": [
-        {"dataset": "toy", "split": "6"}], "methods": ["supervised", "unimatch"], "seeds": [0]}}
+    grid = {
+        **SMALL_GRID,
+        "grid": {
+            **SMALL_GRID["grid"],
+            "splits": [{"dataset": "toy", "split": "6"}],
+            "methods": ["supervised", "unimatch"],
+            "seeds": [0],
+        },
+    }
     root = _checkout(tmp_path, grid=grid, tiny=True)
     run = root / "results/demo/runs/toy/6/unimatch/seed0"
     run.mkdir(parents=True)
     torch.save({"fingerprint": "another recipe"}, run / "last.pt")  # the trainer refuses it
-    proc = subprocess.run([str(BIN / "snakemake"), "all", "--cores", "2", "--keep-going",
-                           "--configfile", "config/demo.yaml"], cwd=root, env=ENV,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            str(BIN / "snakemake"),
+            "all",
+            "--cores",
+            "2",
+            "--keep-going",
+            "--configfile",
+            "config/demo.yaml",
+        ],
+        cwd=root,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode != 0
     assert (root / "results/demo/runs/toy/6/supervised/seed0/metrics.json").is_file()
     tables = (root / "results/demo/tables.md").read_text()

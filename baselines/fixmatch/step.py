@@ -36,9 +36,17 @@ from semivl.engine.losses import IGNORE, unsupervised_loss
 from semivl.engine.unimatch import paste
 
 
-def fixmatch_step(model: nn.Module, batch: tuple, criterion: nn.Module, cfg: TrainConfig,
-                  device: torch.device, iteration: int, total_iters: int,
-                  hooks: list | None = None, state=None) -> tuple[torch.Tensor, dict[str, float]]:
+def fixmatch_step(
+    model: nn.Module,
+    batch: tuple,
+    criterion: nn.Module,
+    cfg: TrainConfig,
+    device: torch.device,
+    iteration: int,
+    total_iters: int,
+    hooks: list | None = None,
+    state=None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one FixMatch iteration and its logs (``loss_x``, ``loss_s``,
     ``mask_ratio``). ``batch`` is (labelled, unlabelled, partner) as the method declares."""
     if hooks:

@@ -76,8 +76,15 @@ class ASPP(nn.Module):
 class DeepLabV3PlusDecoder(nn.Module):
     """ASPP on c4, a reduced c1 branch, two fuse convs and the classifier."""
 
-    def __init__(self, num_classes: int, low_channels: int, high_channels: int,
-                 dilations: tuple[int, int, int], width: int, low_level_channels: int) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        low_channels: int,
+        high_channels: int,
+        dilations: tuple[int, int, int],
+        width: int,
+        low_level_channels: int,
+    ) -> None:
         super().__init__()
         self.aspp = ASPP(high_channels, width, tuple(dilations))
         self.reduce = _conv_bn_relu(low_channels, low_level_channels, 1)
@@ -108,18 +115,30 @@ class DeepLabV3Plus(nn.Module):
             torchvision's widths).
     """
 
-    def __init__(self, num_classes: int, backbone: str = "resnet101",
-                 dilations: tuple[int, int, int] = (6, 12, 18), aspp_channels: int | None = None,
-                 low_level_channels: int = 48, backbone_width: int | None = None) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: str = "resnet101",
+        dilations: tuple[int, int, int] = (6, 12, 18),
+        aspp_channels: int | None = None,
+        low_level_channels: int = 48,
+        backbone_width: int | None = None,
+    ) -> None:
         super().__init__()
         self.backbone = build_backbone(backbone, backbone_width)
         high = self.backbone.high_channels
-        self.decoder = DeepLabV3PlusDecoder(num_classes, self.backbone.low_channels, high,
-                                            dilations, aspp_channels or high // 8,
-                                            low_level_channels)
+        self.decoder = DeepLabV3PlusDecoder(
+            num_classes,
+            self.backbone.low_channels,
+            high,
+            dilations,
+            aspp_channels or high // 8,
+            low_level_channels,
+        )
 
-    def forward(self, x: torch.Tensor, need_fp: bool = False, fp_rate: float = 0.5
-                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, need_fp: bool = False, fp_rate: float = 0.5
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits at the input size; with ``need_fp`` also the feature-perturbed logits.
 
         Feature perturbation (UniMatch): c1 and c4 are each concatenated with an independent
@@ -130,16 +149,26 @@ class DeepLabV3Plus(nn.Module):
         if need_fp:
             c1 = torch.cat((c1, F.dropout2d(c1, fp_rate, training=True)))
             c4 = torch.cat((c4, F.dropout2d(c4, fp_rate, training=True)))
-        out = F.interpolate(self.decoder(c1, c4), size=x.shape[-2:], mode="bilinear",
-                            align_corners=True)
+        out = F.interpolate(
+            self.decoder(c1, c4), size=x.shape[-2:], mode="bilinear", align_corners=True
+        )
         return out.chunk(2) if need_fp else out
 
 
-def build_deeplabv3plus(num_classes: int, backbone: str = "resnet101",
-                        dilations: tuple[int, int, int] = (6, 12, 18),
-                        aspp_channels: int | None = None, low_level_channels: int = 48,
-                        backbone_width: int | None = None) -> DeepLabV3Plus:
+def build_deeplabv3plus(
+    num_classes: int,
+    backbone: str = "resnet101",
+    dilations: tuple[int, int, int] = (6, 12, 18),
+    aspp_channels: int | None = None,
+    low_level_channels: int = 48,
+    backbone_width: int | None = None,
+) -> DeepLabV3Plus:
     """The registered builder of ``model.name: deeplabv3plus`` (recipe lists become tuples)."""
-    return DeepLabV3Plus(num_classes, backbone=backbone, dilations=tuple(dilations),
-                         aspp_channels=aspp_channels, low_level_channels=low_level_channels,
-                         backbone_width=backbone_width)
+    return DeepLabV3Plus(
+        num_classes,
+        backbone=backbone,
+        dilations=tuple(dilations),
+        aspp_channels=aspp_channels,
+        low_level_channels=low_level_channels,
+        backbone_width=backbone_width,
+    )

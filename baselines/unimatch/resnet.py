@@ -44,8 +44,9 @@ class DeepStemResNet(nn.Module):
         _init_like_torchvision(self)
         self.low_channels, self.high_channels = 256, 2048
 
-    def _make_layer(self, planes: int, blocks: int, stride: int = 1,
-                    dilate: bool = False) -> nn.Sequential:
+    def _make_layer(
+        self, planes: int, blocks: int, stride: int = 1, dilate: bool = False
+    ) -> nn.Sequential:
         previous_dilation = self.dilation
         if dilate:
             self.dilation *= stride
@@ -53,15 +54,16 @@ class DeepStemResNet(nn.Module):
         downsample = None
         if stride != 1 or self.inplanes != planes * Bottleneck.expansion:
             downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes * Bottleneck.expansion, 1, stride=stride,
-                          bias=False),
+                nn.Conv2d(
+                    self.inplanes, planes * Bottleneck.expansion, 1, stride=stride, bias=False
+                ),
                 nn.BatchNorm2d(planes * Bottleneck.expansion),
             )
-        layers = [Bottleneck(self.inplanes, planes, stride, downsample,
-                             dilation=previous_dilation)]
+        layers = [Bottleneck(self.inplanes, planes, stride, downsample, dilation=previous_dilation)]
         self.inplanes = planes * Bottleneck.expansion
-        layers += [Bottleneck(self.inplanes, planes, dilation=self.dilation)
-                   for _ in range(1, blocks)]
+        layers += [
+            Bottleneck(self.inplanes, planes, dilation=self.dilation) for _ in range(1, blocks)
+        ]
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,8 +115,9 @@ def _narrow_resnet(layers: list[int], width: int) -> nn.Module:
         planes, stride = width * scale, 1 if index == 0 else 2
         downsample = None
         if stride != 1 or inplanes != planes:
-            downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False),
-                                       nn.BatchNorm2d(planes))
+            downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
         stage = [BasicBlock(inplanes, planes, stride, downsample)]
         stage += [BasicBlock(planes, planes) for _ in range(1, blocks)]
         setattr(net, f"layer{index + 1}", nn.Sequential(*stage))

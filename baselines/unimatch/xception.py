@@ -25,11 +25,19 @@ class SeparableConv2d(nn.Module):
     """Depthwise + pointwise conv with batch norms; ReLU first (``activate_first``) or after
     each of the two convs."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, dilation: int = 1,
-                 activate_first: bool = True) -> None:
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        activate_first: bool = True,
+    ) -> None:
         super().__init__()
-        self.depthwise = nn.Conv2d(cin, cin, kernel, stride, dilation, dilation, groups=cin,
-                                   bias=False)
+        self.depthwise = nn.Conv2d(
+            cin, cin, kernel, stride, dilation, dilation, groups=cin, bias=False
+        )
         self.bn1 = nn.BatchNorm2d(cin, momentum=BN_MOMENTUM)
         self.pointwise = nn.Conv2d(cin, cout, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout, momentum=BN_MOMENTUM)
@@ -50,8 +58,9 @@ class SeparableConv2d(nn.Module):
 class Block(nn.Module):
     """Three separable convs with a (projected or identity) shortcut."""
 
-    def __init__(self, cin: int, cout: int, stride: int = 1, atrous: int = 1,
-                 grow_first: bool = True) -> None:
+    def __init__(
+        self, cin: int, cout: int, stride: int = 1, atrous: int = 1, grow_first: bool = True
+    ) -> None:
         super().__init__()
         if cout != cin or stride != 1:
             self.skip = nn.Conv2d(cin, cout, 1, stride=stride, bias=False)

@@ -31,8 +31,12 @@ SIZES: dict[str, tuple[str | None, list[int], int, list[int]]] = {
 }
 
 
-def complementary_masks(b: int, channels: int, device: torch.device | str = "cpu",
-                        generator: torch.Generator | None = None) -> torch.Tensor:
+def complementary_masks(
+    b: int,
+    channels: int,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """V2's complementary dropout masks for ``cat(s1, s2)`` (2b samples): Bernoulli(0.5)
     channel masks M x 2 for s1 and 2 - M for s2, both reset to 1 for int(b / 2) random
     samples; shape (2b, channels)."""
@@ -66,8 +70,9 @@ class FusionBlock(nn.Module):
         self.res2 = ResidualConvUnit(features)
         self.out_conv = nn.Conv2d(features, features, 1)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None,
-                size: tuple[int, int] | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, skip: torch.Tensor | None = None, size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
         if skip is not None:
             x = x + self.res1(skip)
         x = self.res2(x)
@@ -81,26 +86,34 @@ class FusionBlock(nn.Module):
 class DPTHead(nn.Module):
     """UniMatch V2's decoder on four token maps of width ``in_channels``."""
 
-    def __init__(self, num_classes: int, in_channels: int, features: int,
-                 out_channels: list[int]) -> None:
+    def __init__(
+        self, num_classes: int, in_channels: int, features: int, out_channels: list[int]
+    ) -> None:
         super().__init__()
         self.projects = nn.ModuleList(nn.Conv2d(in_channels, c, 1) for c in out_channels)
         c = out_channels
-        self.resize = nn.ModuleList([
-            nn.ConvTranspose2d(c[0], c[0], 4, stride=4),
-            nn.ConvTranspose2d(c[1], c[1], 2, stride=2),
-            nn.Identity(),
-            nn.Conv2d(c[3], c[3], 3, stride=2, padding=1)])
-        self.scratch = nn.ModuleList(nn.Conv2d(ch, features, 3, padding=1, bias=False)
-                                     for ch in out_channels)
+        self.resize = nn.ModuleList(
+            [
+                nn.ConvTranspose2d(c[0], c[0], 4, stride=4),
+                nn.ConvTranspose2d(c[1], c[1], 2, stride=2),
+                nn.Identity(),
+                nn.Conv2d(c[3], c[3], 3, stride=2, padding=1),
+            ]
+        )
+        self.scratch = nn.ModuleList(
+            nn.Conv2d(ch, features, 3, padding=1, bias=False) for ch in out_channels
+        )
         self.fusion = nn.ModuleList(FusionBlock(features) for _ in range(4))
         # The deepest block has no skip input, so its first residual unit is never called
         # (upstream's refinenet4.resConfUnit1 is the same). Frozen, it is kept in the weights
         # for checkpoint compatibility and nothing changes: an optimiser skips a parameter
         # without a gradient, and data-parallel training needs no unused-parameter search.
         self.fusion[3].res1.requires_grad_(False)
-        self.output = nn.Sequential(nn.Conv2d(features, features, 3, padding=1), nn.ReLU(True),
-                                    nn.Conv2d(features, num_classes, 1))
+        self.output = nn.Sequential(
+            nn.Conv2d(features, features, 3, padding=1),
+            nn.ReLU(True),
+            nn.Conv2d(features, num_classes, 1),
+        )
 
     def forward(self, tokens: list[torch.Tensor], grid: tuple[int, int]) -> torch.Tensor:
         levels = []
@@ -119,8 +132,13 @@ class UniMatchV2Net(nn.Module):
     """DINOv2 encoder (``backbone``) + DPT decoder (``head``); logits at (H // 14 * 14,
     W // 14 * 14), bilinear with align_corners=True as upstream."""
 
-    def __init__(self, num_classes: int, size: str = "base", embed_dim: int | None = None,
-                 patch_size: int | None = None) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        size: str = "base",
+        embed_dim: int | None = None,
+        patch_size: int | None = None,
+    ) -> None:
         super().__init__()
         if size not in SIZES:
             raise ValueError(f"size: expected one of {sorted(SIZES)}, got {size!r}")
@@ -128,8 +146,10 @@ class UniMatchV2Net(nn.Module):
 
         name, self.taps, features, out_channels = SIZES[size]
         if name is not None and (embed_dim is not None or patch_size is not None):
-            raise ValueError(f"embed_dim and patch_size shape the tiny ViT only; size {size!r} "
-                             f"is DINOv2's {name} (width and patch 14 fixed by its weights)")
+            raise ValueError(
+                f"embed_dim and patch_size shape the tiny ViT only; size {size!r} "
+                f"is DINOv2's {name} (width and patch 14 fixed by its weights)"
+            )
         self.patch = patch_size or PATCH
         if name is None:
             width = embed_dim or 32
@@ -139,19 +159,32 @@ class UniMatchV2Net(nn.Module):
                 features = max(16, width // 4)
                 out_channels = [width // 8, width // 4, width // 2, width]
             self.backbone = timm.models.vision_transformer.VisionTransformer(
-                img_size=4 * self.patch, patch_size=self.patch, embed_dim=width, depth=4,
-                num_heads=2, mlp_ratio=4.0, init_values=1.0, num_classes=0,
-                dynamic_img_size=True)
+                img_size=4 * self.patch,
+                patch_size=self.patch,
+                embed_dim=width,
+                depth=4,
+                num_heads=2,
+                mlp_ratio=4.0,
+                init_values=1.0,
+                num_classes=0,
+                dynamic_img_size=True,
+            )
         else:
-            self.backbone = timm.create_model(name, pretrained=False, img_size=518,
-                                              dynamic_img_size=True, init_values=1.0,
-                                              num_classes=0)
+            self.backbone = timm.create_model(
+                name,
+                pretrained=False,
+                img_size=518,
+                dynamic_img_size=True,
+                init_values=1.0,
+                num_classes=0,
+            )
         self.head = DPTHead(num_classes, self.backbone.embed_dim, features, out_channels)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The tapped blocks' tokens after the final LayerNorm, class token dropped: [N, L, C]."""
-        return self.backbone.forward_intermediates(x, indices=self.taps, norm=True,
-                                                   output_fmt="NLC", intermediates_only=True)
+        return self.backbone.forward_intermediates(
+            x, indices=self.taps, norm=True, output_fmt="NLC", intermediates_only=True
+        )
 
     def forward(self, x: torch.Tensor, comp_drop: bool = False) -> torch.Tensor:
         grid = (x.shape[-2] // self.patch, x.shape[-1] // self.patch)
@@ -164,8 +197,12 @@ class UniMatchV2Net(nn.Module):
         return F.interpolate(out, size=size, mode="bilinear", align_corners=True)
 
 
-def build_unimatch_v2(num_classes: int, size: str = "base", embed_dim: int | None = None,
-                      patch_size: int | None = None) -> UniMatchV2Net:
+def build_unimatch_v2(
+    num_classes: int,
+    size: str = "base",
+    embed_dim: int | None = None,
+    patch_size: int | None = None,
+) -> UniMatchV2Net:
     """UniMatch V2's network with DINOv2-``size`` (small, base, large; tiny for CPU tests, of
     width ``embed_dim`` and patch ``patch_size``)."""
     return UniMatchV2Net(num_classes, size, embed_dim, patch_size)

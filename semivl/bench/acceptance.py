@@ -53,77 +53,118 @@ def plan_checks(reduced: bool) -> list[Check]:
     precisions (with an evaluation), every registered method's own recipe on the other
     datasets, then VOC's ablation recipes."""
     if reduced:
-        return [Check(m, "toy", p, evaluate=p == "default")
-                for m in bench_methods("toy", CONFIG_DIR) for p in ("default", "bf16")]
+        return [
+            Check(m, "toy", p, evaluate=p == "default")
+            for m in bench_methods("toy", CONFIG_DIR)
+            for p in ("default", "bf16")
+        ]
     main = [m for m in in_group("main") if recipe_path(m, "pascal").is_file()]
-    checks = [Check(m, "pascal", p, evaluate=p == "default")
-              for m in main for p in PRECISIONS]
+    checks = [Check(m, "pascal", p, evaluate=p == "default") for m in main for p in PRECISIONS]
     for dataset in ("cityscapes", "coco", "ade20k"):
-        checks += [Check(m, dataset, p, evaluate=p == "default")
-                   for m in bench_methods(dataset, CONFIG_DIR) for p in ("default", "bf16")]
-    checks += [Check(m, "pascal") for m in in_group("ablation", "component")
-               if recipe_path(m, "pascal").is_file()]
+        checks += [
+            Check(m, dataset, p, evaluate=p == "default")
+            for m in bench_methods(dataset, CONFIG_DIR)
+            for p in ("default", "bf16")
+        ]
+    checks += [
+        Check(m, "pascal")
+        for m in in_group("ablation", "component")
+        if recipe_path(m, "pascal").is_file()
+    ]
     return checks
 
 
 def environment(device: torch.device) -> dict:
     """Driver, CUDA, cuDNN and torch versions, the device, and nvidia-smi's view."""
-    info = {"python": platform.python_version(), "torch": torch.__version__,
-            "torch_cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available()
-            else None,
-            "driver": driver_version(), "cuda_available": torch.cuda.is_available(),
-            "device": device_info(device),
-            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "driver": driver_version(),
+        "cuda_available": torch.cuda.is_available(),
+        "device": device_info(device),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
     try:
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
-                              "--format=csv,noheader"], capture_output=True, text=True,
-                             timeout=30)
+        smi = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         info["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()
     except (OSError, subprocess.TimeoutExpired) as err:
         info["nvidia_smi"] = f"not available ({err})"
     return info
 
 
-def run_check(check: Check, device: torch.device, config_dir: Path, iters: int,
-              warmup: int) -> dict:
+def run_check(
+    check: Check, device: torch.device, config_dir: Path, iters: int, warmup: int
+) -> dict:
     """Train steps of one row (and its evaluation): times, memory, and the cards it fits."""
-    recipe = with_speed(load_recipe(check.method, check.dataset, config_dir),
-                        **PRECISIONS[check.precision])
-    row = {**asdict(check), "crop": recipe.augment.crop_size,
-           "batch_per_gpu": recipe.train.batch_size}
-    step = guarded(f"{check.method}/{check.dataset} {check.precision}",
-                   lambda: bench_step(recipe, device, iters=iters, warmup=warmup,
-                                      config_dir=config_dir, count_flops=False), print)
+    recipe = with_speed(
+        load_recipe(check.method, check.dataset, config_dir), **PRECISIONS[check.precision]
+    )
+    row = {
+        **asdict(check),
+        "crop": recipe.augment.crop_size,
+        "batch_per_gpu": recipe.train.batch_size,
+    }
+    step = guarded(
+        f"{check.method}/{check.dataset} {check.precision}",
+        lambda: bench_step(
+            recipe, device, iters=iters, warmup=warmup, config_dir=config_dir, count_flops=False
+        ),
+        print,
+    )
     if "error" in step:
         return {**row, "error": step["error"]}
     memory_gb = step["peak_memory_mb"] / 1024 if step["peak_memory_mb"] else None
-    row.update(s_per_iter=step["s_per_iter"], warmup_s=step["warmup_s"],
-               peak_memory_gb=memory_gb, memory_kind=step["memory_kind"],
-               precision_settings=step["precision"], losses=step["losses"],
-               fits=({f"{gb}GB": memory_gb < gb for gb in CARDS_GB}
-                     if memory_gb and device.type == "cuda" else None))
+    row.update(
+        s_per_iter=step["s_per_iter"],
+        warmup_s=step["warmup_s"],
+        peak_memory_gb=memory_gb,
+        memory_kind=step["memory_kind"],
+        precision_settings=step["precision"],
+        losses=step["losses"],
+        fits=(
+            {f"{gb}GB": memory_gb < gb for gb in CARDS_GB}
+            if memory_gb and device.type == "cuda"
+            else None
+        ),
+    )
     if check.evaluate:
         row["evaluation"] = guarded(
             f"evaluation {check.method}/{check.dataset}",
-            lambda: bench_evaluation(recipe, device, images=2 if device.type == "cuda" else 1,
-                                     size=(60, 80) if check.dataset == "toy" else None,
-                                     config_dir=config_dir), print)
+            lambda: bench_evaluation(
+                recipe,
+                device,
+                images=2 if device.type == "cuda" else 1,
+                size=(60, 80) if check.dataset == "toy" else None,
+                config_dir=config_dir,
+            ),
+            print,
+        )
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return row
 
 
-def run_acceptance(out_dir: Path, device: torch.device, config_dir: Path = Path("config"),
-                   reduced: bool | None = None, budget_s: float | None = None) -> dict:
+def run_acceptance(
+    out_dir: Path,
+    device: torch.device,
+    config_dir: Path = Path("config"),
+    reduced: bool | None = None,
+    budget_s: float | None = None,
+) -> dict:
     """Run every row of :func:`plan_checks` (reduced on a CPU) into ``out_dir``; rows that
     the time budget ``budget_s`` leaves no room for are listed as skipped."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     reduced = device.type != "cuda" if reduced is None else reduced
     started = time.monotonic()
-    result = {"reduced": reduced, "environment": environment(device), "rows": [],
-              "skipped": []}
+    result = {"reduced": reduced, "environment": environment(device), "rows": [], "skipped": []}
     write_text_atomic(json.dumps(result["environment"], indent=2) + "\n", out_dir / "env.json")
     iters, warmup = (1, 0) if reduced else (5, 2)
     rows_file = out_dir / "rows.jsonl"
@@ -147,26 +188,39 @@ def run_acceptance(out_dir: Path, device: torch.device, config_dir: Path = Path(
 def summarise(result: dict) -> str:
     """A markdown table of the rows (for docs/performance.md)."""
     env = result["environment"]
-    lines = [f"{env['device']['name']}, driver {env['driver']}, torch {env['torch']} (CUDA "
-             f"{env['torch_cuda']}, cuDNN {env['cudnn']}); {len(result['rows'])} rows in "
-             f"{result.get('seconds', 0):.0f} s" + (f", {len(result['skipped'])} skipped for "
-                                                    "time" if result["skipped"] else "") + ".",
-             "", "| recipe | precision | crop | batch/GPU | s/iter | peak memory (GB) | "
-             "fits 40 GB | fits 80 GB | evaluation (images/s at stored size) |",
-             "|---|---|---:|---:|---:|---:|---|---|---|"]
+    lines = [
+        f"{env['device']['name']}, driver {env['driver']}, torch {env['torch']} (CUDA "
+        f"{env['torch_cuda']}, cuDNN {env['cudnn']}); {len(result['rows'])} rows in "
+        f"{result.get('seconds', 0):.0f} s"
+        + (f", {len(result['skipped'])} skipped for time" if result["skipped"] else "")
+        + ".",
+        "",
+        "| recipe | precision | crop | batch/GPU | s/iter | peak memory (GB) | "
+        "fits 40 GB | fits 80 GB | evaluation (images/s at stored size) |",
+        "|---|---|---:|---:|---:|---:|---|---|---|",
+    ]
     for r in result["rows"]:
-        head = f"| {r['method']}/{r['dataset']} | {r['precision']} | {r['crop']} | " \
-               f"{r['batch_per_gpu']} |"
+        head = (
+            f"| {r['method']}/{r['dataset']} | {r['precision']} | {r['crop']} | "
+            f"{r['batch_per_gpu']} |"
+        )
         if "error" in r:
             lines.append(f"{head} failed: {r['error']} | | | | |")
             continue
         fits = r["fits"] or {}
         ev = r.get("evaluation") or {}
-        evaluation = ("" if not ev else f"failed: {ev['error']}" if "error" in ev else
-                      f"{ev['images_per_s']:.2f} at {ev['stored_size'][1]}x"
-                      f"{ev['stored_size'][0]} ({ev['mode']})")
+        evaluation = (
+            ""
+            if not ev
+            else f"failed: {ev['error']}"
+            if "error" in ev
+            else f"{ev['images_per_s']:.2f} at {ev['stored_size'][1]}x"
+            f"{ev['stored_size'][0]} ({ev['mode']})"
+        )
         memory = "–" if r["peak_memory_gb"] is None else f"{r['peak_memory_gb']:.1f}"
-        lines.append(f"{head} {r['s_per_iter']:.3f} | {memory} | "
-                     f"{'yes' if fits.get('40GB') else 'no'} | "
-                     f"{'yes' if fits.get('80GB') else 'no'} | {evaluation} |")
+        lines.append(
+            f"{head} {r['s_per_iter']:.3f} | {memory} | "
+            f"{'yes' if fits.get('40GB') else 'no'} | "
+            f"{'yes' if fits.get('80GB') else 'no'} | {evaluation} |"
+        )
     return "\n".join(lines)

@@ -31,13 +31,23 @@ def device_info(device: torch.device) -> dict:
         name, memory = props.name, round(props.total_memory / 2**30, 1)
     else:
         name, memory = cpu_model(), None
-    return {"type": device.type, "name": name, "memory_gib": memory,
-            "torch_threads": torch.get_num_threads(), "cpus": len(os.sched_getaffinity(0)),
-            "torch": torch.__version__, "python": platform.python_version()}
+    return {
+        "type": device.type,
+        "name": name,
+        "memory_gib": memory,
+        "torch_threads": torch.get_num_threads(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def matmul_rate(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 1024,
-                min_seconds: float = 0.5) -> dict:
+def matmul_rate(
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    n: int = 1024,
+    min_seconds: float = 0.5,
+) -> dict:
     """Dense ``n x n`` matmul throughput in TFLOP/s (2 n^3 per product), best of the timed
     repetitions after a warm-up: the rate the training step is compared with."""
     a = torch.randn(n, n, device=device, dtype=dtype)
@@ -51,8 +61,12 @@ def matmul_rate(device: torch.device, dtype: torch.dtype = torch.float32, n: int
         synchronize(device)
         elapsed = time.perf_counter() - tic
         best, spent, reps = min(best, elapsed), spent + elapsed, reps + 1
-    return {"dtype": str(dtype).removeprefix("torch."), "n": n, "repetitions": reps,
-            "tflops": 2 * n**3 / best / 1e12}
+    return {
+        "dtype": str(dtype).removeprefix("torch."),
+        "n": n,
+        "repetitions": reps,
+        "tflops": 2 * n**3 / best / 1e12,
+    }
 
 
 class PeakMemory:
@@ -64,8 +78,11 @@ class PeakMemory:
         self.mb: float | None = None
         # A process's resident set rarely shrinks (the allocator keeps freed pages), so on a
         # CPU each number also holds what earlier measurements left resident.
-        self.kind = ("CUDA max allocated" if device.type == "cuda" else
-                     "process peak RSS (includes memory kept from earlier measurements)")
+        self.kind = (
+            "CUDA max allocated"
+            if device.type == "cuda"
+            else "process peak RSS (includes memory kept from earlier measurements)"
+        )
 
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":

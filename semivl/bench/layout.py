@@ -38,10 +38,15 @@ def process_layout(recipe: Recipe, gpus: int, max_gpus_per_node: int | None) -> 
     nodes, per_node = node_layout(gpus, max_gpus_per_node)
     upstream = recipe.resources.gpus
     upstream_nodes, upstream_per_node = node_layout(upstream, max_gpus_per_node)
-    return {"nodes": nodes, "gpus_per_node": per_node, "recipe_gpus": upstream,
-            "upstream_nodes": upstream_nodes, "upstream_gpus_per_node": upstream_per_node,
-            "images_per_process": recipe.train.batch_size,
-            "batch_norm": has_batch_norm(recipe.model)}
+    return {
+        "nodes": nodes,
+        "gpus_per_node": per_node,
+        "recipe_gpus": upstream,
+        "upstream_nodes": upstream_nodes,
+        "upstream_gpus_per_node": upstream_per_node,
+        "images_per_process": recipe.train.batch_size,
+        "batch_norm": has_batch_norm(recipe.model),
+    }
 
 
 def _cells(rows: list[dict]) -> str:
@@ -51,8 +56,9 @@ def _cells(rows: list[dict]) -> str:
         entry = splits.setdefault((r["method"], r["dataset"]), [])
         if r["split"] not in entry:
             entry.append(r["split"])
-    return "; ".join(f"{method} on {dataset} {', '.join(names)}"
-                     for (method, dataset), names in splits.items())
+    return "; ".join(
+        f"{method} on {dataset} {', '.join(names)}" for (method, dataset), names in splits.items()
+    )
 
 
 def _n(count: int, word: str) -> str:
@@ -74,36 +80,55 @@ def layout_warnings(rows: list[dict]) -> list[str]:
     fewer = [r for r in rows if r["gpus"] < r["recipe_gpus"]]
     lines: list[str] = []
     if fewer:
-        lines += ["", f"Warning: {sum(r['runs'] for r in fewer)} runs train on fewer processes "
-                  "than upstream (cluster.max_gpus_per_job). The global batch is kept by "
-                  "gradient accumulation, so the optimiser step is upstream's; batch norm, "
-                  "where a model has it, then normalises over one process's micro-batch "
-                  "instead of SyncBN over every GPU's images (docs/deviations.md)."]
+        lines += [
+            "",
+            f"Warning: {sum(r['runs'] for r in fewer)} runs train on fewer processes "
+            "than upstream (cluster.max_gpus_per_job). The global batch is kept by "
+            "gradient accumulation, so the optimiser step is upstream's; batch norm, "
+            "where a model has it, then normalises over one process's micro-batch "
+            "instead of SyncBN over every GPU's images (docs/deviations.md).",
+        ]
         groups: dict[tuple, list[dict]] = {}
         for r in fewer:
-            key = (r["gpus"], r["recipe_gpus"], r["accumulation"], r["images_per_process"],
-                   r["batch_norm"], r["upstream_nodes"], r["upstream_gpus_per_node"])
+            key = (
+                r["gpus"],
+                r["recipe_gpus"],
+                r["accumulation"],
+                r["images_per_process"],
+                r["batch_norm"],
+                r["upstream_nodes"],
+                r["upstream_gpus_per_node"],
+            )
             groups.setdefault(key, []).append(r)
         for (gpus, upstream, steps, images, bn, nodes, per_node), group in groups.items():
             if bn:
-                effect = (f"batch norm sees {_n(images, 'image')} per process instead of "
-                          f"{upstream} x {images} synchronised")
+                effect = (
+                    f"batch norm sees {_n(images, 'image')} per process instead of "
+                    f"{upstream} x {images} synchronised"
+                )
             elif bn is False:
-                effect = ("no batch norm in the model: the step is upstream's up to "
-                          "floating-point summation order")
+                effect = (
+                    "no batch norm in the model: the step is upstream's up to "
+                    "floating-point summation order"
+                )
             else:
                 effect = "whether the model has batch norm is not known"
-            lines.append(f"- {_cells(group)}: {_n(gpus, 'process')} x "
-                         f"{_n(steps, 'accumulation step')} instead of upstream's "
-                         f"{_n(upstream, 'GPU')} "
-                         f"({effect}). Upstream's layout: {upstream} GPUs "
-                         f"{_where(nodes, per_node)} (cluster.max_gpus_per_job: null or "
-                         f">= {upstream}).")
+            lines.append(
+                f"- {_cells(group)}: {_n(gpus, 'process')} x "
+                f"{_n(steps, 'accumulation step')} instead of upstream's "
+                f"{_n(upstream, 'GPU')} "
+                f"({effect}). Upstream's layout: {upstream} GPUs "
+                f"{_where(nodes, per_node)} (cluster.max_gpus_per_job: null or "
+                f">= {upstream})."
+            )
     spanning = [r for r in rows if r.get("nodes", 1) > 1]
     if spanning:
         layouts = sorted({(r["nodes"], r["gpus_per_node"]) for r in spanning})
-        lines += ["", f"{sum(r['runs'] for r in spanning)} runs span several nodes "
-                  f"(cluster.max_gpus_per_node): "
-                  + ", ".join(f"{n} nodes x {_n(g, 'GPU')}" for n, g in layouts)
-                  + "; one torchrun per node, c10d rendezvous on the first."]
+        lines += [
+            "",
+            f"{sum(r['runs'] for r in spanning)} runs span several nodes "
+            f"(cluster.max_gpus_per_node): "
+            + ", ".join(f"{n} nodes x {_n(g, 'GPU')}" for n, g in layouts)
+            + "; one torchrun per node, c10d rendezvous on the first.",
+        ]
     return lines

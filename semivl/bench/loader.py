@@ -18,8 +18,7 @@ from semivl.data.transforms import cutmix_box, normalize, strong_photometric, we
 VOC_SIZE = (500, 375)
 
 
-def write_images(folder: Path, count: int, size: tuple[int, int] = VOC_SIZE,
-                 seed: int = 0) -> Path:
+def write_images(folder: Path, count: int, size: tuple[int, int] = VOC_SIZE, seed: int = 0) -> Path:
     """``count`` JPEG photos-like images with palette masks in the VOC layout; returns the
     split file naming them."""
     rng = np.random.default_rng(seed)
@@ -41,8 +40,7 @@ def write_images(folder: Path, count: int, size: tuple[int, int] = VOC_SIZE,
     return split
 
 
-def bench_unlabeled_pipeline(recipe: Recipe, root: Path, split: Path, items: int = 16
-                             ) -> dict:
+def bench_unlabeled_pipeline(recipe: Recipe, root: Path, split: Path, items: int = 16) -> dict:
     """Images per second one worker prepares for the unlabelled stream, and where the time
     goes (the same functions the dataset calls, timed one by one)."""
     dataset = SegmentationDataset(root, split, recipe.dataset, "train_u", recipe.augment)
@@ -70,6 +68,11 @@ def bench_unlabeled_pipeline(recipe: Recipe, root: Path, split: Path, items: int
         t5 = time.perf_counter()
         for key, spent in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
             parts[key] += spent / n
-    return {"crop": size, "image_size": list(Image.open(root / dataset.pairs[0][0]).size),
-            "items": n, "s_per_image": per_image, "images_per_s_per_worker": 1 / per_image,
-            "s_per_image_by_part": parts}
+    return {
+        "crop": size,
+        "image_size": list(Image.open(root / dataset.pairs[0][0]).size),
+        "items": n,
+        "s_per_image": per_image,
+        "images_per_s_per_worker": 1 / per_image,
+        "s_per_image_by_part": parts,
+    }

@@ -19,13 +19,21 @@ OPTIONS = {
 }
 
 
-def bench_options(recipe: Recipe, device: torch.device, iters: int = 3, warmup: int = 1,
-                  include_compile: bool = False, config_dir: Path = Path("config")) -> dict:
+def bench_options(
+    recipe: Recipe,
+    device: torch.device,
+    iters: int = 3,
+    warmup: int = 1,
+    include_compile: bool = False,
+    config_dir: Path = Path("config"),
+) -> dict:
     """One row per option: speed-up over fp32, memory, and the largest relative difference of
     the per-iteration losses from the baseline's (same seed, weights and batch)."""
+
     def run(recipe_: Recipe) -> dict:
-        return bench_step(recipe_, device, iters=iters, warmup=warmup, config_dir=config_dir,
-                          count_flops=False)
+        return bench_step(
+            recipe_, device, iters=iters, warmup=warmup, config_dir=config_dir, count_flops=False
+        )
 
     base = run(recipe)
     rows = {"default (upstream TF32)": _row(base, base)}
@@ -41,9 +49,13 @@ def bench_options(recipe: Recipe, device: torch.device, iters: int = 3, warmup: 
 
 
 def _row(result: dict, base: dict) -> dict:
-    drift = max(abs(a - b) / max(abs(b), 1e-12)
-                for a, b in zip(result["losses"], base["losses"], strict=True))
-    return {"s_per_iter": result["s_per_iter"],
-            "speedup": base["s_per_iter"] / result["s_per_iter"],
-            "peak_memory_mb": result["peak_memory_mb"],
-            "max_relative_loss_difference": drift}
+    drift = max(
+        abs(a - b) / max(abs(b), 1e-12)
+        for a, b in zip(result["losses"], base["losses"], strict=True)
+    )
+    return {
+        "s_per_iter": result["s_per_iter"],
+        "speedup": base["s_per_iter"] / result["s_per_iter"],
+        "peak_memory_mb": result["peak_memory_mb"],
+        "max_relative_loss_difference": drift,
+    }

@@ -24,8 +24,12 @@ from semivl.recipes import load_recipe
 def bench_methods(dataset: str, config_dir: Path) -> list[str]:
     """The registered methods with a recipe of their own name for ``dataset``: each method's
     own recipe (not its ablation variants), the plug-ins' included."""
-    return [m for m in method_names()
-            if (Path(config_dir) / "recipes" / m / f"{dataset}.yaml").is_file()]
+    return [
+        m
+        for m in method_names()
+        if (Path(config_dir) / "recipes" / m / f"{dataset}.yaml").is_file()
+    ]
+
 
 # The tiny CPU configuration: the demo's toy recipes. The paper's: Pascal VOC.
 TINY, PAPER = "toy", "pascal"
@@ -92,17 +96,27 @@ def guarded(what: str, measure, progress=print) -> dict:
         return {"error": message}
 
 
-def run_bench(quick: bool, device: torch.device, repo: Path, config_dir: Path,
-              paper_datasets: tuple[str, ...] = (PAPER,), workflow: bool = True,
-              progress=print, save=lambda result: None) -> dict:
+def run_bench(
+    quick: bool,
+    device: torch.device,
+    repo: Path,
+    config_dir: Path,
+    paper_datasets: tuple[str, ...] = (PAPER,),
+    workflow: bool = True,
+    progress=print,
+    save=lambda result: None,
+) -> dict:
     """Measure everything; ``quick`` keeps to the tiny configuration (under a minute on a
     2-core CPU). Without ``quick`` every method's recipe for ``paper_datasets`` is measured at
     its crop and per-GPU batch too (meant for a GPU). ``save(result)`` is called after every
     row, so that an interrupted run keeps what it measured."""
     started = time.perf_counter()
     gpu = device.type == "cuda"
-    result: dict = {"date": datetime.date.today().isoformat(), "quick": quick,
-                    "device": device_info(device)}
+    result: dict = {
+        "date": datetime.date.today().isoformat(),
+        "quick": quick,
+        "device": device_info(device),
+    }
     progress("matmul peak")
     result["matmul"], peaks = measure_peaks(device)
     result["matmul_peak_tflops"] = peaks["float32"]
@@ -119,40 +133,59 @@ def run_bench(quick: bool, device: torch.device, repo: Path, config_dir: Path,
         for method in bench_methods(dataset, config_dir):
             progress(f"train step: {method} ({dataset} recipe)")
             recipe = load_recipe(method, dataset, config_dir)
-            row = guarded(f"{method}/{dataset}", lambda recipe=recipe: bench_step(
-                recipe, device, iters=iters, warmup=warmup, config_dir=config_dir), progress)
-            row.update(method=method, dataset=dataset,
-                       config="tiny" if dataset == TINY else "paper")
+            row = guarded(
+                f"{method}/{dataset}",
+                lambda recipe=recipe: bench_step(
+                    recipe, device, iters=iters, warmup=warmup, config_dir=config_dir
+                ),
+                progress,
+            )
+            row.update(
+                method=method, dataset=dataset, config="tiny" if dataset == TINY else "paper"
+            )
             result["train"].append(_with_rate(row, peaks) if "error" not in row else row)
             save(result)
 
     progress("unlabelled data pipeline")
     paper_semivl = load_recipe("semivl", PAPER, config_dir)
-    loaders = {"tiny": (load_recipe("unimatch", TINY, config_dir), TOY_SIZE[::-1]),
-               "paper": (paper_semivl, VOC_SIZE)}
+    loaders = {
+        "tiny": (load_recipe("unimatch", TINY, config_dir), TOY_SIZE[::-1]),
+        "paper": (paper_semivl, VOC_SIZE),
+    }
     result["loaders"] = []
     for config, (recipe, size) in loaders.items():
         with tempfile.TemporaryDirectory(prefix="semivl-bench-") as tmp:
             split = write_images(Path(tmp), 8 if quick else 32, size)
             row = bench_unlabeled_pipeline(recipe, Path(tmp), split, items=8 if quick else 32)
-        result["loaders"].append(row | {"config": config, "recipe": f"{recipe.method}/"
-                                        f"{recipe.dataset.name}"})
+        result["loaders"].append(
+            row | {"config": config, "recipe": f"{recipe.method}/{recipe.dataset.name}"}
+        )
     result["consumption"] = _consumption(result["train"], result["loaders"])
     save(result)
 
     progress("evaluation")
-    result["evaluation"] = [bench_evaluation(load_recipe("unimatch", TINY, config_dir), device,
-                                             images=4 if quick else 16, size=TOY_SIZE,
-                                             config_dir=config_dir)
-                            | {"recipe": f"unimatch/{TINY}"}]
+    result["evaluation"] = [
+        bench_evaluation(
+            load_recipe("unimatch", TINY, config_dir),
+            device,
+            images=4 if quick else 16,
+            size=TOY_SIZE,
+            config_dir=config_dir,
+        )
+        | {"recipe": f"unimatch/{TINY}"}
+    ]
     for dataset in [] if quick else paper_datasets:
         for method in bench_methods(dataset, config_dir):
             progress(f"evaluation: {method} ({dataset} recipe)")
             recipe = load_recipe(method, dataset, config_dir)
             # At the dataset's real image size and protocol (Cityscapes: 1024 x 2048 images).
-            row = guarded(f"evaluation {method}/{dataset}", lambda recipe=recipe:
-                          bench_evaluation(recipe, device, images=4 if gpu else 1,
-                                           config_dir=config_dir), progress)
+            row = guarded(
+                f"evaluation {method}/{dataset}",
+                lambda recipe=recipe: bench_evaluation(
+                    recipe, device, images=4 if gpu else 1, config_dir=config_dir
+                ),
+                progress,
+            )
             result["evaluation"].append(row | {"recipe": f"{method}/{dataset}"})
             save(result)
 
@@ -161,19 +194,29 @@ def run_bench(quick: bool, device: torch.device, repo: Path, config_dir: Path,
     if workflow:
         progress("workflow overhead")
         result["workflow"] = bench_workflow(repo)
-    result["gpu"] = ("measured" if gpu else
-                     "not measured: no CUDA device here; run `semivl bench` on a GPU machine")
+    result["gpu"] = (
+        "measured"
+        if gpu
+        else "not measured: no CUDA device here; run `semivl bench` on a GPU machine"
+    )
     result["seconds"] = time.perf_counter() - started
     return result
 
 
-def _speed_options(result: dict, quick: bool, device: torch.device, config_dir: Path,
-                   progress) -> None:
+def _speed_options(
+    result: dict, quick: bool, device: torch.device, config_dir: Path, progress
+) -> None:
     # Measured before the paper-sized steps: on a CPU the peak resident set of the process
     # only grows, so small measurements must come first.
     progress("speed options")
-    result["speed_options"] = [bench_options(load_recipe("unimatch", TINY, config_dir), device,
-                                             include_compile=not quick, config_dir=config_dir)]
+    result["speed_options"] = [
+        bench_options(
+            load_recipe("unimatch", TINY, config_dir),
+            device,
+            include_compile=not quick,
+            config_dir=config_dir,
+        )
+    ]
 
 
 def _consumption(train_rows: list[dict], loaders: list[dict]) -> list[dict]:
@@ -187,7 +230,13 @@ def _consumption(train_rows: list[dict], loaders: list[dict]) -> list[dict]:
         if "error" in row or not get_method(row["method"]).reads_unlabeled:
             continue
         need = row["images_per_iter"] / row["s_per_iter"]
-        rows.append({"method": row["method"], "config": row["config"], "images_per_s": need,
-                     "loader_over_consumption": rate[row["config"]] / need,
-                     "workers_needed": math.ceil(need / rate[row["config"]])})
+        rows.append(
+            {
+                "method": row["method"],
+                "config": row["config"],
+                "images_per_s": need,
+                "loader_over_consumption": rate[row["config"]] / need,
+                "workers_needed": math.ceil(need / rate[row["config"]]),
+            }
+        )
     return rows

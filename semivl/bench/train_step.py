@@ -33,7 +33,7 @@ def _boxes(batch: int, size: int, generator: torch.Generator) -> torch.Tensor:
     for i in range(batch):
         h, w = (int(v) for v in torch.randint(size // 4, size // 2 + 1, (2,), generator=generator))
         y, x = (int(v) for v in torch.randint(0, size - max(h, w) + 1, (2,), generator=generator))
-        boxes[i, y:y + h, x:x + w] = 1
+        boxes[i, y : y + h, x : x + w] = 1
     return boxes
 
 
@@ -51,8 +51,14 @@ def synthetic_batch(recipe: Recipe, seed: int = 0) -> tuple:
         if kind == "labeled":
             return images(), torch.randint(0, classes, (batch, size, size), generator=g)
         ignore = torch.zeros(batch, size, size, dtype=torch.int64)
-        return (images(), images(), images(), ignore, _boxes(batch, size, g),
-                _boxes(batch, size, g))
+        return (
+            images(),
+            images(),
+            images(),
+            ignore,
+            _boxes(batch, size, g),
+            _boxes(batch, size, g),
+        )
 
     return tuple(stream(kind) for kind in get_method(recipe.train.method).streams)
 
@@ -63,17 +69,27 @@ def with_speed(recipe: Recipe, **options) -> Recipe:
     return dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, speed=speed))
 
 
-def bench_step(recipe: Recipe, device: torch.device, iters: int = 5, warmup: int = 2,
-               config_dir: Path = Path("config"), count_flops: bool = True,
-               seed: int = 0) -> dict:
+def bench_step(
+    recipe: Recipe,
+    device: torch.device,
+    iters: int = 5,
+    warmup: int = 2,
+    config_dir: Path = Path("config"),
+    count_flops: bool = True,
+    seed: int = 0,
+) -> dict:
     """Seconds per training iteration (median of ``iters`` after ``warmup``), peak memory,
     FLOPs of one iteration (forward and backward, from PyTorch's FLOP counter) and the losses
     of the timed iterations (for comparing speed options)."""
     cfg = recipe.train
     precision = configure_backends(cfg.method, cfg.speed.tf32, device)  # as the trainer
     torch.manual_seed(seed)
-    context = ModelContext(dataset=recipe.dataset, crop_size=recipe.augment.crop_size,
-                           config_dir=Path(config_dir), random_init=True)
+    context = ModelContext(
+        dataset=recipe.dataset,
+        crop_size=recipe.augment.crop_size,
+        config_dir=Path(config_dir),
+        random_init=True,
+    )
     batch = synthetic_batch(recipe, seed)
     model, optimizer, hooks, criterion = build_training_parts(recipe, context, device)
     model = compile_model(model, cfg)
@@ -112,13 +128,20 @@ def bench_step(recipe: Recipe, device: torch.device, iters: int = 5, warmup: int
     # Images read per iteration: one batch per stream (labelled; unlabelled; CutMix partner).
     images = cfg.batch_size * len(get_method(cfg.method).streams)
     return {
-        "method": recipe.method, "dataset": recipe.dataset.name,
-        "model": recipe.model.name, "crop": recipe.augment.crop_size,
-        "batch_per_process": cfg.batch_size, "speed": dataclasses.asdict(cfg.speed),
+        "method": recipe.method,
+        "dataset": recipe.dataset.name,
+        "model": recipe.model.name,
+        "crop": recipe.augment.crop_size,
+        "batch_per_process": cfg.batch_size,
+        "speed": dataclasses.asdict(cfg.speed),
         "precision": precision,
-        "iters": iters, "warmup_s": warmup_s, "s_per_iter": seconds,
-        "iters_per_s": 1 / seconds, "images_per_iter": images,
-        "peak_memory_mb": memory.mb, "memory_kind": memory.kind,
+        "iters": iters,
+        "warmup_s": warmup_s,
+        "s_per_iter": seconds,
+        "iters_per_s": 1 / seconds,
+        "images_per_iter": images,
+        "peak_memory_mb": memory.mb,
+        "memory_kind": memory.kind,
         "flops_per_iter": flops,
         "achieved_tflops": flops / seconds / 1e12 if flops else None,
         "losses": losses,

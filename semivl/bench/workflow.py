@@ -13,8 +13,9 @@ def _timed(cmd: list[str], cwd: Path, timeout: int = 300, ok: tuple[int, ...] = 
     exe = shutil.which(cmd[0]) or str(Path(sys.executable).parent / cmd[0])
     tic = time.perf_counter()
     try:
-        proc = subprocess.run([exe, *cmd[1:]], cwd=cwd, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.run(
+            [exe, *cmd[1:]], cwd=cwd, capture_output=True, text=True, timeout=timeout
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         return {"command": " ".join(cmd), "seconds": None, "error": str(err)}
     seconds = time.perf_counter() - tic
@@ -26,7 +27,10 @@ def _timed(cmd: list[str], cwd: Path, timeout: int = 300, ok: tuple[int, ...] = 
 
 def bench_workflow(repo: Path, grid: str = "config/config.yaml") -> dict:
     """Seconds of ``snakemake -n`` over ``grid`` (building the whole DAG) and ``dvc status``."""
-    return {"snakemake_dry_run": _timed(["snakemake", "-n", "--quiet", "all", "--configfile",
-                                         grid], repo),
-            # --quiet: exit code 1 means "something changed", not a failure.
-            "dvc_status": _timed(["dvc", "status", "--quiet"], repo, ok=(0, 1))}
+    return {
+        "snakemake_dry_run": _timed(
+            ["snakemake", "-n", "--quiet", "all", "--configfile", grid], repo
+        ),
+        # --quiet: exit code 1 means "something changed", not a failure.
+        "dvc_status": _timed(["dvc", "status", "--quiet"], repo, ok=(0, 1)),
+    }

@@ -21,16 +21,31 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``semivl`` argument parser; every subcommand sets ``func`` to its command."""
     parser = argparse.ArgumentParser(
         prog="semivl",
-        description="Semi-supervised segmentation benchmark: every pipeline step by hand.")
+        description="Semi-supervised segmentation benchmark: every pipeline step by hand.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="<step>")
     # The order of `semivl --help`: data to model, then reporting, costs and inference.
-    for add in (dataset.add_dataset, data.add_data, data.add_splits, training.add_train,
-                training.add_evaluate, models.add_pretrain_clip, models.add_weights,
-                models.add_clip, models.add_text,
-                training.add_model_summary, report.add_aggregate, report.add_table,
-                report.add_plot, bench.add_bench, bench.add_plan, grid.add_grid,
-                methods.add_methods,
-                training.add_predict, checkpoint.add_import_checkpoint):
+    for add in (
+        dataset.add_dataset,
+        data.add_data,
+        data.add_splits,
+        training.add_train,
+        training.add_evaluate,
+        models.add_pretrain_clip,
+        models.add_weights,
+        models.add_clip,
+        models.add_text,
+        training.add_model_summary,
+        report.add_aggregate,
+        report.add_table,
+        report.add_plot,
+        bench.add_bench,
+        bench.add_plan,
+        grid.add_grid,
+        methods.add_methods,
+        training.add_predict,
+        checkpoint.add_import_checkpoint,
+    ):
         add(sub)
     return parser
 

@@ -11,21 +11,37 @@ EXIT_STOPPED = 3  # stopped early; running the same command again resumes
 
 def add_run_args(p: argparse.ArgumentParser, run_required: bool = True) -> None:
     p.add_argument("--dataset", required=True, help="dataset name (config/datasets/<name>.yaml)")
-    p.add_argument("--split", required=run_required,
-                   help="labelled split name, e.g. 92 or 1_16")
+    p.add_argument("--split", required=run_required, help="labelled split name, e.g. 92 or 1_16")
     p.add_argument("--method", required=True, help="method (config/recipes/<method>/)")
     p.add_argument("--seed", type=int, required=run_required, help="run seed")
     p.add_argument("--data-root", type=Path, required=True, help="prepared dataset folder")
-    p.add_argument("--splits-dir", type=Path, required=True,
-                   help="folder with <split>/labeled.txt and val.txt")
-    p.add_argument("--config-dir", type=Path, default=Path("config"),
-                   help="folder holding datasets/ and recipes/ (default: ./config)")
-    p.add_argument("--weights-dir", type=Path, default=Path("resources/weights"),
-                   help="folder of pretrained backbone files (default: resources/weights)")
-    p.add_argument("--clip-dir", type=Path, default=Path("resources/clip"),
-                   help="folder of fetched CLIP weights (default: resources/clip)")
-    p.add_argument("--text-dir", type=Path, default=Path("resources/text"),
-                   help="folder of class text embeddings (default: resources/text)")
+    p.add_argument(
+        "--splits-dir", type=Path, required=True, help="folder with <split>/labeled.txt and val.txt"
+    )
+    p.add_argument(
+        "--config-dir",
+        type=Path,
+        default=Path("config"),
+        help="folder holding datasets/ and recipes/ (default: ./config)",
+    )
+    p.add_argument(
+        "--weights-dir",
+        type=Path,
+        default=Path("resources/weights"),
+        help="folder of pretrained backbone files (default: resources/weights)",
+    )
+    p.add_argument(
+        "--clip-dir",
+        type=Path,
+        default=Path("resources/clip"),
+        help="folder of fetched CLIP weights (default: resources/clip)",
+    )
+    p.add_argument(
+        "--text-dir",
+        type=Path,
+        default=Path("resources/text"),
+        help="folder of class text embeddings (default: resources/text)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -42,12 +58,19 @@ def run_spec(args: argparse.Namespace, out_dir: Path):
     workers = getattr(args, "num_workers", None)
     if workers is not None:
         recipe = recipe.with_num_workers(workers)
-    return RunSpec(recipe=recipe, data_root=args.data_root,
-                   labeled_split=args.splits_dir / args.split / "labeled.txt",
-                   unlabeled_split=args.splits_dir / args.split / "unlabeled.txt",
-                   val_split=args.splits_dir / "val.txt", out_dir=out_dir, seed=args.seed,
-                   weights_dir=args.weights_dir, config_dir=args.config_dir,
-                   clip_dir=args.clip_dir, text_dir=args.text_dir)
+    return RunSpec(
+        recipe=recipe,
+        data_root=args.data_root,
+        labeled_split=args.splits_dir / args.split / "labeled.txt",
+        unlabeled_split=args.splits_dir / args.split / "unlabeled.txt",
+        val_split=args.splits_dir / "val.txt",
+        out_dir=out_dir,
+        seed=args.seed,
+        weights_dir=args.weights_dir,
+        config_dir=args.config_dir,
+        clip_dir=args.clip_dir,
+        text_dir=args.text_dir,
+    )
 
 
 def grid_recipes(grid_file: Path, config_dir: Path):

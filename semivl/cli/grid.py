@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HEADER = ("# Written by `semivl grid expand --grid {grid}` from that file: the runs DVC iterates\n"
-          "# over (dvc.yaml). Do not edit; edit {grid} and run the command again.\n")
+HEADER = (
+    "# Written by `semivl grid expand --grid {grid}` from that file: the runs DVC iterates\n"
+    "# over (dvc.yaml). Do not edit; edit {grid} and run the command again.\n"
+)
 
 
 def render_expanded(grid_file: Path) -> str:
@@ -21,8 +23,9 @@ def render_expanded(grid_file: Path) -> str:
 
     from semivl.grid import load_grid
 
-    body = yaml.safe_dump(load_grid(grid_file).expanded(), sort_keys=False,
-                          default_flow_style=None, width=100)
+    body = yaml.safe_dump(
+        load_grid(grid_file).expanded(), sort_keys=False, default_flow_style=None, width=100
+    )
     return HEADER.format(grid=grid_file.as_posix()) + body
 
 
@@ -35,8 +38,10 @@ def cmd_expand(args: argparse.Namespace) -> None:
     if args.check:
         if not out.is_file() or out.read_text() != text:
             state = "missing" if not out.is_file() else "out of date"
-            raise ValueError(f"{out} is {state} for {args.grid}: run `semivl grid expand "
-                             f"--grid {args.grid}` (DVC reads its runs from it)")
+            raise ValueError(
+                f"{out} is {state} for {args.grid}: run `semivl grid expand "
+                f"--grid {args.grid}` (DVC reads its runs from it)"
+            )
         print(f"{out} is up to date with {args.grid}")
         return
     write_text_atomic(text, out)
@@ -48,11 +53,20 @@ def add_grid(sub: argparse._SubParsersAction) -> None:
     grid = sub.add_parser("grid", help="a grid's runs, expanded for DVC")
     steps = grid.add_subparsers(dest="grid_command", required=True, metavar="<command>")
     expand = steps.add_parser(
-        "expand", help="write the grid's cells, runs and predictions for dvc.yaml "
-                       "(<grid>.runs.yaml beside the grid)")
+        "expand",
+        help="write the grid's cells, runs and predictions for dvc.yaml "
+        "(<grid>.runs.yaml beside the grid)",
+    )
     expand.add_argument("--grid", type=Path, default=Path("config/config.yaml"))
-    expand.add_argument("--out", type=Path, default=None,
-                        help="where to write (default: <grid>.runs.yaml beside the grid)")
-    expand.add_argument("--check", action="store_true",
-                        help="write nothing; fail if the file is missing or out of date")
+    expand.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write (default: <grid>.runs.yaml beside the grid)",
+    )
+    expand.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; fail if the file is missing or out of date",
+    )
     expand.set_defaults(func=cmd_expand)

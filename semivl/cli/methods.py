@@ -22,6 +22,9 @@ def cmd_methods(args: argparse.Namespace) -> None:
 
 
 def add_methods(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("methods", help="the registered training methods and the tables' "
-                                        "method entries (README, 'Add your own method')")
+    p = sub.add_parser(
+        "methods",
+        help="the registered training methods and the tables' "
+        "method entries (README, 'Add your own method')",
+    )
     p.set_defaults(func=cmd_methods)

@@ -15,15 +15,23 @@ def cmd_pretrain_clip(args: argparse.Namespace) -> None:
 
     cfg = load_pretrain_config(args.name, args.config_dir)
     out = args.out or PRETRAIN_DIR / args.name
-    result = pretrain_clip(cfg, args.name, args.config_dir, args.data, out,
-                           progress=not args.no_progress,
-                           stop_after_steps=args.stop_after_steps)
+    result = pretrain_clip(
+        cfg,
+        args.name,
+        args.config_dir,
+        args.data,
+        out,
+        progress=not args.no_progress,
+        stop_after_steps=args.stop_after_steps,
+    )
     if result.steps < cfg.steps:
         print(f"stopped after {result.steps} of {cfg.steps} steps; the same command resumes")
         sys.exit(EXIT_STOPPED)
-    print(f"pretrained {cfg.clip} for {result.steps} steps in {result.seconds:.0f} s: "
-          f"contrastive loss {result.first_loss:.3f} -> {result.final_loss:.3f}; "
-          f"wrote {out / 'model.pt'}")
+    print(
+        f"pretrained {cfg.clip} for {result.steps} steps in {result.seconds:.0f} s: "
+        f"contrastive loss {result.first_loss:.3f} -> {result.final_loss:.3f}; "
+        f"wrote {out / 'model.pt'}"
+    )
 
 
 def cmd_clip_fetch(args: argparse.Namespace) -> None:
@@ -51,9 +59,11 @@ def cmd_text(args: argparse.Namespace) -> None:
     if args.grid:
         if args.dataset or args.clip:
             raise ValueError("give either --grid or --dataset with --clip, not both")
-        jobs = sorted((clip, dataset) for clip, datasets in
-                      grid_clip_needs(args.grid, args.config_dir).items()
-                      for dataset in datasets)
+        jobs = sorted(
+            (clip, dataset)
+            for clip, datasets in grid_clip_needs(args.grid, args.config_dir).items()
+            for dataset in datasets
+        )
     elif args.dataset and args.clip:
         jobs = [(args.clip, args.dataset)]
     else:
@@ -64,8 +74,13 @@ def cmd_text(args: argparse.Namespace) -> None:
         if clip_name not in clips:
             clips[clip_name] = load_clip(clip_name, args.config_dir, args.clip_dir)
         out, record = write_text_embeddings(
-            clips[clip_name], load_dataset_config(dataset, args.config_dir), args.config_dir,
-            args.out_dir, clip_name, cache_dir=args.cache_dir)
+            clips[clip_name],
+            load_dataset_config(dataset, args.config_dir),
+            args.config_dir,
+            args.out_dir,
+            clip_name,
+            cache_dir=args.cache_dir,
+        )
         print(f"wrote {out}; {_text_check_summary(record)}")
     if not jobs:
         print("no text embeddings needed by this grid")
@@ -81,8 +96,10 @@ def _text_check_summary(record: dict) -> str:
             parts.append(f"{key} {variant['check']}")
             continue
         worst = variant["worst_row"]
-        parts.append(f"{key} min cosine {worst['cosine']:.6f} (row {worst['index']} "
-                     f"{worst['text']!r}) vs {variant['file']}")
+        parts.append(
+            f"{key} min cosine {worst['cosine']:.6f} (row {worst['index']} "
+            f"{worst['text']!r}) vs {variant['file']}"
+        )
     return "upstream check passed: " + "; ".join(parts)
 
 
@@ -93,10 +110,15 @@ def cmd_weights_fetch(args: argparse.Namespace) -> None:
         raise ValueError("give either --grid or one or more --name, not both")
     names = set(args.name or [])
     if args.grid:
-        names |= {r.model.pretrained for r in grid_recipes(args.grid, args.config_dir)
-                  if r.model.pretrained}
-    files = [fetch(name, args.config_dir, args.cache_dir, progress=not args.no_progress)
-             for name in sorted(names)]
+        names |= {
+            r.model.pretrained
+            for r in grid_recipes(args.grid, args.config_dir)
+            if r.model.pretrained
+        }
+    files = [
+        fetch(name, args.config_dir, args.cache_dir, progress=not args.no_progress)
+        for name in sorted(names)
+    ]
     link_into(files, args.out_dir)
     print(f"{args.out_dir}: {', '.join(sorted(names)) or 'no pretrained weights needed'}")
 
@@ -104,20 +126,27 @@ def cmd_weights_fetch(args: argparse.Namespace) -> None:
 def add_pretrain_clip(sub: argparse._SubParsersAction) -> None:
     """``semivl pretrain-clip``."""
     pretrain = sub.add_parser(
-        "pretrain-clip", help="contrastive image-caption pretraining of a small CLIP",
+        "pretrain-clip",
+        help="contrastive image-caption pretraining of a small CLIP",
         description="Trains the config/clip.yaml architecture named by config/pretrain/"
-                    "<name>.yaml on captioned scenes (no masks) and writes an open_clip "
-                    "checkpoint, model.pt, that `semivl clip fetch` loads.")
+        "<name>.yaml on captioned scenes (no masks) and writes an open_clip "
+        "checkpoint, model.pt, that `semivl clip fetch` loads.",
+    )
     pretrain.add_argument("--name", required=True, help="config/pretrain/<name>.yaml")
-    pretrain.add_argument("--data", type=Path, required=True,
-                          help="captioned scenes (`semivl data captions`)")
-    pretrain.add_argument("--out", type=Path,
-                          help="output folder (default: resources/pretrained/<name>)")
+    pretrain.add_argument(
+        "--data", type=Path, required=True, help="captioned scenes (`semivl data captions`)"
+    )
+    pretrain.add_argument(
+        "--out", type=Path, help="output folder (default: resources/pretrained/<name>)"
+    )
     pretrain.add_argument("--config-dir", type=Path, default=Path("config"))
     pretrain.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    pretrain.add_argument("--stop-after-steps", type=int, default=None,
-                          help=f"stop after N steps (exit code {EXIT_STOPPED}); the same "
-                               "command resumes")
+    pretrain.add_argument(
+        "--stop-after-steps",
+        type=int,
+        default=None,
+        help=f"stop after N steps (exit code {EXIT_STOPPED}); the same command resumes",
+    )
     pretrain.add_argument("--no-progress", action="store_true", help="hide progress bars")
     pretrain.set_defaults(func=cmd_pretrain_clip)
 
@@ -127,14 +156,23 @@ def add_weights(sub: argparse._SubParsersAction) -> None:
     weights = sub.add_parser("weights", help="pretrained backbone weights")
     weights_sub = weights.add_subparsers(dest="weights_command", required=True, metavar="<cmd>")
     fetch = weights_sub.add_parser(
-        "fetch", help="download, verify (sha256 pinned in config/weights.lock.yaml) and link")
+        "fetch", help="download, verify (sha256 pinned in config/weights.lock.yaml) and link"
+    )
     fetch.add_argument("--name", action="append", help="weights name (config/weights.yaml)")
     fetch.add_argument("--grid", type=Path, help="fetch every file the grid's recipes need")
     fetch.add_argument("--config-dir", type=Path, default=Path("config"))
-    fetch.add_argument("--cache-dir", type=Path, default=Path("resources/cache/weights"),
-                       help="download cache (kept across runs)")
-    fetch.add_argument("--out-dir", type=Path, default=Path("resources/weights"),
-                       help="folder the training jobs read")
+    fetch.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("resources/cache/weights"),
+        help="download cache (kept across runs)",
+    )
+    fetch.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("resources/weights"),
+        help="folder the training jobs read",
+    )
     fetch.add_argument("--no-progress", action="store_true")
     fetch.set_defaults(func=cmd_weights_fetch)
 
@@ -144,13 +182,19 @@ def add_clip(sub: argparse._SubParsersAction) -> None:
     clip = sub.add_parser("clip", help="CLIP weights for SemiVL (config/clip.yaml)")
     clip_sub = clip.add_subparsers(dest="clip_command", required=True, metavar="<cmd>")
     clip_fetch = clip_sub.add_parser(
-        "fetch", help="resolve CLIP weights once (needs internet for a pretrained tag) and "
-                      "write <out-dir>/<name>.pt, which training reads offline")
+        "fetch",
+        help="resolve CLIP weights once (needs internet for a pretrained tag) and "
+        "write <out-dir>/<name>.pt, which training reads offline",
+    )
     clip_fetch.add_argument("--name", action="append", help="CLIP name (config/clip.yaml)")
     clip_fetch.add_argument("--grid", type=Path, help="fetch every CLIP the grid's recipes need")
     clip_fetch.add_argument("--config-dir", type=Path, default=Path("config"))
-    clip_fetch.add_argument("--cache-dir", type=Path, default=Path("resources/cache/open_clip"),
-                            help="download cache of open_clip / Hugging Face (kept)")
+    clip_fetch.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("resources/cache/open_clip"),
+        help="download cache of open_clip / Hugging Face (kept)",
+    )
     clip_fetch.add_argument("--out-dir", type=Path, default=Path("resources/clip"))
     clip_fetch.add_argument("--force", action="store_true", help="fetch files already present")
     clip_fetch.set_defaults(func=cmd_clip_fetch)
@@ -158,19 +202,30 @@ def add_clip(sub: argparse._SubParsersAction) -> None:
 
 def add_text(sub: argparse._SubParsersAction) -> None:
     """``semivl text``."""
-    text = sub.add_parser("text", help="encode class names and definitions with CLIP's text "
-                                       "tower (config/classes/<dataset>.yaml)",
-                          description="For the CLIP upstream used (upstream_text: true in "
-                                      "config/clip.yaml) the embeddings are compared with "
-                                      "upstream's, row by row (needs internet once).")
+    text = sub.add_parser(
+        "text",
+        help="encode class names and definitions with CLIP's text "
+        "tower (config/classes/<dataset>.yaml)",
+        description="For the CLIP upstream used (upstream_text: true in "
+        "config/clip.yaml) the embeddings are compared with "
+        "upstream's, row by row (needs internet once).",
+    )
     text.add_argument("--dataset", help="dataset name")
     text.add_argument("--clip", help="CLIP name (config/clip.yaml)")
     text.add_argument("--grid", type=Path, help="every (CLIP, dataset) the grid needs")
     text.add_argument("--config-dir", type=Path, default=Path("config"))
     text.add_argument("--clip-dir", type=Path, default=Path("resources/clip"))
-    text.add_argument("--out-dir", type=Path, default=Path("resources/text"),
-                      help="writes <out-dir>/<clip>/<dataset>.pt and, beside it, .json: the "
-                           "check against upstream's embeddings (config/upstream_text.yaml)")
-    text.add_argument("--cache-dir", type=Path, default=Path("resources/cache/text"),
-                      help="download cache of upstream's embeddings (kept across runs)")
+    text.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("resources/text"),
+        help="writes <out-dir>/<clip>/<dataset>.pt and, beside it, .json: the "
+        "check against upstream's embeddings (config/upstream_text.yaml)",
+    )
+    text.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path("resources/cache/text"),
+        help="download cache of upstream's embeddings (kept across runs)",
+    )
     text.set_defaults(func=cmd_text)

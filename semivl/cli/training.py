@@ -24,16 +24,21 @@ def cmd_train(args: argparse.Namespace) -> None:
     main_process = os.environ.get("RANK", "0") == "0"
     tic, outcome = time.monotonic(), "error"
     try:
-        summary = train(spec, device=args.device, stop_after_steps=args.stop_after_steps,
-                        progress=not args.no_progress)
+        summary = train(
+            spec,
+            device=args.device,
+            stop_after_steps=args.stop_after_steps,
+            progress=not args.no_progress,
+        )
         outcome = "finished"
     except TrainingStopped:
         outcome = "stopped"
         raise
     finally:
         if main_process:
-            record_attempt(Path(args.out), outcome=outcome, wall_s=time.monotonic() - tic,
-                           gpus=gpus_in_use())
+            record_attempt(
+                Path(args.out), outcome=outcome, wall_s=time.monotonic() - tic, gpus=gpus_in_use()
+            )
     if main_process:
         from semivl.models.text_reference import run_text_record
         from semivl.recipes import recipe_chain
@@ -43,13 +48,25 @@ def cmd_train(args: argparse.Namespace) -> None:
 
         speed = spec.recipe.train.speed
         precision = {**tf32_for(spec.recipe.train.method, speed.tf32).to_dict(), "amp": speed.amp}
-        write_provenance(Path(args.out), seed=args.seed, precision=precision, configs=[
-            *chain, args.config_dir / "datasets" / f"{args.dataset}.yaml", spec.labeled_split,
-            spec.unlabeled_split, spec.val_split, Path(spec.data_root) / "prepared.json"],
+        write_provenance(
+            Path(args.out),
+            seed=args.seed,
+            precision=precision,
+            configs=[
+                *chain,
+                args.config_dir / "datasets" / f"{args.dataset}.yaml",
+                spec.labeled_split,
+                spec.unlabeled_split,
+                spec.val_split,
+                Path(spec.data_root) / "prepared.json",
+            ],
             text_embeddings=run_text_record(spec.recipe, args.text_dir, args.config_dir),
-            recipe_chain=chain)
-    print(f"trained {args.method} on {args.dataset}/{args.split} seed {args.seed}: "
-          f"final mIoU {summary['final_miou']:.2f}, best {summary['best_miou']:.2f}")
+            recipe_chain=chain,
+        )
+    print(
+        f"trained {args.method} on {args.dataset}/{args.split} seed {args.seed}: "
+        f"final mIoU {summary['final_miou']:.2f}, best {summary['best_miou']:.2f}"
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -65,8 +82,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         return
     # An imported upstream checkpoint (`semivl import-checkpoint`) has no seed of ours.
     imported = args.run_dir is not None and _is_imported(args.run_dir)
-    missing = [f"--{name.replace('_', '-')}" for name in ("split", "seed", "run_dir")
-               if getattr(args, name) is None and not (name == "seed" and imported)]
+    missing = [
+        f"--{name.replace('_', '-')}"
+        for name in ("split", "seed", "run_dir")
+        if getattr(args, name) is None and not (name == "seed" and imported)
+    ]
     if missing:
         raise ValueError(f"evaluate needs {', '.join(missing)} (or --zero-shot)")
     weights = args.weights or args.run_dir / "model.pt"
@@ -78,11 +98,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     summary = json.loads(summary_path.read_text())
     recipe = load_recipe(args.method, args.dataset, args.config_dir)
     val_split = args.splits_dir / "val.txt"
-    record, why = (None, "--recompute") if args.recompute else reusable_final_eval(
-        summary, recipe, val_split, weights)
+    record, why = (
+        (None, "--recompute")
+        if args.recompute
+        else reusable_final_eval(summary, recipe, val_split, weights)
+    )
     if record is not None:
-        miou, per_class, num_images = (record["miou"], record["per_class_iou"],
-                                       record["num_images"])
+        miou, per_class, num_images = (
+            record["miou"],
+            record["per_class_iou"],
+            record["num_images"],
+        )
         definitions, per_mode = record["class_definitions"], record.get("per_mode_accuracy")
     else:
         print(f"evaluating {weights} ({why})", flush=True)
@@ -132,11 +158,22 @@ def _evaluate_run(args: argparse.Namespace, weights: Path):
     from semivl.models.text import definitions_used
 
     spec = run_spec(args, args.run_dir)
-    result = evaluate_weights(spec.recipe, spec.data_root, spec.val_split, weights,
-                              device_for(args.device), progress=not args.no_progress,
-                              context=spec.model_context())
-    return (result.miou, result.per_class_iou, result.num_images,
-            definitions_used(spec.recipe, args.config_dir), result.per_mode_accuracy)
+    result = evaluate_weights(
+        spec.recipe,
+        spec.data_root,
+        spec.val_split,
+        weights,
+        device_for(args.device),
+        progress=not args.no_progress,
+        context=spec.model_context(),
+    )
+    return (
+        result.miou,
+        result.per_class_iou,
+        result.num_images,
+        definitions_used(spec.recipe, args.config_dir),
+        result.per_mode_accuracy,
+    )
 
 
 def _labelled_modes(args: argparse.Namespace, dataset) -> list[str]:
@@ -145,8 +182,7 @@ def _labelled_modes(args: argparse.Namespace, dataset) -> list[str]:
     from semivl.data.splits import read_split_file
 
     labelled = read_split_file(args.splits_dir / args.split / "labeled.txt")
-    return split_modes(args.data_root, [image for image, _ in labelled],
-                       dataset.appearance_modes)
+    return split_modes(args.data_root, [image for image, _ in labelled], dataset.appearance_modes)
 
 
 def _evaluate_zero_shot(args: argparse.Namespace) -> None:
@@ -163,18 +199,28 @@ def _evaluate_zero_shot(args: argparse.Namespace) -> None:
     if args.run_dir or args.weights:
         raise ValueError("evaluate --zero-shot trains nothing: drop --run-dir and --weights")
     recipe = load_recipe(args.method, args.dataset, args.config_dir)
-    context = ModelContext(dataset=recipe.dataset, crop_size=recipe.augment.crop_size,
-                           config_dir=args.config_dir, clip_dir=args.clip_dir,
-                           text_dir=args.text_dir)
+    context = ModelContext(
+        dataset=recipe.dataset,
+        crop_size=recipe.augment.crop_size,
+        config_dir=args.config_dir,
+        clip_dir=args.clip_dir,
+        text_dir=args.text_dir,
+    )
     model = build_zero_shot(recipe, context)
     device = device_for(args.device)
-    result = evaluate(model.to(device), val_dataset(recipe, args.data_root,
-                                                    args.splits_dir / "val.txt"),
-                      recipe, device, progress=not args.no_progress)
+    result = evaluate(
+        model.to(device),
+        val_dataset(recipe, args.data_root, args.splits_dir / "val.txt"),
+        recipe,
+        device,
+        progress=not args.no_progress,
+    )
     metrics = zero_shot_metrics(recipe, args.method, result, args.config_dir)
     write_json_atomic(metrics, args.out)
-    print(f"zero-shot dense CLIP ({metrics['clip']}, {metrics['text']} texts): mIoU "
-          f"{result.miou:.2f} on {result.num_images} images -> {args.out}")
+    print(
+        f"zero-shot dense CLIP ({metrics['clip']}, {metrics['text']} texts): mIoU "
+        f"{result.miou:.2f} on {result.num_images} images -> {args.out}"
+    )
 
 
 def cmd_model_summary(args: argparse.Namespace) -> None:
@@ -186,26 +232,37 @@ def cmd_model_summary(args: argparse.Namespace) -> None:
 
     recipe = load_recipe(args.method, args.dataset, args.config_dir)
     # Architecture only: random weights and placeholder texts, no files or downloads.
-    context = ModelContext(dataset=recipe.dataset, crop_size=recipe.augment.crop_size,
-                           config_dir=args.config_dir, random_init=True)
+    context = ModelContext(
+        dataset=recipe.dataset,
+        crop_size=recipe.augment.crop_size,
+        config_dir=args.config_dir,
+        random_init=True,
+    )
     model = build_model(recipe.model, recipe.dataset.num_classes, context)
 
     def count(params) -> dict[str, int]:
         params = list(params)
-        return {"total": sum(p.numel() for p in params),
-                "trainable": sum(p.numel() for p in params if p.requires_grad)}
+        return {
+            "total": sum(p.numel() for p in params),
+            "trainable": sum(p.numel() for p in params if p.requires_grad),
+        }
 
-    summary = {"dataset": args.dataset, "method": args.method, "model": recipe.model.name,
-               "pretrained": recipe.model.pretrained, **count(model.parameters()),
-               "by_module": {name: count(child.parameters())
-                             for name, child in model.named_children()}}
+    summary = {
+        "dataset": args.dataset,
+        "method": args.method,
+        "model": recipe.model.name,
+        "pretrained": recipe.model.pretrained,
+        **count(model.parameters()),
+        "by_module": {name: count(child.parameters()) for name, child in model.named_children()},
+    }
     if recipe.guidance is not None:
         from semivl.engine.guidance import build_guidance
 
         guidance = build_guidance(recipe, model, context)
-        summary["guidance_teacher"] = {**count(guidance.parameters()),
-                                       "note": "frozen copy of the original CLIP, not trained "
-                                               "or saved"}
+        summary["guidance_teacher"] = {
+            **count(guidance.parameters()),
+            "note": "frozen copy of the original CLIP, not trained or saved",
+        }
     print(json.dumps(summary, indent=2))
 
 
@@ -220,8 +277,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
         from semivl.grid import load_grid
 
         if not (args.dataset and args.method):
-            raise ValueError("--grid needs --dataset and --method (it picks the run the "
-                             "qualitative grid shows)")
+            raise ValueError(
+                "--grid needs --dataset and --method (it picks the run the qualitative grid shows)"
+            )
         grid = load_grid(args.grid)
         split, seed = grid.qualitative_run(args.dataset, args.method)
         run_dir = grid.run_dir(args.dataset, split, args.method, seed)
@@ -237,10 +295,17 @@ def cmd_predict(args: argparse.Namespace) -> None:
     if not images:
         raise ValueError("give images or folders to predict, or --val with --data-root")
     images = find_images(images)[: args.limit] if args.limit else find_images(images)
-    masks = predict_masks(run_dir, images, args.out, weights=args.weights,
-                          config_dir=args.config_dir, clip_dir=args.clip_dir,
-                          text_dir=args.text_dir, device=device_for(args.device),
-                          progress=not args.no_progress)
+    masks = predict_masks(
+        run_dir,
+        images,
+        args.out,
+        weights=args.weights,
+        config_dir=args.config_dir,
+        clip_dir=args.clip_dir,
+        text_dir=args.text_dir,
+        device=device_for(args.device),
+        progress=not args.no_progress,
+    )
     print(f"wrote {len(masks)} masks and overlays of {run_dir} to {args.out}")
 
 
@@ -249,45 +314,67 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train one (dataset, split, method, seed) run")
     add_run_args(train)
     train.add_argument("--out", type=Path, required=True, help="run folder")
-    train.add_argument("--stop-after-steps", type=int, default=None,
-                       help=f"stop after N steps, saving last.pt (exit code {EXIT_STOPPED}); "
-                            "the same command resumes")
-    train.add_argument("--num-workers", type=int, default=None,
-                       help="loader workers per stream and process instead of the recipe's "
-                            "train.num_workers (the samples do not depend on it; a run may "
-                            "resume with another count)")
-    train.add_argument("--schedule-fraction", type=float, default=None,
-                       help="train this fraction of the recipe's iterations (0 < F <= 1; "
-                            "sets train.schedule_fraction): a smoke run, never a result")
+    train.add_argument(
+        "--stop-after-steps",
+        type=int,
+        default=None,
+        help=f"stop after N steps, saving last.pt (exit code {EXIT_STOPPED}); "
+        "the same command resumes",
+    )
+    train.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="loader workers per stream and process instead of the recipe's "
+        "train.num_workers (the samples do not depend on it; a run may "
+        "resume with another count)",
+    )
+    train.add_argument(
+        "--schedule-fraction",
+        type=float,
+        default=None,
+        help="train this fraction of the recipe's iterations (0 < F <= 1; "
+        "sets train.schedule_fraction): a smoke run, never a result",
+    )
     train.set_defaults(func=cmd_train)
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
     """``semivl evaluate``."""
     evaluate = sub.add_parser(
-        "evaluate", help="evaluate a trained run on the val split",
+        "evaluate",
+        help="evaluate a trained run on the val split",
         description="Evaluates a run's model; with --zero-shot instead the frozen CLIP's dense "
-                    "labels of a SemiVL recipe (no --split, --seed or --run-dir).")
+        "labels of a SemiVL recipe (no --split, --seed or --run-dir).",
+    )
     add_run_args(evaluate, run_required=False)
     evaluate.add_argument("--run-dir", type=Path, help="run folder")
-    evaluate.add_argument("--zero-shot", action="store_true",
-                          help="zero-shot dense CLIP: the recipe's CLIP, guidance texts and "
-                               "temperature, no training")
-    evaluate.add_argument("--weights", type=Path, default=None,
-                          help="weights file (default: <run-dir>/model.pt)")
-    evaluate.add_argument("--out", type=Path, default=None,
-                          help="metrics file (default: <run-dir>/metrics.json)")
-    evaluate.add_argument("--recompute", action="store_true",
-                          help="evaluate even when train_summary.json holds the trainer's "
-                               "validation of these very weights (one process, same val "
-                               "split and protocol), which is reused otherwise")
+    evaluate.add_argument(
+        "--zero-shot",
+        action="store_true",
+        help="zero-shot dense CLIP: the recipe's CLIP, guidance texts and temperature, no training",
+    )
+    evaluate.add_argument(
+        "--weights", type=Path, default=None, help="weights file (default: <run-dir>/model.pt)"
+    )
+    evaluate.add_argument(
+        "--out", type=Path, default=None, help="metrics file (default: <run-dir>/metrics.json)"
+    )
+    evaluate.add_argument(
+        "--recompute",
+        action="store_true",
+        help="evaluate even when train_summary.json holds the trainer's "
+        "validation of these very weights (one process, same val "
+        "split and protocol), which is reused otherwise",
+    )
     evaluate.set_defaults(func=cmd_evaluate)
 
 
 def add_model_summary(sub: argparse._SubParsersAction) -> None:
     """``semivl model-summary``."""
-    summary = sub.add_parser("model-summary",
-                             help="parameter counts of a recipe's model (JSON), no downloads")
+    summary = sub.add_parser(
+        "model-summary", help="parameter counts of a recipe's model (JSON), no downloads"
+    )
     summary.add_argument("--dataset", required=True)
     summary.add_argument("--method", required=True)
     summary.add_argument("--config-dir", type=Path, default=Path("config"))
@@ -296,20 +383,29 @@ def add_model_summary(sub: argparse._SubParsersAction) -> None:
 
 def add_predict(sub: argparse._SubParsersAction) -> None:
     """``semivl predict``."""
-    pred = sub.add_parser("predict", help="run a trained model on images: coloured masks and "
-                          "overlays")
+    pred = sub.add_parser(
+        "predict", help="run a trained model on images: coloured masks and overlays"
+    )
     pred.add_argument("images", type=Path, nargs="*", help="images or folders of images")
     pred.add_argument("--run-dir", type=Path, help="run folder (config.yaml and model.pt)")
     pred.add_argument("--weights", type=Path, help="weights (default: <run-dir>/model.pt)")
     pred.add_argument("--val", type=Path, help="predict the images of this split file instead")
     pred.add_argument("--data-root", type=Path, help="folder the split file's names are in")
     pred.add_argument("--limit", type=int, help="only the first N images")
-    pred.add_argument("--grid", type=Path, help="pick the run and images the report's "
-                      "qualitative grid shows (with --dataset and --method)")
+    pred.add_argument(
+        "--grid",
+        type=Path,
+        help="pick the run and images the report's "
+        "qualitative grid shows (with --dataset and --method)",
+    )
     pred.add_argument("--dataset")
     pred.add_argument("--method")
-    pred.add_argument("--out", type=Path, required=True,
-                      help="output folder (masks/ and overlays/; replaced as a whole)")
+    pred.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output folder (masks/ and overlays/; replaced as a whole)",
+    )
     pred.add_argument("--config-dir", type=Path, default=Path("config"))
     pred.add_argument("--clip-dir", type=Path, default=Path("resources/clip"))
     pred.add_argument("--text-dir", type=Path, default=Path("resources/text"))

@@ -51,8 +51,16 @@ def validate_archive(path: Path) -> None:
         raise ValueError(f"{name}: unknown archive type (expected .zip, .tar or .tar.gz)")
 
 
-def fetch_archive(cfg: DatasetConfig, key: str, archive_dir: Path, config_dir: Path, *,
-                  progress: bool = True, retries: int = 3, backoff_s: float = 2.0) -> Path:
+def fetch_archive(
+    cfg: DatasetConfig,
+    key: str,
+    archive_dir: Path,
+    config_dir: Path,
+    *,
+    progress: bool = True,
+    retries: int = 3,
+    backoff_s: float = 2.0,
+) -> Path:
     """Make sure ``<archive_dir>/<file>`` of archive ``key`` is present and verified."""
     if key not in cfg.archives:
         raise ConfigError(f"dataset {cfg.name}: no archive {key!r}; known: {sorted(cfg.archives)}")
@@ -66,10 +74,20 @@ def fetch_archive(cfg: DatasetConfig, key: str, archive_dir: Path, config_dir: P
         session = cityscapes_site.login(site)
         md5 = md5 or cityscapes_site.package_md5(session, site, source.cityscapes_package)
         urls = [cityscapes_site.package_url(site, source.cityscapes_package)]
-    lockfile.fetch_pinned(urls, dest, lock_path(config_dir), f"{cfg.name}/{source.file}",
-                          "dataset archives and split lists", md5=md5, size=source.size,
-                          validate=validate_archive, session=session, retries=retries,
-                          progress=progress, backoff_s=backoff_s)
+    lockfile.fetch_pinned(
+        urls,
+        dest,
+        lock_path(config_dir),
+        f"{cfg.name}/{source.file}",
+        "dataset archives and split lists",
+        md5=md5,
+        size=source.size,
+        validate=validate_archive,
+        session=session,
+        retries=retries,
+        progress=progress,
+        backoff_s=backoff_s,
+    )
     return dest
 
 
@@ -94,8 +112,9 @@ def _safe(relative: str) -> PurePosixPath:
     return path
 
 
-def extract(archive: Path, dest: Path, select: Callable[[str], str | None], *,
-            progress: bool = True) -> int:
+def extract(
+    archive: Path, dest: Path, select: Callable[[str], str | None], *, progress: bool = True
+) -> int:
     """Write each member for which ``select(name)`` gives a relative path to ``dest/<path>``.
 
     Returns the number of files written. The free disk space is checked first against the
@@ -133,7 +152,7 @@ def under(prefix: str, *, keep: str = "", suffixes: tuple[str, ...] = ()) -> Cal
         at = name.find(marker)
         if at < 0 or (at > 0 and name[at - 1] != "/"):
             return None
-        rest = name[at + len(marker):]
+        rest = name[at + len(marker) :]
         if not rest or (suffixes and not rest.endswith(suffixes)):
             return None
         return f"{keep.strip('/')}/{rest}" if keep else rest

@@ -50,12 +50,14 @@ class PartReport:
         found = []
         if self.expected is not None and self.pairs != self.expected:
             found.append(f"{self.part}: {self.pairs} pairs, expected {self.expected}")
-        for what, names in (("missing images", self.missing_images),
-                            ("missing masks", self.missing_masks),
-                            ("unreadable images", self.unreadable_images),
-                            ("unreadable masks", self.unreadable_masks),
-                            ("mask size differs from image", self.size_mismatch),
-                            ("mask values out of range", self.bad_values)):
+        for what, names in (
+            ("missing images", self.missing_images),
+            ("missing masks", self.missing_masks),
+            ("unreadable images", self.unreadable_images),
+            ("unreadable masks", self.unreadable_masks),
+            ("mask size differs from image", self.size_mismatch),
+            ("mask values out of range", self.bad_values),
+        ):
             if names:
                 found.append(f"{self.part}: {len(names)} {what}, e.g. {', '.join(names[:SHOW])}")
         return found
@@ -74,26 +76,34 @@ class CheckReport:
         return [p for part in self.parts for p in part.problems]
 
     def summary(self) -> str:
-        head = (f"{'part':<6} {'pairs':>8} {'expected':>9} {'checked':>8} {'no image':>9} "
-                f"{'no mask':>8} {'unreadable':>10} {'size':>6} {'values':>7}  mask values seen")
+        head = (
+            f"{'part':<6} {'pairs':>8} {'expected':>9} {'checked':>8} {'no image':>9} "
+            f"{'no mask':>8} {'unreadable':>10} {'size':>6} {'values':>7}  mask values seen"
+        )
         lines = [f"data check: {self.dataset} at {self.root}", head, "-" * len(head)]
         for p in self.parts:
             seen = sorted(p.values)
-            shown = (f"{seen[0]}..{seen[-1]} ({len(seen)} distinct)" if seen else "-")
+            shown = f"{seen[0]}..{seen[-1]} ({len(seen)} distinct)" if seen else "-"
             expected = "-" if p.expected is None else str(p.expected)
-            lines.append(f"{p.part:<6} {p.pairs:>8} {expected:>9} {p.checked:>8} "
-                         f"{len(p.missing_images):>9} {len(p.missing_masks):>8} "
-                         f"{len(p.unreadable_images) + len(p.unreadable_masks):>10} "
-                         f"{len(p.size_mismatch):>6} {len(p.bad_values):>7}  {shown}")
-        lines += [f"{p.part}: {p.unlabelled} of the checked images have no mask (unlabelled "
-                  f"only)" for p in self.parts if p.unlabelled]
+            lines.append(
+                f"{p.part:<6} {p.pairs:>8} {expected:>9} {p.checked:>8} "
+                f"{len(p.missing_images):>9} {len(p.missing_masks):>8} "
+                f"{len(p.unreadable_images) + len(p.unreadable_masks):>10} "
+                f"{len(p.size_mismatch):>6} {len(p.bad_values):>7}  {shown}"
+            )
+        lines += [
+            f"{p.part}: {p.unlabelled} of the checked images have no mask (unlabelled only)"
+            for p in self.parts
+            if p.unlabelled
+        ]
         problems = self.problems
         lines.append("OK" if not problems else "PROBLEMS:\n  " + "\n  ".join(problems))
         return "\n".join(lines)
 
 
-def _check_pair(pair: Pair, root: Path, cfg: DatasetConfig,
-                unlabelled_ok: bool = False) -> tuple[str, str, list[int]]:
+def _check_pair(
+    pair: Pair, root: Path, cfg: DatasetConfig, unlabelled_ok: bool = False
+) -> tuple[str, str, list[int]]:
     """('ok'|'unlabelled'|'no_image'|'no_mask'|'bad_image'|'bad_mask'|'size'|'values', name,
     distinct mask values) of one pair. A ``None`` mask is 'unlabelled' where ``unlabelled_ok``
     (a training part) once the image decodes, and 'no_mask' elsewhere."""
@@ -141,23 +151,36 @@ def _sample(pairs: list[Pair], sample: int | None) -> list[Pair]:
     return [pairs[int(i * step)] for i in range(sample)]
 
 
-def check_pairs(cfg: DatasetConfig, root: Path, part: str, pairs: list[Pair], *,
-                sample: int | None = None, workers: int = 1,
-                progress: bool = True) -> PartReport:
+def check_pairs(
+    cfg: DatasetConfig,
+    root: Path,
+    part: str,
+    pairs: list[Pair],
+    *,
+    sample: int | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> PartReport:
     """Check the ``pairs`` of one part (paths relative to ``root``, or absolute)."""
     report = PartReport(part, len(pairs), cfg.expected_counts.get(part))
     chosen = _sample(pairs, sample)
     check = partial(_check_pair, root=Path(root), cfg=cfg, unlabelled_ok=part == "train")
-    bar = partial(tqdm, total=len(chosen), desc=f"check {cfg.name} {part}", unit="pair",
-                  disable=not progress)
+    bar = partial(
+        tqdm, total=len(chosen), desc=f"check {cfg.name} {part}", unit="pair", disable=not progress
+    )
     if workers > 1 and len(chosen) > 256:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             results = list(bar(pool.imap(check, chosen, chunksize=64)))
     else:
         results = list(bar(map(check, chosen)))
-    buckets = {"no_image": report.missing_images, "no_mask": report.missing_masks,
-               "bad_image": report.unreadable_images, "bad_mask": report.unreadable_masks,
-               "size": report.size_mismatch, "values": report.bad_values}
+    buckets = {
+        "no_image": report.missing_images,
+        "no_mask": report.missing_masks,
+        "bad_image": report.unreadable_images,
+        "bad_mask": report.unreadable_masks,
+        "size": report.size_mismatch,
+        "values": report.bad_values,
+    }
     for status, name, values in results:
         report.values.update(values)
         if status in buckets:
@@ -167,17 +190,35 @@ def check_pairs(cfg: DatasetConfig, root: Path, part: str, pairs: list[Pair], *,
     return report
 
 
-def check_dataset(cfg: DatasetConfig, root: Path, *, sample: int | None = None,
-                  workers: int = 1, progress: bool = True) -> CheckReport:
+def check_dataset(
+    cfg: DatasetConfig,
+    root: Path,
+    *,
+    sample: int | None = None,
+    workers: int = 1,
+    progress: bool = True,
+) -> CheckReport:
     """Check the prepared dataset at ``root``; problems are in the report, not raised."""
     root = Path(root)
-    reports = [check_pairs(cfg, root, part, part_pairs(cfg, root, part), sample=sample,
-                           workers=workers, progress=progress) for part in PARTS]
+    reports = [
+        check_pairs(
+            cfg,
+            root,
+            part,
+            part_pairs(cfg, root, part),
+            sample=sample,
+            workers=workers,
+            progress=progress,
+        )
+        for part in PARTS
+    ]
     return CheckReport(cfg.name, root, reports)
 
 
 def require_valid(report: CheckReport) -> None:
     """Raise :class:`DataError` listing the problems if the check found any."""
     if report.problems:
-        raise DataError(f"{report.root}: the {report.dataset} data check failed:\n  "
-                        + "\n  ".join(report.problems))
+        raise DataError(
+            f"{report.root}: the {report.dataset} data check failed:\n  "
+            + "\n  ".join(report.problems)
+        )

@@ -36,10 +36,12 @@ def credentials_file() -> Path:
 
 
 def where_credentials_go() -> str:
-    return (f"set CITYSCAPES_USERNAME and CITYSCAPES_PASSWORD in the environment, or write "
-            f'{{"username": "...", "password": "..."}} to {credentials_file()} (mode 0600; '
-            f"cityscapesscripts' csDownload offers to store it there). An account is made at "
-            f"{REGISTER}; the data may not be redistributed")
+    return (
+        f"set CITYSCAPES_USERNAME and CITYSCAPES_PASSWORD in the environment, or write "
+        f'{{"username": "...", "password": "..."}} to {credentials_file()} (mode 0600; '
+        f"cityscapesscripts' csDownload offers to store it there). An account is made at "
+        f"{REGISTER}; the data may not be redistributed"
+    )
 
 
 def read_credentials() -> tuple[str, str]:
@@ -53,8 +55,10 @@ def read_credentials() -> tuple[str, str]:
             data = json.loads(path.read_text())
             return str(data["username"]), str(data["password"])
         except (ValueError, KeyError, TypeError) as err:
-            raise DownloadError(f"{path}: not a cityscapesscripts credentials file ({err}); "
-                                f"{where_credentials_go()}") from None
+            raise DownloadError(
+                f"{path}: not a cityscapesscripts credentials file ({err}); "
+                f"{where_credentials_go()}"
+            ) from None
     raise DownloadError(f"Cityscapes needs a login and none was found: {where_credentials_go()}")
 
 
@@ -65,26 +69,32 @@ def login(site: str, timeout: float = 60.0) -> requests.Session:
     url = site.rstrip("/") + "/login"
     try:
         session.get(url, allow_redirects=False, timeout=timeout).raise_for_status()
-        response = session.post(url, data={"username": user, "password": password,
-                                           "submit": "Login"},
-                                allow_redirects=False, timeout=timeout)
+        response = session.post(
+            url,
+            data={"username": user, "password": password, "submit": "Login"},
+            allow_redirects=False,
+            timeout=timeout,
+        )
         response.raise_for_status()
     except requests.RequestException as err:
         raise DownloadError(f"{url}: could not reach the Cityscapes login ({err})") from None
     if response.status_code != 302:  # the site redirects after a successful login
-        raise DownloadError(f"{url}: the Cityscapes login was refused for user {user!r} "
-                            f"(wrong username or password?); {where_credentials_go()}")
+        raise DownloadError(
+            f"{url}: the Cityscapes login was refused for user {user!r} "
+            f"(wrong username or password?); {where_credentials_go()}"
+        )
     return session
 
 
-def package_md5(session: requests.Session, site: str, package: int,
-                timeout: float = 60.0) -> str:
+def package_md5(session: requests.Session, site: str, package: int, timeout: float = 60.0) -> str:
     """The md5 the site publishes for ``package``."""
     url = f"{site.rstrip('/')}/md5-sum/?packageID={package}"
     response = session.get(url, allow_redirects=False, timeout=timeout)
     if response.status_code != 200 or not response.text.split():
-        raise DownloadError(f"{url}: HTTP {response.status_code}; could not read the package "
-                            f"md5 (is the account allowed to download package {package}?)")
+        raise DownloadError(
+            f"{url}: HTTP {response.status_code}; could not read the package "
+            f"md5 (is the account allowed to download package {package}?)"
+        )
     return response.text.split()[0].lower()
 
 

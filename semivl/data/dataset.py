@@ -38,8 +38,15 @@ class SegmentationDataset(Dataset):
     * ``val``: the whole image (optionally short-side resized) and its original-size mask.
     """
 
-    def __init__(self, root: Path, split_file: Path, dataset: DatasetConfig, mode: str,
-                 augment: AugmentConfig, resize_short: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        split_file: Path,
+        dataset: DatasetConfig,
+        mode: str,
+        augment: AugmentConfig,
+        resize_short: int | None = None,
+    ) -> None:
         if mode not in ("train", "train_u", "val"):
             raise ValueError(f"mode must be 'train', 'train_u' or 'val', got {mode!r}")
         self.root = require_data_root(root, dataset.name)
@@ -88,8 +95,14 @@ class SegmentationDataset(Dataset):
         mean, std = self.augment.mean, self.augment.std
         ignore = torch.zeros(size, size, dtype=torch.int64)
         ignore[mask_to_tensor(mask) == PAD_UNLABELED] = 255
-        return (normalize(image, mean, std), normalize(strong1, mean, std),
-                normalize(strong2, mean, std), ignore, box1, box2)
+        return (
+            normalize(image, mean, std),
+            normalize(strong1, mean, std),
+            normalize(strong2, mean, std),
+            ignore,
+            box1,
+            box2,
+        )
 
 
 def collate_val(batch):

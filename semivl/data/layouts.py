@@ -46,18 +46,31 @@ def part_pairs(cfg: DatasetConfig, root: Path, part: str) -> list[Pair]:
         return voc_pairs([s for s in stems if s not in exclude])
     if cfg.layout == "coco":
         folder = "train2017" if part == "train" else "val2017"
-        return [(f"{folder}/{n}", f"masks/{n[:-4]}.png")
-                for n in _sorted_names(root / folder, "*.jpg")]
+        return [
+            (f"{folder}/{n}", f"masks/{n[:-4]}.png") for n in _sorted_names(root / folder, "*.jpg")
+        ]
     if cfg.layout == "ade20k":
         folder = "training" if part == "train" else "validation"
-        return [(f"images/{folder}/{n}", f"annotations/{folder}/{n[:-4]}.png")
-                for n in _sorted_names(root / "images" / folder, "*.jpg")]
+        return [
+            (f"images/{folder}/{n}", f"annotations/{folder}/{n[:-4]}.png")
+            for n in _sorted_names(root / "images" / folder, "*.jpg")
+        ]
     if cfg.layout == "cityscapes":
         base = root / "leftImg8bit" / part
-        images = sorted(p.relative_to(root).as_posix()
-                        for p in base.glob("*/*_leftImg8bit.png")) if base.is_dir() else []
-        return [(img, img.replace("leftImg8bit/", "gtFine/", 1).replace(
-            "_leftImg8bit.png", "_gtFine_labelTrainIds.png")) for img in images]
+        images = (
+            sorted(p.relative_to(root).as_posix() for p in base.glob("*/*_leftImg8bit.png"))
+            if base.is_dir()
+            else []
+        )
+        return [
+            (
+                img,
+                img.replace("leftImg8bit/", "gtFine/", 1).replace(
+                    "_leftImg8bit.png", "_gtFine_labelTrainIds.png"
+                ),
+            )
+            for img in images
+        ]
     if cfg.layout == "generic":
         listed = root / f"{part}.txt"
         return read_split_file(listed) if listed.is_file() else []

@@ -36,83 +36,119 @@ from semivl.data.splits import (
 )
 
 
-def nested_split(pool: list[Pair], train: list[Pair], num_labeled: int,
-                 seed: int) -> tuple[list[Pair], list[Pair]]:
+def nested_split(
+    pool: list[Pair], train: list[Pair], num_labeled: int, seed: int
+) -> tuple[list[Pair], list[Pair]]:
     """(labelled, unlabelled): the first ``num_labeled`` of the seeded shuffle of the sorted
     pool, and the rest of the pool followed by the training pairs outside it (sorted)."""
     pool = sorted(pool)
     if not 0 < num_labeled < len(pool):
-        raise SplitFileError(f"a split of {num_labeled} labelled images needs 1.."
-                             f"{len(pool) - 1}, but the labelled pool has {len(pool)}")
+        raise SplitFileError(
+            f"a split of {num_labeled} labelled images needs 1.."
+            f"{len(pool) - 1}, but the labelled pool has {len(pool)}"
+        )
     random.Random(seed).shuffle(pool)
     in_pool = set(pool)
     return pool[:num_labeled], pool[num_labeled:] + sorted(p for p in train if p not in in_pool)
 
 
-def generated_split(cfg: DatasetConfig, root: Path, num_labeled: int,
-                    seed: int) -> tuple[list[Pair], list[Pair]]:
+def generated_split(
+    cfg: DatasetConfig, root: Path, num_labeled: int, seed: int
+) -> tuple[list[Pair], list[Pair]]:
     """(labelled, unlabelled) pairs of the dataset at ``root`` (see :func:`nested_split`)."""
     try:
-        return nested_split(labeled_pool(cfg, root), part_pairs(cfg, root, "train"),
-                            num_labeled, seed)
+        return nested_split(
+            labeled_pool(cfg, root), part_pairs(cfg, root, "train"), num_labeled, seed
+        )
     except SplitFileError as err:
         raise SplitFileError(f"{cfg.name} at {root}: {err}") from None
 
 
-def official_file(cfg: DatasetConfig, file: str, cache_dir: Path, config_dir: Path,
-                  progress: bool = False) -> list[Pair]:
+def official_file(
+    cfg: DatasetConfig, file: str, cache_dir: Path, config_dir: Path, progress: bool = False
+) -> list[Pair]:
     """Download (once) and read the upstream list ``file`` ("92/labeled.txt", "val.txt")."""
     official = cfg.official_splits
     if official is None:
-        raise ConfigError(f"dataset {cfg.name}: no official_splits in its config; use "
-                          f"--source generated")
+        raise ConfigError(
+            f"dataset {cfg.name}: no official_splits in its config; use --source generated"
+        )
     dest = Path(cache_dir) / cfg.name / official.commit / file
     lock_key = f"{cfg.name}/splits/{official.commit[:12]}/{file}"
     published = official.sha256.get(file)
     lockfile.fetch_pinned(
-        [official.file_url(file)], dest, lock_path(config_dir), lock_key,
-        "dataset archives and split lists", expected=published,
-        pinned_in=(f"config/datasets/{cfg.name}.yaml" if published
-                   else f"{lock_path(config_dir)}, {lock_key}"),
-        error=SplitFileError, progress=progress,
-        failure=lambda err: f"official {cfg.name} split list {file}: {err}")
+        [official.file_url(file)],
+        dest,
+        lock_path(config_dir),
+        lock_key,
+        "dataset archives and split lists",
+        expected=published,
+        pinned_in=(
+            f"config/datasets/{cfg.name}.yaml"
+            if published
+            else f"{lock_path(config_dir)}, {lock_key}"
+        ),
+        error=SplitFileError,
+        progress=progress,
+        failure=lambda err: f"official {cfg.name} split list {file}: {err}",
+    )
     return read_split_file(dest)
 
 
 def _require_count(pairs: list[Pair], expected: int | None, what: str) -> None:
     if expected is not None and len(pairs) != expected:
-        raise SplitFileError(f"{what}: {len(pairs)} lines, expected {expected}; the upstream "
-                             f"file does not match this split's configured size")
+        raise SplitFileError(
+            f"{what}: {len(pairs)} lines, expected {expected}; the upstream "
+            f"file does not match this split's configured size"
+        )
 
 
-def official_split(cfg: DatasetConfig, split: str, cache_dir: Path,
-                   config_dir: Path) -> tuple[list[Pair], list[Pair]]:
+def official_split(
+    cfg: DatasetConfig, split: str, cache_dir: Path, config_dir: Path
+) -> tuple[list[Pair], list[Pair]]:
     """(labelled, unlabelled) pairs of the upstream split, verified by line counts."""
     labeled = official_file(cfg, f"{split}/labeled.txt", cache_dir, config_dir)
     unlabeled = official_file(cfg, f"{split}/unlabeled.txt", cache_dir, config_dir)
     _require_count(labeled, cfg.splits[split], f"{cfg.name} {split}/labeled.txt")
     both = {image for image, _ in labeled} & {image for image, _ in unlabeled}
     if both:
-        raise SplitFileError(f"{cfg.name} {split}: {len(both)} images are both labelled and "
-                             f"unlabelled, e.g. {sorted(both)[0]}")
-    _require_count(unlabeled, None if cfg.expected_counts.get("train") is None else
-                   cfg.expected_counts["train"] - len(labeled),
-                   f"{cfg.name} {split}/unlabeled.txt")
+        raise SplitFileError(
+            f"{cfg.name} {split}: {len(both)} images are both labelled and "
+            f"unlabelled, e.g. {sorted(both)[0]}"
+        )
+    _require_count(
+        unlabeled,
+        None
+        if cfg.expected_counts.get("train") is None
+        else cfg.expected_counts["train"] - len(labeled),
+        f"{cfg.name} {split}/unlabeled.txt",
+    )
     return labeled, unlabeled
 
 
-def write_splits(cfg: DatasetConfig, root: Path, out_dir: Path, *, splits: list[str],
-                 val: bool, source: str, seed: int, cache_dir: Path,
-                 config_dir: Path) -> list[Path]:
+def write_splits(
+    cfg: DatasetConfig,
+    root: Path,
+    out_dir: Path,
+    *,
+    splits: list[str],
+    val: bool,
+    source: str,
+    seed: int,
+    cache_dir: Path,
+    config_dir: Path,
+) -> list[Path]:
     """Write ``<out_dir>/<split>/{labeled,unlabeled}.txt`` and (``val``) ``val.txt``."""
     root, out_dir = Path(root), Path(out_dir)
     if source == "official" and seed != 0:
-        raise SplitFileError(f"--seed {seed}: official splits have no seed; use "
-                             f"--source generated for a new draw")
+        raise SplitFileError(
+            f"--seed {seed}: official splits have no seed; use --source generated for a new draw"
+        )
     for split in splits:
         if split not in cfg.splits:
-            raise SplitFileError(f"split {split!r} is not defined for {cfg.name}; "
-                                 f"known splits: {sorted(cfg.splits)}")
+            raise SplitFileError(
+                f"split {split!r} is not defined for {cfg.name}; known splits: {sorted(cfg.splits)}"
+            )
     written = []
     if source == "official":
         val_pairs = official_file(cfg, "val.txt", cache_dir, config_dir)
@@ -131,8 +167,10 @@ def write_splits(cfg: DatasetConfig, root: Path, out_dir: Path, *, splits: list[
         check_pairs_exist(root, unlabeled, folder / "unlabeled.txt", check_masks=False)
         write_split_file(folder / "labeled.txt", labeled)
         write_split_file(folder / "unlabeled.txt", unlabeled)
-        print(f"wrote {folder}/labeled.txt ({len(labeled)}) and unlabeled.txt "
-              f"({len(unlabeled)}) [{source}]")
+        print(
+            f"wrote {folder}/labeled.txt ({len(labeled)}) and unlabeled.txt "
+            f"({len(unlabeled)}) [{source}]"
+        )
         written += [folder / "labeled.txt", folder / "unlabeled.txt"]
     if val:
         pairs = val_pairs

@@ -19,9 +19,11 @@ def require_data_root(root: Path, dataset: str) -> Path:
     """Fail with the path and the command that creates it if the dataset root is missing."""
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"dataset directory {root} does not exist; create it with: semivl "
-                        f"data prepare {dataset} --out {root} (or point --data-root at a "
-                        f"prepared copy; layout: docs/datasets.md)")
+        raise DataError(
+            f"dataset directory {root} does not exist; create it with: semivl "
+            f"data prepare {dataset} --out {root} (or point --data-root at a "
+            f"prepared copy; layout: docs/datasets.md)"
+        )
     return root
 
 
@@ -53,8 +55,11 @@ def read_mask(path: Path, cfg: DatasetConfig, *, check: bool = True) -> np.ndarr
         bad = (mask >= cfg.num_classes) & (mask != cfg.ignore_index)
         if bad.any():
             value = int(mask[bad][0])
-            stored = (f" (stored value {value - cfg.mask_offset}, label offset "
-                      f"{cfg.mask_offset})" if cfg.mask_offset else "")
+            stored = (
+                f" (stored value {value - cfg.mask_offset}, label offset {cfg.mask_offset})"
+                if cfg.mask_offset
+                else ""
+            )
             raise DataError(
                 f"{path}: mask value {value}{stored} is outside [0, {cfg.num_classes}) and is "
                 f"not the ignore index {cfg.ignore_index}; check the dataset's label format"

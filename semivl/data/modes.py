@@ -24,10 +24,12 @@ def read_mode_map(root: Path, image_rel: str, modes: AppearanceModes) -> np.ndar
     """The mode map of one image as a uint8 array; a clear error if it is missing."""
     path = mode_map_path(root, image_rel, modes)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: the appearance-mode map of {image_rel} is missing "
-                                f"(the dataset config declares appearance_modes.dir "
-                                f"{modes.dir!r}); regenerate the dataset with "
-                                f"`semivl data prepare toy --force`")
+        raise FileNotFoundError(
+            f"{path}: the appearance-mode map of {image_rel} is missing "
+            f"(the dataset config declares appearance_modes.dir "
+            f"{modes.dir!r}); regenerate the dataset with "
+            f"`semivl data prepare toy --force`"
+        )
     return np.asarray(Image.open(path))
 
 
@@ -41,14 +43,17 @@ def split_modes(root: Path, image_rels: list[str], modes: AppearanceModes) -> li
     return [names[v - 1] for v in sorted(seen)]
 
 
-def count_mode_hits(pred: np.ndarray, mode_map: np.ndarray, cfg: DatasetConfig,
-                    hits: np.ndarray, totals: np.ndarray) -> None:
+def count_mode_hits(
+    pred: np.ndarray, mode_map: np.ndarray, cfg: DatasetConfig, hits: np.ndarray, totals: np.ndarray
+) -> None:
     """Add one image to per-look counts: ``totals[v-1]`` pixels of look ``v``, ``hits[v-1]``
     of them predicted as the look's class. ``pred`` holds class indices at the map's size."""
     if pred.shape != mode_map.shape:
-        raise ValueError(f"the prediction is {pred.shape} but the appearance-mode map is "
-                         f"{mode_map.shape}: per-look scores need evaluation at the "
-                         f"original image size")
+        raise ValueError(
+            f"the prediction is {pred.shape} but the appearance-mode map is "
+            f"{mode_map.shape}: per-look scores need evaluation at the "
+            f"original image size"
+        )
     modes = cfg.appearance_modes
     classes = np.array([cfg.class_names.index(c) for c in modes.class_of()])
     valid = (mode_map > 0) & (mode_map <= len(classes))
@@ -58,8 +63,11 @@ def count_mode_hits(pred: np.ndarray, mode_map: np.ndarray, cfg: DatasetConfig,
     hits += np.bincount(values, weights=correct, minlength=len(classes)).astype(np.int64)
 
 
-def per_mode_accuracy(hits: np.ndarray, totals: np.ndarray,
-                      modes: AppearanceModes) -> dict[str, float | None]:
+def per_mode_accuracy(
+    hits: np.ndarray, totals: np.ndarray, modes: AppearanceModes
+) -> dict[str, float | None]:
     """Percent of each look's pixels predicted right (``None`` for a look absent from val)."""
-    return {name: (float(100.0 * h / t) if t else None)
-            for name, h, t in zip(modes.names(), hits, totals, strict=True)}
+    return {
+        name: (float(100.0 * h / t) if t else None)
+        for name, h, t in zip(modes.names(), hits, totals, strict=True)
+    }

@@ -6,10 +6,25 @@ from semivl.config import DatasetConfig
 
 # Cityscapes' official colours of its 19 train ids (cityscapesscripts' label table).
 CITYSCAPES_COLOURS = [
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
-    (0, 80, 100), (0, 0, 230), (119, 11, 32),
+    (128, 64, 128),
+    (244, 35, 232),
+    (70, 70, 70),
+    (102, 102, 156),
+    (190, 153, 153),
+    (153, 153, 153),
+    (250, 170, 30),
+    (220, 220, 0),
+    (107, 142, 35),
+    (152, 251, 152),
+    (70, 130, 180),
+    (220, 20, 60),
+    (255, 0, 0),
+    (0, 0, 142),
+    (0, 0, 70),
+    (0, 60, 100),
+    (0, 80, 100),
+    (0, 0, 230),
+    (119, 11, 32),
 ]
 
 
@@ -37,5 +52,5 @@ def dataset_palette(cfg: DatasetConfig) -> list[int]:
     palette = voc_palette()
     if cfg.layout == "cityscapes":
         for index, colour in enumerate(CITYSCAPES_COLOURS[: cfg.num_classes]):
-            palette[3 * index: 3 * index + 3] = colour
+            palette[3 * index : 3 * index + 3] = colour
     return palette

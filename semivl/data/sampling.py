@@ -31,8 +31,16 @@ class SeededSampler(Sampler[tuple[int, tuple[int, ...]]]):
             wrapping around so every rank gets the same number of items).
     """
 
-    def __init__(self, dataset_len: int, seed: int, stream: int = 0, shuffle: bool = True,
-                 length: int | None = None, num_replicas: int = 1, rank: int = 0) -> None:
+    def __init__(
+        self,
+        dataset_len: int,
+        seed: int,
+        stream: int = 0,
+        shuffle: bool = True,
+        length: int | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
         if dataset_len < 1:
             raise ValueError("cannot sample from an empty dataset")
         self.dataset_len = dataset_len

@@ -53,8 +53,7 @@ def read_split_file(path: Path) -> list[Pair]:
     return pairs
 
 
-def require_disjoint_from_val(pairs: list[Pair], val: list[Pair], what: str,
-                              show: int = 3) -> None:
+def require_disjoint_from_val(pairs: list[Pair], val: list[Pair], what: str, show: int = 3) -> None:
     """Fail, naming a few, if a training list shares images with the val list."""
     shared = sorted({image for image, _ in pairs} & {image for image, _ in val})
     if shared:
@@ -88,8 +87,9 @@ def read_id_list(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
-def check_pairs_exist(root: Path, pairs: list[Pair], split_path: Path, *,
-                      check_masks: bool = True, show: int = 5) -> None:
+def check_pairs_exist(
+    root: Path, pairs: list[Pair], split_path: Path, *, check_masks: bool = True, show: int = 5
+) -> None:
     """Fail with the count and the first few names if a split line names a missing file.
 
     With ``check_masks`` (labelled and val lists) every line must name an existing mask; a

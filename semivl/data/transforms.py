@@ -17,16 +17,18 @@ PAD_LABELED = 255
 PAD_UNLABELED = 254  # marks padding in unlabelled masks; becomes the ignore mask
 
 
-def resize_unimatch(img: Image.Image, mask: Image.Image, rng: np.random.Generator,
-                    ratio_range: tuple[float, float]) -> tuple[Image.Image, Image.Image]:
+def resize_unimatch(
+    img: Image.Image, mask: Image.Image, rng: np.random.Generator, ratio_range: tuple[float, float]
+) -> tuple[Image.Image, Image.Image]:
     """New long side drawn uniformly from the integers in [lo * L, hi * L], aspect kept.
 
     UniMatch's ``dataset/transform.py`` resizes with PIL (bilinear image, nearest mask), and
     so does this function.
     """
     w, h = img.size
-    long_side = int(rng.integers(int(max(h, w) * ratio_range[0]),
-                                 int(max(h, w) * ratio_range[1]) + 1))
+    long_side = int(
+        rng.integers(int(max(h, w) * ratio_range[0]), int(max(h, w) * ratio_range[1]) + 1)
+    )
     if h > w:
         oh, ow = long_side, int(1.0 * w * long_side / h + 0.5)
     else:
@@ -54,8 +56,9 @@ def _cv2_resize(array: np.ndarray, size: tuple[int, int], nearest: bool) -> np.n
     return cv2.resize(np.ascontiguousarray(array), size, interpolation=interpolation)
 
 
-def rescale_mmseg(img: Image.Image, mask: Image.Image | None, scale: tuple[float, float]
-                  ) -> tuple[Image.Image, Image.Image | None]:
+def rescale_mmseg(
+    img: Image.Image, mask: Image.Image | None, scale: tuple[float, float]
+) -> tuple[Image.Image, Image.Image | None]:
     """mmcv ``imrescale`` (keep ratio, OpenCV backend) of the image (bilinear) and the mask
     (OpenCV ``INTER_NEAREST``, whose sampling grid is not pixel-centred, unlike PIL's)."""
     size = mmseg_rescale_size(*img.size, scale)
@@ -65,17 +68,22 @@ def rescale_mmseg(img: Image.Image, mask: Image.Image | None, scale: tuple[float
     return out, Image.fromarray(_cv2_resize(np.asarray(mask), size, nearest=True))
 
 
-def resize_mmseg(img: Image.Image, mask: Image.Image, rng: np.random.Generator,
-                 img_scale: tuple[int, int], ratio_range: tuple[float, float]
-                 ) -> tuple[Image.Image, Image.Image]:
+def resize_mmseg(
+    img: Image.Image,
+    mask: Image.Image,
+    rng: np.random.Generator,
+    img_scale: tuple[int, int],
+    ratio_range: tuple[float, float],
+) -> tuple[Image.Image, Image.Image]:
     """mmseg ``Resize(img_scale, ratio_range, keep_ratio=True)``: r ~ U(lo, hi), then
     :func:`rescale_mmseg` to ``img_scale * r``."""
     ratio = float(rng.uniform(ratio_range[0], ratio_range[1]))
     return rescale_mmseg(img, mask, mmseg_ratio_scale(img_scale, ratio))
 
 
-def pad_and_crop(img: Image.Image, mask: Image.Image, size: int, rng: np.random.Generator,
-                 mask_pad: int) -> tuple[Image.Image, Image.Image]:
+def pad_and_crop(
+    img: Image.Image, mask: Image.Image, size: int, rng: np.random.Generator, mask_pad: int
+) -> tuple[Image.Image, Image.Image]:
     """Pad right/bottom to ``size`` (image 0, mask ``mask_pad``), then crop a random square."""
     w, h = img.size
     pad_w, pad_h = max(size - w, 0), max(size - h, 0)
@@ -94,17 +102,22 @@ def pad_and_crop(img: Image.Image, mask: Image.Image, size: int, rng: np.random.
     return img.crop(box), mask.crop(box)
 
 
-def hflip(img: Image.Image, mask: Image.Image, rng: np.random.Generator, p: float
-          ) -> tuple[Image.Image, Image.Image]:
+def hflip(
+    img: Image.Image, mask: Image.Image, rng: np.random.Generator, p: float
+) -> tuple[Image.Image, Image.Image]:
     """Horizontal flip with probability ``p``."""
     if rng.random() < p:
         return img.transpose(Image.FLIP_LEFT_RIGHT), mask.transpose(Image.FLIP_LEFT_RIGHT)
     return img, mask
 
 
-def weak_augment(img: Image.Image, mask: Image.Image, cfg: AugmentConfig,
-                 rng: np.random.Generator, mask_pad: int = PAD_LABELED
-                 ) -> tuple[Image.Image, Image.Image]:
+def weak_augment(
+    img: Image.Image,
+    mask: Image.Image,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    mask_pad: int = PAD_LABELED,
+) -> tuple[Image.Image, Image.Image]:
     """Random rescale, pad-and-crop, horizontal flip (in this order, as upstream)."""
     if cfg.resize == "unimatch":
         img, mask = resize_unimatch(img, mask, rng, cfg.ratio_range)
@@ -144,9 +157,14 @@ def resize_short_side(img: Image.Image, short: int) -> Image.Image:
 # --------------------------------------------------------------------------------------------
 
 
-def color_jitter(img: Image.Image, rng: np.random.Generator, brightness: float = 0.5,
-                 contrast: float = 0.5, saturation: float = 0.5, hue: float = 0.25
-                 ) -> Image.Image:
+def color_jitter(
+    img: Image.Image,
+    rng: np.random.Generator,
+    brightness: float = 0.5,
+    contrast: float = 0.5,
+    saturation: float = 0.5,
+    hue: float = 0.25,
+) -> Image.Image:
     """torchvision ``ColorJitter``: the four adjustments in random order, random factors."""
     from torchvision.transforms import functional as TF
 
@@ -175,9 +193,13 @@ def strong_photometric(img: Image.Image, rng: np.random.Generator) -> Image.Imag
     return img
 
 
-def cutmix_box(size: int, rng: np.random.Generator, p: float = 0.5,
-               area: tuple[float, float] = (0.02, 0.4), ratio: tuple[float, float] = (0.3, 1 / 0.3)
-               ) -> torch.Tensor:
+def cutmix_box(
+    size: int,
+    rng: np.random.Generator,
+    p: float = 0.5,
+    area: tuple[float, float] = (0.02, 0.4),
+    ratio: tuple[float, float] = (0.3, 1 / 0.3),
+) -> torch.Tensor:
     """A [size, size] 0/1 mask with one box (probability ``p``), resampled until it fits."""
     mask = torch.zeros(size, size, dtype=torch.int64)
     if rng.random() > p:
@@ -191,5 +213,5 @@ def cutmix_box(size: int, rng: np.random.Generator, p: float = 0.5,
         y = int(rng.integers(0, size))
         if x + w <= size and y + h <= size:
             break
-    mask[y:y + h, x:x + w] = 1
+    mask[y : y + h, x : x + w] = 1
     return mask

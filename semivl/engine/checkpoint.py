@@ -11,8 +11,14 @@ import torch
 
 from semivl.atomic import atomic_write, write_text_atomic
 
-__all__ = ["load_checkpoint", "read_resume_state", "save_atomic", "serialize",
-           "write_json_atomic", "write_text_atomic"]
+__all__ = [
+    "load_checkpoint",
+    "read_resume_state",
+    "save_atomic",
+    "serialize",
+    "write_json_atomic",
+    "write_text_atomic",
+]
 
 
 def save_atomic(obj: Any, path: Path) -> None:
@@ -50,8 +56,11 @@ def read_resume_state(path: Path) -> dict:
             f"{path}: cannot read this resume state ({type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else 'no detail'}). It is left "
             f"untouched. To start the run over, move it aside (e.g. mv {path} {path}.bad) "
-            f"and run the same command again") from error
+            f"and run the same command again"
+        ) from error
     if not isinstance(ckpt, dict) or "iteration" not in ckpt:
-        raise RuntimeError(f"{path}: not a resume state of `semivl train` (no 'iteration'); "
-                           f"it is left untouched. Move it aside to start the run over")
+        raise RuntimeError(
+            f"{path}: not a resume state of `semivl train` (no 'iteration'); "
+            f"it is left untouched. Move it aside to start the run over"
+        )
     return ckpt

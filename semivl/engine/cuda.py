@@ -44,14 +44,18 @@ def driver_version() -> str | None:
     """The NVIDIA kernel driver's version on this machine (``None`` where there is none)."""
     path = Path("/proc/driver/nvidia/version")
     if path.is_file():
-        match = re.search(r"Kernel Module\s+(?:for \S+\s+)?(\d+\.\d+(?:\.\d+)?)",
-                          path.read_text(errors="replace"))
+        match = re.search(
+            r"Kernel Module\s+(?:for \S+\s+)?(\d+\.\d+(?:\.\d+)?)", path.read_text(errors="replace")
+        )
         if match:
             return match.group(1)
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version",
-                              "--format=csv,noheader"], capture_output=True, text=True,
-                             timeout=20)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     first = out.stdout.strip().splitlines()
@@ -67,14 +71,21 @@ def unusable_message(why: str, torch_cuda: str | None, driver: str | None) -> st
     else:
         major = int(torch_cuda.split(".")[0])
         need = MIN_DRIVER.get(major)
-        build = (f"this torch is built for CUDA {torch_cuda}, which needs NVIDIA driver "
-                 f"{need} or newer" if need else f"this torch is built for CUDA {torch_cuda}")
-        fix = ("update the driver, or install a torch build for the CUDA your driver runs: "
-               "make setup TORCH_INDEX=https://download.pytorch.org/whl/cu126 (CUDA 12.6, "
-               "driver 525 or newer; README, 'On a SLURM cluster')")
+        build = (
+            f"this torch is built for CUDA {torch_cuda}, which needs NVIDIA driver {need} or newer"
+            if need
+            else f"this torch is built for CUDA {torch_cuda}"
+        )
+        fix = (
+            "update the driver, or install a torch build for the CUDA your driver runs: "
+            "make setup TORCH_INDEX=https://download.pytorch.org/whl/cu126 (CUDA 12.6, "
+            "driver 525 or newer; README, 'On a SLURM cluster')"
+        )
     found = f"driver found: {driver}" if driver else "no NVIDIA driver found on this machine"
-    return (f"CUDA is not usable although {why}: {build}; {found}. To fix it, {fix}. To train "
-            f"on the CPU on purpose, pass --device cpu (a grid: cluster.device: cpu).")
+    return (
+        f"CUDA is not usable although {why}: {build}; {found}. To fix it, {fix}. To train "
+        f"on the CPU on purpose, pass --device cpu (a grid: cluster.device: cpu)."
+    )
 
 
 def check_cuda_expected(recipe_gpus: int = 0, environ: dict[str, str] | None = None) -> None:

@@ -24,8 +24,9 @@ def protocol_fingerprint(recipe) -> str:
     """Hash of what decides a validation result besides the weights: the dataset config, the
     model, the input normalisation and resize (augment) and the evaluation protocol."""
     parts = recipe.to_dict()
-    blob = json.dumps({k: parts[k] for k in ("dataset", "model", "augment", "eval")},
-                      sort_keys=True, default=str)
+    blob = json.dumps(
+        {k: parts[k] for k in ("dataset", "model", "augment", "eval")}, sort_keys=True, default=str
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -34,11 +35,13 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def final_eval_record(result, iteration: int, processes: int, recipe, val_split: Path,
-                      class_definitions: str | None) -> dict[str, Any]:
+def final_eval_record(
+    result, iteration: int, processes: int, recipe, val_split: Path, class_definitions: str | None
+) -> dict[str, Any]:
     """The ``final_eval`` entry of ``train_summary.json`` (byte-stable: no times or paths)."""
-    extra = ({} if result.per_mode_accuracy is None
-             else {"per_mode_accuracy": result.per_mode_accuracy})
+    extra = (
+        {} if result.per_mode_accuracy is None else {"per_mode_accuracy": result.per_mode_accuracy}
+    )
     return {
         **extra,
         "iter": iteration,
@@ -52,8 +55,9 @@ def final_eval_record(result, iteration: int, processes: int, recipe, val_split:
     }
 
 
-def reusable_final_eval(summary: dict, recipe, val_split: Path,
-                        weights: Path) -> tuple[dict | None, str]:
+def reusable_final_eval(
+    summary: dict, recipe, val_split: Path, weights: Path
+) -> tuple[dict | None, str]:
     """The summary's ``final_eval`` if it stands for ``semivl evaluate`` of ``weights``, else
     ``None``; with the reason either way (printed by the CLI)."""
     record = summary.get("final_eval")
@@ -64,13 +68,14 @@ def reusable_final_eval(summary: dict, recipe, val_split: Path,
     if record["iter"] != summary.get("final_iter"):
         return None, "the last validation was not at the final iteration"
     if record["processes"] != 1:
-        return None, (f"training validated in {record['processes']} processes (padded "
-                      f"shards)")
+        return None, (f"training validated in {record['processes']} processes (padded shards)")
     if record.get("weights_sha256") != file_sha256(weights):
         return None, f"{weights} is not the file the trainer validated"
     if record["val_split_sha256"] != file_sha256(val_split):
         return None, f"{val_split} changed since training"
     if record["protocol"] != protocol_fingerprint(recipe):
         return None, "the recipe's model, data or evaluation protocol changed since training"
-    return record, (f"the trainer's validation of these final weights at iteration "
-                    f"{record['iter']}; --recompute evaluates again")
+    return record, (
+        f"the trainer's validation of these final weights at iteration "
+        f"{record['iter']}; --recompute evaluates again"
+    )

@@ -23,9 +23,13 @@ from semivl.models.clip_vit import MaskClipViT
 from semivl.models.text import max_over_concepts
 
 
-def dense_clip_similarity(teacher: MaskClipViT, text: torch.Tensor,
-                          concept_class: torch.Tensor | None, num_classes: int,
-                          images: torch.Tensor) -> torch.Tensor:
+def dense_clip_similarity(
+    teacher: MaskClipViT,
+    text: torch.Tensor,
+    concept_class: torch.Tensor | None,
+    num_classes: int,
+    images: torch.Tensor,
+) -> torch.Tensor:
     """Per-class cosine similarity [B, C, H, W] of the dense CLIP embedding with the texts
     (max over a class's concepts), bilinearly upsampled to the images' size."""
     dense = teacher(images).dense
@@ -47,9 +51,14 @@ class DenseClipGuidance(nn.Module):
     the original CLIP weights whenever training starts or resumes.
     """
 
-    def __init__(self, teacher: MaskClipViT, text: torch.Tensor,
-                 concept_class: torch.Tensor | None, num_classes: int,
-                 cfg: GuidanceConfig) -> None:
+    def __init__(
+        self,
+        teacher: MaskClipViT,
+        text: torch.Tensor,
+        concept_class: torch.Tensor | None,
+        num_classes: int,
+        cfg: GuidanceConfig,
+    ) -> None:
         super().__init__()
         self.teacher = teacher.eval()
         for param in self.teacher.parameters():
@@ -70,8 +79,9 @@ class DenseClipGuidance(nn.Module):
         three significant digits, and x100 (the temperature) moves the logits by up to 0.4,
         enough to carry pixels across the 0.9 confidence threshold."""
         with torch.autocast(device_type=images.device.type, enabled=False):
-            sim = dense_clip_similarity(self.teacher, self.text, self.concept_class,
-                                        self.num_classes, images.float())
+            sim = dense_clip_similarity(
+                self.teacher, self.text, self.concept_class, self.num_classes, images.float()
+            )
         conf, label = (self.cfg.temperature * sim).softmax(dim=1).max(dim=1)
         label[conf < self.cfg.conf_thresh] = IGNORE
         label[ignore_mask == IGNORE] = IGNORE
@@ -84,8 +94,10 @@ class DenseClipGuidance(nn.Module):
         return ce.sum() / (label != IGNORE).sum().clamp(min=1)
 
     def forward(self, ctx: UniMatchContext) -> tuple[torch.Tensor, dict[str, float]]:
-        both = self.labels(torch.cat((ctx.img_u_w, ctx.img_u_w_mix)),
-                           torch.cat((ctx.ignore_mask, ctx.ignore_mask_mix)))
+        both = self.labels(
+            torch.cat((ctx.img_u_w, ctx.img_u_w_mix)),
+            torch.cat((ctx.ignore_mask, ctx.ignore_mask_mix)),
+        )
         label, label_mix = both.chunk(2)
         label1 = paste(label, label_mix, ctx.box1)
         label2 = paste(label, label_mix, ctx.box2)
@@ -96,8 +108,11 @@ class DenseClipGuidance(nn.Module):
         weight = guidance_weight(self.cfg, ctx.iteration, ctx.total_iters)
         valid = ctx.ignore_mask != IGNORE
         ratio = ((label != IGNORE) & valid).sum().item() / max(valid.sum().item(), 1)
-        return weight * combined, {"loss_guid": combined.item(), "guid_weight": weight,
-                                   "guid_ratio": ratio}
+        return weight * combined, {
+            "loss_guid": combined.item(),
+            "guid_weight": weight,
+            "guid_ratio": ratio,
+        }
 
 
 def dense_clip_teacher(recipe: Recipe, context, image_size: int) -> MaskClipViT:
@@ -107,9 +122,15 @@ def dense_clip_teacher(recipe: Recipe, context, image_size: int) -> MaskClipViT:
     from semivl.models.semivl_model import clip_visual
 
     args = recipe.model.args
-    return MaskClipViT(clip_visual(args["clip"], context), image_size, (), dense=True,
-                       exact_gelu=args.get("exact_gelu", True), ln_eps=args.get("ln_eps", 1e-6),
-                       renorm_clip_input=args.get("renorm_clip_input", False))
+    return MaskClipViT(
+        clip_visual(args["clip"], context),
+        image_size,
+        (),
+        dense=True,
+        exact_gelu=args.get("exact_gelu", True),
+        ln_eps=args.get("ln_eps", 1e-6),
+        renorm_clip_input=args.get("renorm_clip_input", False),
+    )
 
 
 def build_guidance(recipe: Recipe, model: nn.Module, context) -> DenseClipGuidance | None:
@@ -126,11 +147,18 @@ def build_guidance(recipe: Recipe, model: nn.Module, context) -> DenseClipGuidan
     teacher = dense_clip_teacher(recipe, context, cfg.teacher_image_size)
     backbone: MaskClipViT = model.backbone
     if (teacher.exact_gelu, teacher.ln_eps, teacher.renorm_clip_input) != (
-            backbone.exact_gelu, backbone.ln_eps, backbone.renorm_clip_input):
+        backbone.exact_gelu,
+        backbone.ln_eps,
+        backbone.renorm_clip_input,
+    ):
         raise ValueError("the guidance teacher's numerics differ from the backbone's")
-    text, concept_class = class_texts_for(recipe.model.args["clip"], context, cfg.text,
-                                          teacher.embed_dim,
-                                          recipe.model.args.get("text_embeddings", "project"))
+    text, concept_class = class_texts_for(
+        recipe.model.args["clip"],
+        context,
+        cfg.text,
+        teacher.embed_dim,
+        recipe.model.args.get("text_embeddings", "project"),
+    )
     return DenseClipGuidance(teacher, text, concept_class, recipe.dataset.num_classes, cfg)
 
 

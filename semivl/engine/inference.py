@@ -19,9 +19,9 @@ def predict_whole(model: nn.Module, image: torch.Tensor) -> torch.Tensor:
     return model(image)
 
 
-def _window_outputs(model: nn.Module, image: torch.Tensor,
-                    boxes: list[tuple[int, int, int, int]], batched: bool
-                    ) -> Iterator[torch.Tensor]:
+def _window_outputs(
+    model: nn.Module, image: torch.Tensor, boxes: list[tuple[int, int, int, int]], batched: bool
+) -> Iterator[torch.Tensor]:
     """The model's output on each window ``(y1, y2, x1, x2)`` of ``image``, in ``boxes`` order.
 
     One forward pass per window, lazily (one window's output in memory at a time), unless
@@ -38,16 +38,23 @@ def _window_outputs(model: nn.Module, image: torch.Tensor,
         by_size.setdefault((y2 - y1, x2 - x1), []).append(index)
     outputs: list[torch.Tensor | None] = [None] * len(boxes)
     for indices in by_size.values():
-        crops = torch.cat([image[:, :, boxes[i][0]:boxes[i][1], boxes[i][2]:boxes[i][3]]
-                           for i in indices])
+        crops = torch.cat(
+            [image[:, :, boxes[i][0] : boxes[i][1], boxes[i][2] : boxes[i][3]] for i in indices]
+        )
         for k, out in enumerate(model(crops).split(b)):
             outputs[indices[k]] = out
     yield from outputs
 
 
 @torch.no_grad()
-def predict_sliding_logits(model: nn.Module, image: torch.Tensor, num_classes: int,
-                           crop: int, stride: int, batch_windows: bool = False) -> torch.Tensor:
+def predict_sliding_logits(
+    model: nn.Module,
+    image: torch.Tensor,
+    num_classes: int,
+    crop: int,
+    stride: int,
+    batch_windows: bool = False,
+) -> torch.Tensor:
     """SemiVL/ZegCLIP windows: shifted back inside the image, raw logits averaged.
 
     ``max(H - crop + stride - 1, 0) // stride + 1`` windows per axis; a window that would cross
@@ -65,17 +72,23 @@ def predict_sliding_logits(model: nn.Module, image: torch.Tensor, num_classes: i
             boxes.append((max(y2 - crop, 0), y2, max(x2 - crop, 0), x2))
     logits = image.new_zeros((b, num_classes, h, w))
     count = image.new_zeros((b, 1, h, w))
-    for (y1, y2, x1, x2), out in zip(boxes, _window_outputs(model, image, boxes, batch_windows),
-                                     strict=True):
+    for (y1, y2, x1, x2), out in zip(
+        boxes, _window_outputs(model, image, boxes, batch_windows), strict=True
+    ):
         logits[:, :, y1:y2, x1:x2] += out
         count[:, :, y1:y2, x1:x2] += 1
     return logits / count
 
 
 @torch.no_grad()
-def predict_sliding_softmax(model: nn.Module, image: torch.Tensor, num_classes: int,
-                            crop: int, stride: int | None = None,
-                            batch_windows: bool = False) -> torch.Tensor:
+def predict_sliding_softmax(
+    model: nn.Module,
+    image: torch.Tensor,
+    num_classes: int,
+    crop: int,
+    stride: int | None = None,
+    batch_windows: bool = False,
+) -> torch.Tensor:
     """UniMatch windows: start at 0, stride, 2*stride, ...; border windows are truncated.
 
     Softmax probabilities are summed over overlapping windows. ``stride`` defaults to
@@ -84,11 +97,15 @@ def predict_sliding_softmax(model: nn.Module, image: torch.Tensor, num_classes: 
     """
     stride = stride or int(crop * 2 / 3)
     b, _, h, w = image.shape
-    boxes = [(row, min(h, row + crop), col, min(w, col + crop))
-             for row in range(0, h, stride) for col in range(0, w, stride)]
+    boxes = [
+        (row, min(h, row + crop), col, min(w, col + crop))
+        for row in range(0, h, stride)
+        for col in range(0, w, stride)
+    ]
     total = image.new_zeros((b, num_classes, h, w))
-    for (y1, y2, x1, x2), out in zip(boxes, _window_outputs(model, image, boxes, batch_windows),
-                                     strict=True):
+    for (y1, y2, x1, x2), out in zip(
+        boxes, _window_outputs(model, image, boxes, batch_windows), strict=True
+    ):
         total[:, :, y1:y2, x1:x2] += out.softmax(dim=1)
     return total
 
@@ -110,9 +127,14 @@ def clamped_starts(size: int, crop: int, stride: int) -> list[int]:
 
 
 @torch.no_grad()
-def predict_sliding_softmax_clamped(model: nn.Module, image: torch.Tensor, num_classes: int,
-                                    crop: int, stride: int,
-                                    batch_windows: bool = False) -> torch.Tensor:
+def predict_sliding_softmax_clamped(
+    model: nn.Module,
+    image: torch.Tensor,
+    num_classes: int,
+    crop: int,
+    stride: int,
+    batch_windows: bool = False,
+) -> torch.Tensor:
     """UniMatch V2 windows: ``crop`` x ``crop``, clamped to lie fully inside the image.
 
     Starts per axis from :func:`clamped_starts` (Cityscapes 1024x2048, crop 798, stride 532:
@@ -122,12 +144,15 @@ def predict_sliding_softmax_clamped(model: nn.Module, image: torch.Tensor, num_c
     probabilities [B, C, H, W].
     """
     b, _, h, w = image.shape
-    boxes = [(row, min(h, row + crop), col, min(w, col + crop))
-             for row in clamped_starts(h, crop, stride)
-             for col in clamped_starts(w, crop, stride)]
+    boxes = [
+        (row, min(h, row + crop), col, min(w, col + crop))
+        for row in clamped_starts(h, crop, stride)
+        for col in clamped_starts(w, crop, stride)
+    ]
     total = image.new_zeros((b, num_classes, h, w))
-    for (y1, y2, x1, x2), out in zip(boxes, _window_outputs(model, image, boxes, batch_windows),
-                                     strict=True):
+    for (y1, y2, x1, x2), out in zip(
+        boxes, _window_outputs(model, image, boxes, batch_windows), strict=True
+    ):
         total[:, :, y1:y2, x1:x2] += out.softmax(dim=1)
     return total
 
@@ -141,10 +166,17 @@ def multiple_size(size: tuple[int, int], multiple: int) -> tuple[int, int]:
     return tuple(max(int(s / multiple + 0.5), 1) * multiple for s in size)
 
 
-def predict(model: nn.Module, image: torch.Tensor, num_classes: int, mode: str,
-            crop: int | None = None, stride: int | None = None,
-            out_size: tuple[int, int] | None = None, batch_windows: bool = False,
-            resize_to_multiple: int | None = None) -> torch.Tensor:
+def predict(
+    model: nn.Module,
+    image: torch.Tensor,
+    num_classes: int,
+    mode: str,
+    crop: int | None = None,
+    stride: int | None = None,
+    out_size: tuple[int, int] | None = None,
+    batch_windows: bool = False,
+    resize_to_multiple: int | None = None,
+) -> torch.Tensor:
     """Class scores at ``out_size`` (default: the input size) for the configured mode.
 
     ``batch_windows``: run a sliding mode's windows as batches (``eval.batch_windows``).
@@ -168,16 +200,15 @@ def predict(model: nn.Module, image: torch.Tensor, num_classes: int, mode: str,
     if mode == "whole":
         scores = predict_whole(model, image)
     elif mode == "sliding_logits":
-        scores = predict_sliding_logits(model, image, num_classes, crop, stride,
-                                        batch_windows)
+        scores = predict_sliding_logits(model, image, num_classes, crop, stride, batch_windows)
     elif mode == "sliding_softmax":
-        scores = predict_sliding_softmax(model, image, num_classes, crop, stride,
-                                         batch_windows)
+        scores = predict_sliding_softmax(model, image, num_classes, crop, stride, batch_windows)
     elif mode == "sliding_softmax_clamped":
         if stride is None:
             raise ValueError("sliding_softmax_clamped needs a stride (eval.stride)")
-        scores = predict_sliding_softmax_clamped(model, image, num_classes, crop, stride,
-                                                 batch_windows)
+        scores = predict_sliding_softmax_clamped(
+            model, image, num_classes, crop, stride, batch_windows
+        )
     else:
         raise ValueError(f"unknown eval mode {mode!r}")
     if target is not None and tuple(scores.shape[-2:]) != target:
@@ -185,10 +216,22 @@ def predict(model: nn.Module, image: torch.Tensor, num_classes: int, mode: str,
     return scores
 
 
-def predict_with_config(model: nn.Module, image: torch.Tensor, num_classes: int,
-                        cfg: EvalConfig, out_size: tuple[int, int] | None = None
-                        ) -> torch.Tensor:
+def predict_with_config(
+    model: nn.Module,
+    image: torch.Tensor,
+    num_classes: int,
+    cfg: EvalConfig,
+    out_size: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """:func:`predict` under a recipe's ``eval`` section (every key that shapes inference)."""
-    return predict(model, image, num_classes, cfg.mode, cfg.crop_size, cfg.stride,
-                   out_size=out_size, batch_windows=cfg.batch_windows,
-                   resize_to_multiple=cfg.resize_to_multiple)
+    return predict(
+        model,
+        image,
+        num_classes,
+        cfg.mode,
+        cfg.crop_size,
+        cfg.stride,
+        out_size=out_size,
+        batch_windows=cfg.batch_windows,
+        resize_to_multiple=cfg.resize_to_multiple,
+    )

@@ -21,8 +21,9 @@ class ProbOhemCrossEntropy(nn.Module):
     The loss is the mean CE over the kept pixels.
     """
 
-    def __init__(self, thresh: float = 0.7, min_kept: int = 200000,
-                 ignore_index: int = IGNORE) -> None:
+    def __init__(
+        self, thresh: float = 0.7, min_kept: int = 200000, ignore_index: int = IGNORE
+    ) -> None:
         super().__init__()
         self.thresh = thresh
         self.min_kept = min_kept
@@ -45,14 +46,16 @@ class ProbOhemCrossEntropy(nn.Module):
                 order = true_prob.argsort()
                 kth = true_prob[order[min(flat.numel(), self.min_kept) - 1]]
                 threshold = torch.maximum(
-                    torch.tensor(self.thresh, dtype=true_prob.dtype, device=pred.device), kth)
+                    torch.tensor(self.thresh, dtype=true_prob.dtype, device=pred.device), kth
+                )
                 kept = valid & (true_prob <= threshold)
         masked = torch.where(kept, flat, torch.full_like(flat, self.ignore_index))
         return F.cross_entropy(pred, masked.view(b, h, w), ignore_index=self.ignore_index)
 
 
-def build_labeled_criterion(name: str, ohem_thresh: float = 0.7,
-                            ohem_min_kept: int = 200000) -> nn.Module:
+def build_labeled_criterion(
+    name: str, ohem_thresh: float = 0.7, ohem_min_kept: int = 200000
+) -> nn.Module:
     """``ce`` (mean over non-ignored pixels) or ``ohem``."""
     if name == "ce":
         return nn.CrossEntropyLoss(ignore_index=IGNORE)
@@ -61,8 +64,14 @@ def build_labeled_criterion(name: str, ohem_thresh: float = 0.7,
     raise ValueError(f"unknown criterion {name!r}")
 
 
-def unsupervised_loss(pred: torch.Tensor, pseudo: torch.Tensor, conf: torch.Tensor,
-                      ignore_mask: torch.Tensor, mode: str, thresh: float) -> torch.Tensor:
+def unsupervised_loss(
+    pred: torch.Tensor,
+    pseudo: torch.Tensor,
+    conf: torch.Tensor,
+    ignore_mask: torch.Tensor,
+    mode: str,
+    thresh: float,
+) -> torch.Tensor:
     """Per-pixel CE against hard pseudo-labels, reduced as upstream.
 
     * ``pixelwise``: CE on pixels with ``conf >= thresh`` that are not padded, summed and

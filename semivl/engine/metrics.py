@@ -25,9 +25,9 @@ class IoUAccumulator:
     def update(self, pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray) -> None:
         """Add one prediction/ground-truth pair (any shape, same for both)."""
         pred = np.asarray(pred.cpu() if isinstance(pred, torch.Tensor) else pred).reshape(-1)
-        target = np.asarray(
-            target.cpu() if isinstance(target, torch.Tensor) else target
-        ).reshape(-1)
+        target = np.asarray(target.cpu() if isinstance(target, torch.Tensor) else target).reshape(
+            -1
+        )
         if pred.shape != target.shape:
             raise ValueError(f"prediction has {pred.size} pixels, target {target.size}")
         valid = target != self.ignore_index

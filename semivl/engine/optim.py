@@ -34,16 +34,22 @@ def build_param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
             decay_mult = cfg.custom_keys[key].decay_mult
         group = groups.setdefault(
             (lr_mult, decay_mult),
-            {"params": [], "names": [], "lr_mult": lr_mult,
-             "lr": cfg.lr * lr_mult, "weight_decay": cfg.weight_decay * decay_mult},
+            {
+                "params": [],
+                "names": [],
+                "lr_mult": lr_mult,
+                "lr": cfg.lr * lr_mult,
+                "weight_decay": cfg.weight_decay * decay_mult,
+            },
         )
         group["params"].append(param)
         group["names"].append(name)
     return list(groups.values())
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig, fused: bool = False
-                    ) -> torch.optim.Optimizer:
+def build_optimizer(
+    model: nn.Module, cfg: OptimConfig, fused: bool = False
+) -> torch.optim.Optimizer:
     """SGD (momentum) or AdamW over the paramwise groups; ``fused`` picks PyTorch's fused
     single-kernel implementation (the same update rule)."""
     groups = build_param_groups(model, cfg)
@@ -53,10 +59,12 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, fused: bool = False
         group.pop("names")
     extra = {"fused": True} if fused else {}
     if cfg.name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay, **extra)
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
-                             **extra)
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, **extra
+        )
+    return torch.optim.AdamW(
+        groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **extra
+    )
 
 
 def poly_lr(base_lr: float, iteration: int, total_iters: int, power: float) -> float:
@@ -64,8 +72,9 @@ def poly_lr(base_lr: float, iteration: int, total_iters: int, power: float) -> f
     return base_lr * (1 - iteration / total_iters) ** power
 
 
-def set_poly_lr(optimizer: torch.optim.Optimizer, cfg: OptimConfig, iteration: int,
-                total_iters: int) -> float:
+def set_poly_lr(
+    optimizer: torch.optim.Optimizer, cfg: OptimConfig, iteration: int, total_iters: int
+) -> float:
     """Set every group to the poly lr of ``iteration`` times its multiplier.
 
     Upstream calls this *after* the optimiser step of ``iteration`` (0-based), so step k + 1

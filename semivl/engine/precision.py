@@ -68,8 +68,10 @@ def apply_tf32(settings: Tf32) -> None:
 
 def current_tf32() -> dict:
     """What PyTorch will do now, read back (for the bench and the checks)."""
-    return {"tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
-            "tf32_conv": bool(torch.backends.cudnn.allow_tf32)}
+    return {
+        "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+        "tf32_conv": bool(torch.backends.cudnn.allow_tf32),
+    }
 
 
 def configure_backends(method: str, tf32_option: str, device: torch.device) -> dict:

@@ -29,8 +29,9 @@ def load_run_recipe(run_dir: Path) -> Recipe:
     """The recipe a run was trained with (``<run_dir>/config.yaml``)."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; is {run_dir} a run folder written by "
-                                "`semivl train`?")
+        raise FileNotFoundError(
+            f"{path}: not found; is {run_dir} a run folder written by `semivl train`?"
+        )
     data = yaml.safe_load(path.read_text()) or {}
     if "recipe" not in data:
         raise ConfigError(f"{path}: no 'recipe' key; retrain the run with this version")
@@ -48,13 +49,16 @@ def find_images(paths: list[Path]) -> list[Path]:
         else:
             raise FileNotFoundError(f"{path}: no such image or folder")
     if not found:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in "
-                                f"{', '.join(map(str, paths))}")
+        raise FileNotFoundError(
+            f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}"
+        )
     stems = [p.stem for p in found]
     clash = sorted({s for s in stems if stems.count(s) > 1})
     if clash:
-        raise ValueError(f"two inputs share the name {clash[0]!r}; their masks would "
-                         "overwrite each other: predict them into separate folders")
+        raise ValueError(
+            f"two inputs share the name {clash[0]!r}; their masks would "
+            "overwrite each other: predict them into separate folders"
+        )
     return found
 
 
@@ -70,11 +74,18 @@ def overlay(image: Image.Image, mask: Image.Image, alpha: float = OVERLAY_ALPHA)
     return Image.blend(image.convert("RGB"), mask.convert("RGB"), alpha)
 
 
-def predict_masks(run_dir: Path, images: list[Path], out_dir: Path, *,
-                  weights: Path | None = None, config_dir: Path = Path("config"),
-                  clip_dir: Path = Path("resources/clip"),
-                  text_dir: Path = Path("resources/text"), device: torch.device | None = None,
-                  progress: bool = True) -> list[Path]:
+def predict_masks(
+    run_dir: Path,
+    images: list[Path],
+    out_dir: Path,
+    *,
+    weights: Path | None = None,
+    config_dir: Path = Path("config"),
+    clip_dir: Path = Path("resources/clip"),
+    text_dir: Path = Path("resources/text"),
+    device: torch.device | None = None,
+    progress: bool = True,
+) -> list[Path]:
     """Write ``out_dir/masks/<name>.png`` (class indices, dataset palette, the input's size)
     and ``out_dir/overlays/<name>.png`` for each image; return the mask paths.
 
@@ -91,9 +102,13 @@ def predict_masks(run_dir: Path, images: list[Path], out_dir: Path, *,
         raise FileNotFoundError(f"{weights}: no trained weights; run `semivl train` first")
     device = device or torch.device("cpu")
     data_cfg = recipe.dataset
-    context = ModelContext(dataset=data_cfg, crop_size=recipe.augment.crop_size,
-                           config_dir=Path(config_dir), clip_dir=Path(clip_dir),
-                           text_dir=Path(text_dir))
+    context = ModelContext(
+        dataset=data_cfg,
+        crop_size=recipe.augment.crop_size,
+        config_dir=Path(config_dir),
+        clip_dir=Path(clip_dir),
+        text_dir=Path(text_dir),
+    )
     model = build_model(recipe.model, data_cfg.num_classes, context)
     model.load_state_dict(load_checkpoint(weights))
     model.to(device).eval()
@@ -104,12 +119,20 @@ def predict_masks(run_dir: Path, images: list[Path], out_dir: Path, *,
         (tmp / "overlays").mkdir()
         for path in tqdm(images, desc="predict", unit="img", disable=not progress):
             image = Image.open(path).convert("RGB")
-            scaled = (resize_short_side(image, recipe.eval.resize_short_side)
-                      if recipe.eval.resize_short_side else image)
+            scaled = (
+                resize_short_side(image, recipe.eval.resize_short_side)
+                if recipe.eval.resize_short_side
+                else image
+            )
             tensor = normalize(scaled, recipe.augment.mean, recipe.augment.std)[None]
             cfg = recipe.eval
-            scores = predict_with_config(model, tensor.to(device), data_cfg.num_classes, cfg,
-                                         out_size=(image.height, image.width))
+            scores = predict_with_config(
+                model,
+                tensor.to(device),
+                data_cfg.num_classes,
+                cfg,
+                out_size=(image.height, image.width),
+            )
             mask = colour_mask(scores.argmax(dim=1)[0].cpu().numpy(), palette)
             mask.save(tmp / "masks" / f"{path.stem}.png")
             overlay(image, mask).save(tmp / "overlays" / f"{path.stem}.png")

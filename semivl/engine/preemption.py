@@ -38,8 +38,9 @@ def is_worker_death(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and "DataLoader worker" in str(error)
 
 
-def job_end_time(environ: dict[str, str] | None = None, timeout_s: float = 10.0
-                 ) -> tuple[float | None, str]:
+def job_end_time(
+    environ: dict[str, str] | None = None, timeout_s: float = 10.0
+) -> tuple[float | None, str]:
     """The SLURM job's end time (Unix seconds) and where it came from, or ``(None, why)``.
 
     ``SLURM_JOB_END_TIME`` first; else ``squeue -h -j $SLURM_JOB_ID -o %e`` (the variable is
@@ -54,8 +55,12 @@ def job_end_time(environ: dict[str, str] | None = None, timeout_s: float = 10.0
     if not job:
         return None, "not a SLURM job (no SLURM_JOB_ID)"
     try:
-        proc = subprocess.run(["squeue", "-h", "-j", job, "-o", "%e"], capture_output=True,
-                              text=True, timeout=timeout_s)
+        proc = subprocess.run(
+            ["squeue", "-h", "-j", job, "-o", "%e"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         return None, f"squeue failed ({error})"
     text = proc.stdout.strip().splitlines()[0].strip() if proc.stdout.strip() else ""
@@ -69,8 +74,9 @@ def job_end_time(environ: dict[str, str] | None = None, timeout_s: float = 10.0
 class StopFlag:
     """Set by SIGTERM/SIGUSR1 or when the SLURM job's end time is ``margin_s`` away."""
 
-    def __init__(self, margin_s: float, end_time: float | None = None,
-                 end_source: str = "") -> None:
+    def __init__(
+        self, margin_s: float, end_time: float | None = None, end_source: str = ""
+    ) -> None:
         self.signal: str | None = None
         if end_time is None and not end_source:
             end_time, end_source = job_end_time()

@@ -38,8 +38,9 @@ from semivl.engine.pretrain_config import (  # noqa: F401 - re-export
 from semivl.models.clip_vit import IMAGENET_MEAN, IMAGENET_STD
 
 
-def load_caption_set(root: Path, image_size: int,
-                     progress: bool = False) -> tuple[torch.Tensor, list[str]]:
+def load_caption_set(
+    root: Path, image_size: int, progress: bool = False
+) -> tuple[torch.Tensor, list[str]]:
     """All images of a caption set resized to ``image_size`` (uint8 [N, 3, S, S]) and their
     captions, in ``captions.tsv`` order."""
     from semivl.data.prepare.toy import read_captions
@@ -47,19 +48,24 @@ def load_caption_set(root: Path, image_size: int,
     root = Path(root)
     table = root / "captions.tsv"
     if not table.is_file():
-        raise FileNotFoundError(f"{table}: missing; generate the scenes with "
-                                f"`semivl data captions --pretrain <name> --out {root}`")
+        raise FileNotFoundError(
+            f"{table}: missing; generate the scenes with "
+            f"`semivl data captions --pretrain <name> --out {root}`"
+        )
     captions = read_captions(table)
     images = np.empty((len(captions), image_size, image_size, 3), dtype=np.uint8)
-    for index, sample_id in enumerate(tqdm(captions, desc="load scenes", unit="img",
-                                           leave=False, disable=not progress)):
+    for index, sample_id in enumerate(
+        tqdm(captions, desc="load scenes", unit="img", leave=False, disable=not progress)
+    ):
         path = root / "images" / f"{sample_id}.jpg"
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: listed in {table} but missing; regenerate the "
-                                    f"scenes with --force")
+            raise FileNotFoundError(
+                f"{path}: listed in {table} but missing; regenerate the scenes with --force"
+            )
         with Image.open(path) as image:
-            resized = image.convert("RGB").resize((image_size, image_size),
-                                                  Image.Resampling.BILINEAR)
+            resized = image.convert("RGB").resize(
+                (image_size, image_size), Image.Resampling.BILINEAR
+            )
             images[index] = np.asarray(resized)
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), list(captions.values())
 
@@ -72,9 +78,11 @@ def tokenize_captions(captions: list[str], context_length: int) -> torch.Tensor:
     for caption in captions:
         length = len(tokenizer.encode(caption)) + 2  # start and end tokens
         if length > context_length:
-            raise ValueError(f"caption {caption!r} has {length} tokens, more than the text "
-                             f"tower's context_length {context_length}; raise context_length "
-                             f"in config/clip.yaml or shorten the captions")
+            raise ValueError(
+                f"caption {caption!r} has {length} tokens, more than the text "
+                f"tower's context_length {context_length}; raise context_length "
+                f"in config/clip.yaml or shorten the captions"
+            )
     return open_clip.tokenize(captions, context_length=context_length)
 
 
@@ -91,17 +99,24 @@ def build_optimizer(model: nn.Module, cfg: PretrainConfig) -> torch.optim.Optimi
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         (no_decay if param.ndim < 2 or "logit_scale" in name else decay).append(param)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
-                             betas=(0.9, 0.98), eps=1e-6)
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
 
 
 IMAGENET_MEAN_T = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 IMAGENET_STD_T = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
-def make_batch(images: torch.Tensor, index: torch.Tensor, flip: torch.Tensor,
-               turns: torch.Tensor | None = None) -> torch.Tensor:
+def make_batch(
+    images: torch.Tensor, index: torch.Tensor, flip: torch.Tensor, turns: torch.Tensor | None = None
+) -> torch.Tensor:
     """ImageNet-normalised float images, flipped where ``flip`` and rotated by ``turns`` x 90
     degrees (SemiVL feeds the CLIP tower ImageNet statistics on the toy data, so the
     pretraining does the same)."""
@@ -132,7 +147,7 @@ class BatchOrder:
         order = torch.randperm(self.count, generator=generator)
         flips = torch.rand(self.count, generator=generator) < 0.5
         turns = torch.randint(0, 4, (self.count,), generator=generator)
-        chosen = order[within * self.batch_size:(within + 1) * self.batch_size]
+        chosen = order[within * self.batch_size : (within + 1) * self.batch_size]
         return chosen, flips[chosen], turns[chosen]
 
 
@@ -152,8 +167,15 @@ class PretrainResult:
     seconds: float
 
 
-def pretrain_clip(cfg: PretrainConfig, name: str, config_dir: Path, data: Path, out: Path,
-                  progress: bool = True, stop_after_steps: int | None = None) -> PretrainResult:
+def pretrain_clip(
+    cfg: PretrainConfig,
+    name: str,
+    config_dir: Path,
+    data: Path,
+    out: Path,
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+) -> PretrainResult:
     """Pretrain ``cfg.clip``'s architecture on the scenes in ``data``; write into ``out``.
 
     Resumes from ``out/checkpoint.pt`` when it exists and was written for the same recipe.
@@ -167,10 +189,12 @@ def pretrain_clip(cfg: PretrainConfig, name: str, config_dir: Path, data: Path, 
     if cfg.image_size != clip_side:
         from semivl.config import ConfigError
 
-        raise ConfigError(f"{pretrain_config_path(name, config_dir)}: pretrain.image_size is "
-                          f"{cfg.image_size}, but config/clip.yaml: {cfg.clip} takes "
-                          f"{clip_side}-pixel images; set image_size (and data.side) to "
-                          f"{clip_side}")
+        raise ConfigError(
+            f"{pretrain_config_path(name, config_dir)}: pretrain.image_size is "
+            f"{cfg.image_size}, but config/clip.yaml: {cfg.clip} takes "
+            f"{clip_side}-pixel images; set image_size (and data.side) to "
+            f"{clip_side}"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -193,33 +217,54 @@ def pretrain_clip(cfg: PretrainConfig, name: str, config_dir: Path, data: Path, 
             print(f"{state_path}: written for another pretraining recipe; starting afresh")
 
     def save_state(step: int, elapsed: float) -> None:
-        save_atomic({"record": record, "model": model.state_dict(),
-                     "optimizer": optimizer.state_dict(), "step": step, "history": history,
-                     "seconds": elapsed}, state_path)
+        save_atomic(
+            {
+                "record": record,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": step,
+                "history": history,
+                "seconds": elapsed,
+            },
+            state_path,
+        )
 
     model.train()
     tic = time.monotonic()
     end = cfg.steps if stop_after_steps is None else min(cfg.steps, stop_after_steps)
-    bar = tqdm(range(start, end), desc=f"pretrain {name}", unit="step", disable=not progress,
-               initial=start, total=cfg.steps)
+    bar = tqdm(
+        range(start, end),
+        desc=f"pretrain {name}",
+        unit="step",
+        disable=not progress,
+        initial=start,
+        total=cfg.steps,
+    )
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(cfg, step)
         index, flip, turns = order.batch(step)
         if cfg.augment == "none":
             flip = torch.zeros_like(flip)
-        loss = contrastive_loss(model, make_batch(images, index, flip,
-                                                  turns if cfg.augment == "dihedral" else None),
-                                tokens[index])
+        loss = contrastive_loss(
+            model,
+            make_batch(images, index, flip, turns if cfg.augment == "dihedral" else None),
+            tokens[index],
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         with torch.no_grad():  # CLIP clamps the learned temperature at 100
             model.logit_scale.clamp_(0, math.log(100))
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            history.append({"step": step, "loss": round(loss.item(), 5),
-                            "lr": lr_at(cfg, step),
-                            "logit_scale": round(model.logit_scale.exp().item(), 4)})
+            history.append(
+                {
+                    "step": step,
+                    "loss": round(loss.item(), 5),
+                    "lr": lr_at(cfg, step),
+                    "logit_scale": round(model.logit_scale.exp().item(), 4),
+                }
+            )
             bar.set_postfix(loss=f"{loss.item():.3f}")
         done = step + 1
         if done % cfg.checkpoint_every == 0 and done < cfg.steps:
@@ -230,12 +275,20 @@ def pretrain_clip(cfg: PretrainConfig, name: str, config_dir: Path, data: Path, 
         return PretrainResult(end, history[0]["loss"], history[-1]["loss"], seconds)
     _write_log(log_path, history)
     result = PretrainResult(cfg.steps, history[0]["loss"], history[-1]["loss"], seconds)
-    write_json_atomic({**record, "num_scenes": len(captions), "first_loss": result.first_loss,
-                       "final_loss": result.final_loss, "seconds": round(seconds, 1)},
-                      out / "summary.json")
+    write_json_atomic(
+        {
+            **record,
+            "num_scenes": len(captions),
+            "first_loss": result.first_loss,
+            "final_loss": result.final_loss,
+            "seconds": round(seconds, 1),
+        },
+        out / "summary.json",
+    )
     # open_clip's checkpoint format: the state_dict under "state_dict".
-    save_atomic({"state_dict": model.state_dict(), "pretrain": json.dumps(record)},
-                out / "model.pt")
+    save_atomic(
+        {"state_dict": model.state_dict(), "pretrain": json.dumps(record)}, out / "model.pt"
+    )
     state_path.unlink(missing_ok=True)
     return result
 

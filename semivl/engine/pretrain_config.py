@@ -65,8 +65,12 @@ class PretrainConfig:
         for key in ("image_size", "steps", "batch_size", "log_every", "checkpoint_every"):
             require(getattr(self, key) >= 1, f"{path}.{key}", ">= 1", getattr(self, key))
         require(self.lr > 0, f"{path}.lr", "> 0", self.lr)
-        require(0 <= self.warmup_steps < self.steps, f"{path}.warmup_steps",
-                 f"in [0, steps={self.steps})", self.warmup_steps)
+        require(
+            0 <= self.warmup_steps < self.steps,
+            f"{path}.warmup_steps",
+            f"in [0, steps={self.steps})",
+            self.warmup_steps,
+        )
 
 
 def pretrain_config_path(name: str, config_dir: Path) -> Path:

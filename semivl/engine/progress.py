@@ -28,13 +28,21 @@ class TrainingProgress:
         interactive: draw a tqdm bar (default: when standard error is a terminal).
     """
 
-    def __init__(self, desc: str, total: int, start: int, enabled: bool,
-                 tensorboard_dir: Path | None = None, interactive: bool | None = None,
-                 line_every_s: float = LINE_EVERY_S) -> None:
+    def __init__(
+        self,
+        desc: str,
+        total: int,
+        start: int,
+        enabled: bool,
+        tensorboard_dir: Path | None = None,
+        interactive: bool | None = None,
+        line_every_s: float = LINE_EVERY_S,
+    ) -> None:
         self.desc, self.total, self.start, self.enabled = desc, total, start, enabled
         interactive = sys.stderr.isatty() if interactive is None else interactive
-        self.bar = tqdm(total=total, initial=start, desc=desc, unit="it",
-                        disable=not (enabled and interactive))
+        self.bar = tqdm(
+            total=total, initial=start, desc=desc, unit="it", disable=not (enabled and interactive)
+        )
         self.lines = enabled and not interactive
         self.line_every_s = line_every_s
         self.tic = self.last_line = time.perf_counter()
@@ -45,23 +53,27 @@ class TrainingProgress:
 
             # purge_step: a resumed run drops the events its previous attempt wrote after the
             # iteration it resumes from, so the curves do not fold back on themselves.
-            self.writer = SummaryWriter(str(tensorboard_dir),
-                                        purge_step=start + 1 if start else None)
+            self.writer = SummaryWriter(
+                str(tensorboard_dir), purge_step=start + 1 if start else None
+            )
 
     def step(self, iteration: int) -> None:
         """Iteration ``iteration`` (1-based) is done."""
         self.bar.update(iteration - self.iteration)
         self.iteration = iteration
         now = time.perf_counter()
-        if self.lines and (now - self.last_line >= self.line_every_s
-                           or iteration == self.total):
+        if self.lines and (now - self.last_line >= self.line_every_s or iteration == self.total):
             self.last_line = now
             done = iteration - self.start
             rate = (now - self.tic) / done if done else 0.0
             eta_h = rate * (self.total - iteration) / 3600
-            print(f"{self.desc}: iteration {iteration}/{self.total} "
-                  f"({100 * iteration / self.total:.1f}%), {rate:.2f} s/it, "
-                  f"{eta_h:.1f} h left", file=sys.stderr, flush=True)
+            print(
+                f"{self.desc}: iteration {iteration}/{self.total} "
+                f"({100 * iteration / self.total:.1f}%), {rate:.2f} s/it, "
+                f"{eta_h:.1f} h left",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def scalars(self, values: dict[str, float], iteration: int, prefix: str = "train") -> None:
         """Log values (losses, lr) at ``iteration`` to TensorBoard and the bar's postfix."""

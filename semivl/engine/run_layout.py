@@ -43,8 +43,9 @@ def make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
     """The run's datasets, one per stream its method declares, and its schedule; fails on bad
     data (a split that overlaps val, too few images) before anything is written."""
     recipe, cfg = spec.recipe, spec.recipe.train
-    labeled = SegmentationDataset(spec.data_root, spec.labeled_split, recipe.dataset, "train",
-                                  recipe.augment)
+    labeled = SegmentationDataset(
+        spec.data_root, spec.labeled_split, recipe.dataset, "train", recipe.augment
+    )
     val_pairs = read_split_file(spec.val_split)  # hand-edited lists must not train on val
     require_disjoint_from_val(labeled.pairs, val_pairs, str(spec.labeled_split))
     num_labeled = len(labeled)
@@ -53,16 +54,26 @@ def make_plan(spec: RunSpec, info: D.DistInfo) -> Plan:
     if method.reads_unlabeled:
         if spec.unlabeled_split is None:
             raise ValueError(f"method {cfg.method} needs an unlabelled split file")
-        unlabeled = SegmentationDataset(spec.data_root, spec.unlabeled_split, recipe.dataset,
-                                        "train_u", recipe.augment)
+        unlabeled = SegmentationDataset(
+            spec.data_root, spec.unlabeled_split, recipe.dataset, "train_u", recipe.augment
+        )
         require_disjoint_from_val(unlabeled.pairs, val_pairs, str(spec.unlabeled_split))
         length = len(unlabeled)  # an epoch is one pass over the unlabelled set
     else:
         length = len(labeled)
     datasets = [labeled if kind == "labeled" else unlabeled for kind in method.streams]
     streams = [STREAM_IDS[kind] for kind in method.streams]
-    accumulation, iters_per_epoch, epochs = schedule(cfg, length, info.world,
-                                                     str(spec.labeled_split))
+    accumulation, iters_per_epoch, epochs = schedule(
+        cfg, length, info.world, str(spec.labeled_split)
+    )
     total = shortened_iters(cfg, epochs * iters_per_epoch)
-    return Plan(datasets, streams, length, accumulation, iters_per_epoch,
-                math.ceil(total / iters_per_epoch), total, num_labeled)
+    return Plan(
+        datasets,
+        streams,
+        length,
+        accumulation,
+        iters_per_epoch,
+        math.ceil(total / iters_per_epoch),
+        total,
+        num_labeled,
+    )

@@ -31,9 +31,13 @@ class RunSpec:
         """What model builders read beyond the recipe (CLIP weights, text embeddings)."""
         from semivl.models.semivl_model import ModelContext
 
-        return ModelContext(dataset=self.recipe.dataset, crop_size=self.recipe.augment.crop_size,
-                            config_dir=Path(self.config_dir), clip_dir=Path(self.clip_dir),
-                            text_dir=Path(self.text_dir))
+        return ModelContext(
+            dataset=self.recipe.dataset,
+            crop_size=self.recipe.augment.crop_size,
+            config_dir=Path(self.config_dir),
+            clip_dir=Path(self.clip_dir),
+            text_dir=Path(self.text_dir),
+        )
 
     def fingerprint(self) -> str:
         """Hash of everything that determines the run, to refuse resuming a different one.
@@ -55,6 +59,8 @@ class RunSpec:
         if not with_workers:
             del recipe["train"]["num_workers"]
 
-        blob = json.dumps({"recipe": recipe, "seed": self.seed,
-                           "labeled": self.labeled_split.name}, sort_keys=True)
+        blob = json.dumps(
+            {"recipe": recipe, "seed": self.seed, "labeled": self.labeled_split.name},
+            sort_keys=True,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -15,8 +15,7 @@ def labeled_stream_length(cfg: TrainConfig, num_labeled: int) -> int:
     ``train.labeled_upsample_to`` for a labelled-only method when the list is shorter (UniMatch
     V2's ``supervised.py``). ``semivl plan`` should pass this to :func:`schedule`."""
     target = cfg.labeled_upsample_to
-    if not get_method(cfg.method).reads_unlabeled and target is not None \
-            and num_labeled < target:
+    if not get_method(cfg.method).reads_unlabeled and target is not None and num_labeled < target:
         return target
     return num_labeled
 
@@ -38,8 +37,9 @@ def shortened_iters(cfg: TrainConfig, full_iters: int) -> int:
     return max(1, math.ceil(cfg.schedule_fraction * full_iters))
 
 
-def schedule(cfg: TrainConfig, stream_length: int, processes: int, where: str = "the split"
-             ) -> tuple[int, int, int]:
+def schedule(
+    cfg: TrainConfig, stream_length: int, processes: int, where: str = "the split"
+) -> tuple[int, int, int]:
     """(gradient accumulation, iterations per epoch, epochs) of a run whose epoch is one pass
     over ``stream_length`` images (the unlabelled set, or the labelled one for supervised
     training) on ``processes`` processes. ``semivl plan`` uses it without any data."""

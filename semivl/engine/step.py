@@ -40,17 +40,26 @@ def autocast_context(cfg: TrainConfig, device: torch.device):
     return contextlib.nullcontext()
 
 
-def training_loss(model: nn.Module, batch: tuple, criterion: nn.Module, cfg: TrainConfig,
-                  device: torch.device, iteration: int, total_iters: int,
-                  hooks: list | None = None, state=None) -> tuple[torch.Tensor, dict[str, float]]:
+def training_loss(
+    model: nn.Module,
+    batch: tuple,
+    criterion: nn.Module,
+    cfg: TrainConfig,
+    device: torch.device,
+    iteration: int,
+    total_iters: int,
+    hooks: list | None = None,
+    state=None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss (fp32) and logged values of one micro-batch of the registered method
     ``cfg.method``; ``state`` is the method's state object (UniMatch V2's EMA teacher)."""
     if cfg.speed.channels_last:
         batch = _channels_last(batch)
     step = get_method(cfg.method).load("step")
     with autocast_context(cfg, device):
-        loss, logs = step(model, batch, criterion, cfg, device, iteration, total_iters,
-                          hooks, state)
+        loss, logs = step(
+            model, batch, criterion, cfg, device, iteration, total_iters, hooks, state
+        )
     return loss.float(), logs
 
 
@@ -60,8 +69,9 @@ def build_method_state(recipe: Recipe, model: nn.Module):
     return None if method.state is None else method.load("state")(model, recipe.train)
 
 
-def build_training_parts(recipe: Recipe, context, device: torch.device
-                         ) -> tuple[nn.Module, torch.optim.Optimizer, list, nn.Module]:
+def build_training_parts(
+    recipe: Recipe, context, device: torch.device
+) -> tuple[nn.Module, torch.optim.Optimizer, list, nn.Module]:
     """The model (with the channels-last option applied), its optimiser, the method's loss
     hooks (SemiVL's dense CLIP guidance) and the labelled criterion, as training uses them."""
     from semivl.engine.losses import build_labeled_criterion
@@ -76,8 +86,10 @@ def build_training_parts(recipe: Recipe, context, device: torch.device
     method = get_method(cfg.method)
     hooks = []
     if method.loss_hooks is not None:
-        hooks = [hook.to(device) if isinstance(hook, nn.Module) else hook
-                 for hook in method.load("loss_hooks")(recipe, model, context)]
+        hooks = [
+            hook.to(device) if isinstance(hook, nn.Module) else hook
+            for hook in method.load("loss_hooks")(recipe, model, context)
+        ]
     criterion = build_labeled_criterion(cfg.criterion, cfg.ohem_thresh, cfg.ohem_min_kept)
     return model, optimizer, hooks, criterion
 

@@ -24,19 +24,44 @@ class Streams:
         length: images per stream in an epoch; ``accumulation``: micro-batches a step.
     """
 
-    def __init__(self, datasets: Sequence[Dataset], streams: Sequence[int], length: int,
-                 accumulation: int, batch_size: int, num_workers: int, seed: int,
-                 info: DistInfo, dev: torch.device) -> None:
+    def __init__(
+        self,
+        datasets: Sequence[Dataset],
+        streams: Sequence[int],
+        length: int,
+        accumulation: int,
+        batch_size: int,
+        num_workers: int,
+        seed: int,
+        info: DistInfo,
+        dev: torch.device,
+    ) -> None:
         self.samplers, self.loaders = [], []
         self.images_per_iter = batch_size * accumulation
         for dataset, stream in zip(datasets, streams, strict=True):
-            sampler = SeededSampler(len(dataset), seed=seed, stream=stream, shuffle=True,
-                                    length=length, num_replicas=info.world, rank=info.rank)
+            sampler = SeededSampler(
+                len(dataset),
+                seed=seed,
+                stream=stream,
+                shuffle=True,
+                length=length,
+                num_replicas=info.world,
+                rank=info.rank,
+            )
             self.samplers.append(sampler)
-            self.loaders.append(DataLoader(
-                dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                drop_last=True, worker_init_fn=seed_worker, generator=torch.Generator(),
-                persistent_workers=num_workers > 0, pin_memory=dev.type == "cuda"))
+            self.loaders.append(
+                DataLoader(
+                    dataset,
+                    batch_size=batch_size,
+                    sampler=sampler,
+                    num_workers=num_workers,
+                    drop_last=True,
+                    worker_init_fn=seed_worker,
+                    generator=torch.Generator(),
+                    persistent_workers=num_workers > 0,
+                    pin_memory=dev.type == "cuda",
+                )
+            )
 
     def epoch(self, epoch: int, start_iter: int) -> Iterator[tuple]:
         """Zip the streams of ``epoch``, starting at its iteration ``start_iter``."""

@@ -85,9 +85,15 @@ METHOD_STATE_KEY = "ema"
 STUDENT_KEYS = ("best_miou_student", "best_iter_student")
 
 
-def train(spec: RunSpec, device: str = "auto", stop_after_steps: int | None = None,
-          progress: bool = True, log_every: int = 10, hooks: list | None = None,
-          time_margin_s: float = 300.0) -> dict:
+def train(
+    spec: RunSpec,
+    device: str = "auto",
+    stop_after_steps: int | None = None,
+    progress: bool = True,
+    log_every: int = 10,
+    hooks: list | None = None,
+    time_margin_s: float = 300.0,
+) -> dict:
     """Train the method of ``spec.recipe``; resume from ``last.pt`` if present.
 
     Args:
@@ -107,15 +113,21 @@ def train(spec: RunSpec, device: str = "auto", stop_after_steps: int | None = No
     dev = D.device_for(device)
     info = D.init_distributed(dev)
     try:
-        return _train(spec, dev, info, stop_after_steps, progress, log_every, hooks,
-                      time_margin_s)
+        return _train(spec, dev, info, stop_after_steps, progress, log_every, hooks, time_margin_s)
     finally:
         D.shutdown(info)
 
 
-def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps: int | None,
-           progress: bool, log_every: int, hooks: list | None,
-           time_margin_s: float) -> dict:
+def _train(
+    spec: RunSpec,
+    dev: torch.device,
+    info: D.DistInfo,
+    stop_after_steps: int | None,
+    progress: bool,
+    log_every: int,
+    hooks: list | None,
+    time_margin_s: float,
+) -> dict:
     recipe, cfg, out = spec.recipe, spec.recipe.train, Path(spec.out_dir)
     plan = make_plan(spec, info)  # fails on bad data before anything is written
     val_set = val_dataset(recipe, spec.data_root, spec.val_split)
@@ -140,8 +152,10 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
                 f"or use another output folder (it is left untouched)"
             )
         if len(ckpt["torch_rng"]) != info.world:
-            raise RuntimeError(f"{last_path} was written by {len(ckpt['torch_rng'])} "
-                               f"process(es); resume it with the same number ({info.world})")
+            raise RuntimeError(
+                f"{last_path} was written by {len(ckpt['torch_rng'])} "
+                f"process(es); resume it with the same number ({info.world})"
+            )
         model.load_state_dict(ckpt["model"])
         method_state = build_method_state(recipe, model)
         if method_state is not None:
@@ -154,11 +168,14 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         if info.is_main:
             print(f"resuming from {last_path} at iteration {state['iteration']}", flush=True)
     elif recipe.model.pretrained:
-        report = load_backbone_weights(model, recipe.model.pretrained, spec.weights_dir,
-                                       spec.config_dir)
+        report = load_backbone_weights(
+            model, recipe.model.pretrained, spec.weights_dir, spec.config_dir
+        )
         if info.is_main:
-            write_json_atomic({"weights": recipe.model.pretrained, **report.to_dict()},
-                              out / "weights_report.json")
+            write_json_atomic(
+                {"weights": recipe.model.pretrained, **report.to_dict()},
+                out / "weights_report.json",
+            )
         model.to(dev)
     if method_state is None:  # a teacher starts from the (pretrained) student
         method_state = build_method_state(recipe, model)
@@ -173,23 +190,32 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         # Upstream V2 searches for unused parameters (its DINOv2 has a mask token that gets no
         # gradient); the timm DINOv2 here has none, so every parameter gets one and the
         # search (a pass over the autograd graph every step) is skipped.
-        model = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda"
-                                        else None, broadcast_buffers=False)
+        model = DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None, broadcast_buffers=False
+        )
     if info.is_main:
         write_config_dump(spec, plan, info, precision)
 
     def save_last() -> None:
         # Dropout in feature perturbation draws from the device's generator: keep both.
         rng_states = D.gather_objects(torch.get_rng_state(), info)
-        cuda_states = (D.gather_objects(torch.cuda.get_rng_state(dev), info)
-                       if dev.type == "cuda" else None)
+        cuda_states = (
+            D.gather_objects(torch.cuda.get_rng_state(dev), info) if dev.type == "cuda" else None
+        )
         if info.is_main:
-            extra = ({} if method_state is None
-                     else {METHOD_STATE_KEY: method_state.state_dict()})
-            save_atomic({"model": unwrap(model).state_dict(), **extra,
-                         "optimizer": optimizer.state_dict(), "torch_rng": rng_states,
-                         "cuda_rng": cuda_states, "fingerprint": spec.fingerprint(), **state},
-                        last_path)
+            extra = {} if method_state is None else {METHOD_STATE_KEY: method_state.state_dict()}
+            save_atomic(
+                {
+                    "model": unwrap(model).state_dict(),
+                    **extra,
+                    "optimizer": optimizer.state_dict(),
+                    "torch_rng": rng_states,
+                    "cuda_rng": cuda_states,
+                    "fingerprint": spec.fingerprint(),
+                    **state,
+                },
+                last_path,
+            )
         D.barrier(info)
 
     last_eval: dict = {}  # the latest validation of this process: reused for the final one
@@ -202,8 +228,7 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         last_eval.update(iter=iteration, result=result)
         entry = {"iter": iteration, "miou": result.miou}
         if reported_other is not None:
-            student = evaluate(unwrap(model), val_set, recipe, dev, info, progress,
-                               cfg.num_workers)
+            student = evaluate(unwrap(model), val_set, recipe, dev, info, progress, cfg.num_workers)
             last_eval.update(student=student)
             entry["miou_student"] = student.miou
             if state["best_miou_student"] is None or student.miou > state["best_miou_student"]:
@@ -215,37 +240,54 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
                 save_atomic(reported.state_dict(), out / "best.pt")
 
     fields = BASE_LOG_FIELDS + list(get_method(cfg.method).log_fields) + ["seconds"]
-    log_handle, log = (open_log(out / "log.csv", fields, state["iteration"]) if info.is_main
-                       else (None, None))
+    log_handle, log = (
+        open_log(out / "log.csv", fields, state["iteration"]) if info.is_main else (None, None)
+    )
     stop = StopFlag(time_margin_s)
     if info.is_main and stop.deadline is not None:
-        print(f"time guard: stops {time_margin_s:.0f} s before the SLURM job's end time "
-              f"(from {stop.end_source})", flush=True)
+        print(
+            f"time guard: stops {time_margin_s:.0f} s before the SLURM job's end time "
+            f"(from {stop.end_source})",
+            flush=True,
+        )
     elif info.is_main and os.environ.get("SLURM_JOB_ID"):
-        print(f"no time guard: {stop.end_source}; only SIGTERM stops this run early",
-              flush=True)
+        print(f"no time guard: {stop.end_source}; only SIGTERM stops this run early", flush=True)
     stop.install()
     total = plan.total_iters
     steps_done = 0
     model.train()
-    streams = Streams(plan.datasets, plan.streams, plan.stream_length, plan.accumulation,
-                      cfg.batch_size, cfg.num_workers, spec.seed, info, dev)
-    watch = TrainingProgress(f"train {recipe.method}", total, state["iteration"],
-                             enabled=progress and info.is_main,
-                             tensorboard_dir=out / "tensorboard" if info.is_main else None)
+    streams = Streams(
+        plan.datasets,
+        plan.streams,
+        plan.stream_length,
+        plan.accumulation,
+        cfg.batch_size,
+        cfg.num_workers,
+        spec.seed,
+        info,
+        dev,
+    )
+    watch = TrainingProgress(
+        f"train {recipe.method}",
+        total,
+        state["iteration"],
+        enabled=progress and info.is_main,
+        tensorboard_dir=out / "tensorboard" if info.is_main else None,
+    )
     tic = last_save = time.perf_counter()
 
     def stopped(reason: str, it: int) -> TrainingStopped:
         save_last()
-        return TrainingStopped(f"{reason} at iteration {it}/{total}; run the same command "
-                               f"again to resume from {last_path}")
+        return TrainingStopped(
+            f"{reason} at iteration {it}/{total}; run the same command "
+            f"again to resume from {last_path}"
+        )
 
     try:
         for epoch in range(state["iteration"] // plan.iters_per_epoch, plan.epochs):
             start = state["iteration"] - epoch * plan.iters_per_epoch
             batches = streams.epoch(epoch, start)
-            for _ in range(start, min(plan.iters_per_epoch,
-                                      total - epoch * plan.iters_per_epoch)):
+            for _ in range(start, min(plan.iters_per_epoch, total - epoch * plan.iters_per_epoch)):
                 it = state["iteration"]
                 optimizer.zero_grad()
                 logs: dict[str, float] = {}
@@ -257,14 +299,16 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
                         # A loader worker killed by the stop signal before it could ignore it
                         # (semivl.engine.preemption): the last finished iteration is saved.
                         if is_worker_death(error) and stop.wait_for_signal(WORKER_DEATH_GRACE_S):
-                            raise stopped(f"{stop.reason()} (a loader worker died of it)",
-                                          it) from error
+                            raise stopped(
+                                f"{stop.reason()} (a loader worker died of it)", it
+                            ) from error
                         raise
                     batch = to_device(batch, dev)
                     sync = micro == plan.accumulation - 1 or not info.enabled
                     with contextlib.nullcontext() if sync else model.no_sync():
-                        loss, logs = training_loss(model, batch, criterion, cfg, dev, it, total,
-                                                   step_hooks, method_state)
+                        loss, logs = training_loss(
+                            model, batch, criterion, cfg, dev, it, total, step_hooks, method_state
+                        )
                         (loss / plan.accumulation).backward()
                     loss_sum += loss.detach().double() / plan.accumulation
                 optimizer.step()
@@ -276,21 +320,33 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
                 watch.step(it + 1)
                 if log is not None and ((it + 1) % log_every == 0 or it + 1 == total):
                     row = {"lr": lr, "loss": loss_sum.item(), **logs}
-                    log.writerow({"iter": it + 1, "epoch": epoch,
-                                  **{k: round(v, 6) if k != "lr" else v for k, v in row.items()},
-                                  "seconds": round(time.perf_counter() - tic, 3)})
+                    log.writerow(
+                        {
+                            "iter": it + 1,
+                            "epoch": epoch,
+                            **{k: round(v, 6) if k != "lr" else v for k, v in row.items()},
+                            "seconds": round(time.perf_counter() - tic, 3),
+                        }
+                    )
                     log_handle.flush()
                     watch.scalars(row, it + 1)
-                if cfg.eval_every_iters and (it + 1) % cfg.eval_every_iters == 0 \
-                        and it + 1 != total:
+                if (
+                    cfg.eval_every_iters
+                    and (it + 1) % cfg.eval_every_iters == 0
+                    and it + 1 != total
+                ):
                     run_eval(it + 1)
                     watch.scalars(state["history"][-1], it + 1, prefix="val")
                 minutes = (time.perf_counter() - last_save) / 60
                 periodic = (it + 1) % cfg.checkpoint_every_iters == 0 or (
-                    minutes >= cfg.checkpoint_every_minutes)
+                    minutes >= cfg.checkpoint_every_minutes
+                )
                 reason = stop.reason()
-                if reason is None and stop_after_steps is not None \
-                        and steps_done >= stop_after_steps:
+                if (
+                    reason is None
+                    and stop_after_steps is not None
+                    and steps_done >= stop_after_steps
+                ):
                     reason = f"stopped after {steps_done} steps as requested"
                 # One all-reduce for both flags: every process saves and stops together.
                 save_now, stop_now = D.any_processes([periodic, reason is not None], info, dev)
@@ -301,7 +357,8 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
                     last_save = time.perf_counter()
             end = state["iteration"]
             scheduled = epoch + 1 == plan.epochs or (
-                cfg.eval_every_epochs and (epoch + 1) % cfg.eval_every_epochs == 0)
+                cfg.eval_every_epochs and (epoch + 1) % cfg.eval_every_epochs == 0
+            )
             if scheduled and (not state["history"] or state["history"][-1]["iter"] != end):
                 run_eval(end)
                 watch.scalars(state["history"][-1], end, prefix="val")
@@ -326,30 +383,46 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         "history": state["history"],
     }
     if reported_other is not None:
-        summary.update(final_miou_student=state["history"][-1]["miou_student"],
-                       best_miou_student=state["best_miou_student"],
-                       best_iter_student=state["best_iter_student"])
+        summary.update(
+            final_miou_student=state["history"][-1]["miou_student"],
+            best_miou_student=state["best_miou_student"],
+            best_iter_student=state["best_iter_student"],
+        )
     if info.is_main:
         reported = reported_other if reported_other is not None else unwrap(model)
         weights = serialize(reported.state_dict())
-        student_weights = (serialize(unwrap(model).state_dict()) if reported_other is not None
-                           else b"")
+        student_weights = (
+            serialize(unwrap(model).state_dict()) if reported_other is not None else b""
+        )
         if last_eval.get("iter") == state["iteration"]:
             summary["final_eval"] = {
-                **final_eval_record(last_eval["result"], state["iteration"], info.world,
-                                    recipe, spec.val_split,
-                                    definitions_used(recipe, spec.config_dir)),
-                "weights_sha256": hashlib.sha256(weights).hexdigest()}
+                **final_eval_record(
+                    last_eval["result"],
+                    state["iteration"],
+                    info.world,
+                    recipe,
+                    spec.val_split,
+                    definitions_used(recipe, spec.config_dir),
+                ),
+                "weights_sha256": hashlib.sha256(weights).hexdigest(),
+            }
             if reported_other is not None:
                 summary["final_eval_student"] = {
-                    **final_eval_record(last_eval["student"], state["iteration"], info.world,
-                                        recipe, spec.val_split,
-                                        definitions_used(recipe, spec.config_dir)),
-                    "weights_sha256": hashlib.sha256(student_weights).hexdigest()}
+                    **final_eval_record(
+                        last_eval["student"],
+                        state["iteration"],
+                        info.world,
+                        recipe,
+                        spec.val_split,
+                        definitions_used(recipe, spec.config_dir),
+                    ),
+                    "weights_sha256": hashlib.sha256(student_weights).hexdigest(),
+                }
         write_json_atomic(summary, out / "train_summary.json")
         if reported_other is not None:
-            atomic_write(out / "model_student.pt",
-                         lambda tmp: Path(tmp).write_bytes(student_weights))
+            atomic_write(
+                out / "model_student.pt", lambda tmp: Path(tmp).write_bytes(student_weights)
+            )
         atomic_write(out / "model.pt", lambda tmp: Path(tmp).write_bytes(weights))
         # The run is complete: its resume state is spent. Without it, a rerun after a recipe
         # change (dvc exp run -S, a Snakemake params change) starts afresh instead of being
@@ -357,4 +430,3 @@ def _train(spec: RunSpec, dev: torch.device, info: D.DistInfo, stop_after_steps:
         last_path.unlink(missing_ok=True)
     D.barrier(info)
     return summary
-

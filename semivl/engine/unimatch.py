@@ -19,15 +19,15 @@ from semivl.engine.losses import IGNORE, unsupervised_loss
 class UniMatchContext:
     """What an extra loss term can see of one step (all tensors on the training device)."""
 
-    img_u_w: torch.Tensor            # weak view of the unlabelled batch
-    img_u_w_mix: torch.Tensor        # weak view of the CutMix partner batch
-    img_u_s1: torch.Tensor           # strong views, already CutMixed with the partner's
+    img_u_w: torch.Tensor  # weak view of the unlabelled batch
+    img_u_w_mix: torch.Tensor  # weak view of the CutMix partner batch
+    img_u_s1: torch.Tensor  # strong views, already CutMixed with the partner's
     img_u_s2: torch.Tensor
-    box1: torch.Tensor               # [B, H, W] 0/1 CutMix boxes
+    box1: torch.Tensor  # [B, H, W] 0/1 CutMix boxes
     box2: torch.Tensor
-    ignore_mask: torch.Tensor        # 255 on padding
+    ignore_mask: torch.Tensor  # 255 on padding
     ignore_mask_mix: torch.Tensor
-    pred_u_s1: torch.Tensor          # logits with gradients
+    pred_u_s1: torch.Tensor  # logits with gradients
     pred_u_s2: torch.Tensor
     pred_u_w_fp: torch.Tensor
     iteration: int
@@ -47,9 +47,16 @@ def paste(target: torch.Tensor, source: torch.Tensor, box: torch.Tensor) -> torc
     return torch.where(mask, source, target)
 
 
-def unimatch_step(model: nn.Module, batch: tuple, criterion_l: nn.Module, cfg: TrainConfig,
-                  device: torch.device, iteration: int, total_iters: int,
-                  hooks: list[LossHook] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+def unimatch_step(
+    model: nn.Module,
+    batch: tuple,
+    criterion_l: nn.Module,
+    cfg: TrainConfig,
+    device: torch.device,
+    iteration: int,
+    total_iters: int,
+    hooks: list[LossHook] | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Losses of one UniMatch iteration; returns the total loss and values to log."""
     (img_x, mask_x), unlabeled, mix = batch
     img_u_w, img_u_s1, img_u_s2, ignore_mask, box1, box2 = (t.to(device) for t in unlabeled)
@@ -92,12 +99,28 @@ def unimatch_step(model: nn.Module, batch: tuple, criterion_l: nn.Module, cfg: T
 
     valid = ignore_mask != IGNORE
     mask_ratio = ((conf_u_w >= thresh) & valid).sum().item() / max(valid.sum().item(), 1)
-    logs = {"loss_x": loss_x.item(), "loss_s": (loss_s1.item() + loss_s2.item()) / 2,
-            "loss_fp": loss_fp.item(), "mask_ratio": mask_ratio}
+    logs = {
+        "loss_x": loss_x.item(),
+        "loss_s": (loss_s1.item() + loss_s2.item()) / 2,
+        "loss_fp": loss_fp.item(),
+        "mask_ratio": mask_ratio,
+    }
     if hooks:
-        context = UniMatchContext(img_u_w, img_u_w_mix, img_u_s1, img_u_s2, box1, box2,
-                                  ignore_mask, ignore_mask_mix, pred_u_s1, pred_u_s2,
-                                  pred_u_w_fp, iteration, total_iters)
+        context = UniMatchContext(
+            img_u_w,
+            img_u_w_mix,
+            img_u_s1,
+            img_u_s2,
+            box1,
+            box2,
+            ignore_mask,
+            ignore_mask_mix,
+            pred_u_s1,
+            pred_u_s2,
+            pred_u_w_fp,
+            iteration,
+            total_iters,
+        )
         for hook in hooks:
             extra, extra_logs = hook(context)
             loss = loss + extra
@@ -105,8 +128,16 @@ def unimatch_step(model: nn.Module, batch: tuple, criterion_l: nn.Module, cfg: T
     return loss, logs
 
 
-def method_step(model: nn.Module, batch: tuple, criterion: nn.Module, cfg: TrainConfig,
-                device: torch.device, iteration: int, total_iters: int,
-                hooks: list[LossHook] | None, state=None) -> tuple[torch.Tensor, dict[str, float]]:
+def method_step(
+    model: nn.Module,
+    batch: tuple,
+    criterion: nn.Module,
+    cfg: TrainConfig,
+    device: torch.device,
+    iteration: int,
+    total_iters: int,
+    hooks: list[LossHook] | None,
+    state=None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """:func:`unimatch_step` as the registered step of ``unimatch`` and ``semivl``."""
     return unimatch_step(model, batch, criterion, cfg, device, iteration, total_iters, hooks)

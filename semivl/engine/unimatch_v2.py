@@ -62,18 +62,31 @@ def update_ema(ema: nn.Module, model: nn.Module, iteration: int, cap: float) -> 
     return m
 
 
-def flip_partner(img_s: torch.Tensor, label: torch.Tensor, conf: torch.Tensor,
-                 ignore: torch.Tensor, box: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def flip_partner(
+    img_s: torch.Tensor,
+    label: torch.Tensor,
+    conf: torch.Tensor,
+    ignore: torch.Tensor,
+    box: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """CutMix with the batch reversed: paste the flipped image, label, conf and ignore map
     into the box (``box == 1``)."""
-    return (paste(img_s, img_s.flip(0), box), paste(label, label.flip(0), box),
-            paste(conf, conf.flip(0), box), paste(ignore, ignore.flip(0), box))
+    return (
+        paste(img_s, img_s.flip(0), box),
+        paste(label, label.flip(0), box),
+        paste(conf, conf.flip(0), box),
+        paste(ignore, ignore.flip(0), box),
+    )
 
 
-def unimatch_v2_step(model: nn.Module, ema: nn.Module, batch: tuple, criterion_l: nn.Module,
-                     cfg: TrainConfig, device: torch.device
-                     ) -> tuple[torch.Tensor, dict[str, float]]:
+def unimatch_v2_step(
+    model: nn.Module,
+    ema: nn.Module,
+    batch: tuple,
+    criterion_l: nn.Module,
+    cfg: TrainConfig,
+    device: torch.device,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Losses of one UniMatch V2 iteration; ``batch`` is (labelled, unlabelled) with the
     unlabelled part (weak, s1, s2, ignore mask, box1, box2)."""
     (img_x, mask_x), unlabeled = batch[0], batch[1]
@@ -86,10 +99,8 @@ def unimatch_v2_step(model: nn.Module, ema: nn.Module, batch: tuple, criterion_l
         conf_u_w, mask_u_w = ema(img_u_w).detach().float().softmax(dim=1).max(dim=1)
 
     # 2. CutMix partner: the same batch reversed.
-    img_u_s1, label1, conf1, ignore1 = flip_partner(img_u_s1, mask_u_w, conf_u_w,
-                                                    ignore_mask, box1)
-    img_u_s2, label2, conf2, ignore2 = flip_partner(img_u_s2, mask_u_w, conf_u_w,
-                                                    ignore_mask, box2)
+    img_u_s1, label1, conf1, ignore1 = flip_partner(img_u_s1, mask_u_w, conf_u_w, ignore_mask, box1)
+    img_u_s2, label2, conf2, ignore2 = flip_partner(img_u_s2, mask_u_w, conf_u_w, ignore_mask, box2)
 
     # 3. Student: labelled batch alone, then both strong views with complementary dropout.
     model.train()
@@ -105,8 +116,11 @@ def unimatch_v2_step(model: nn.Module, ema: nn.Module, batch: tuple, criterion_l
 
     valid = ignore_mask != IGNORE
     mask_ratio = ((conf_u_w >= thresh) & valid).sum().item() / max(valid.sum().item(), 1)
-    logs = {"loss_x": loss_x.item(), "loss_s": (loss_s1.item() + loss_s2.item()) / 2,
-            "mask_ratio": mask_ratio}
+    logs = {
+        "loss_x": loss_x.item(),
+        "loss_s": (loss_s1.item() + loss_s2.item()) / 2,
+        "mask_ratio": mask_ratio,
+    }
     return loss, logs
 
 
@@ -133,9 +147,17 @@ class EmaTeacher:
         self.ema.load_state_dict(state)
 
 
-def method_step(model: nn.Module, batch: tuple, criterion: nn.Module, cfg: TrainConfig,
-                device: torch.device, iteration: int, total_iters: int, hooks,
-                state: EmaTeacher | None) -> tuple[torch.Tensor, dict[str, float]]:
+def method_step(
+    model: nn.Module,
+    batch: tuple,
+    criterion: nn.Module,
+    cfg: TrainConfig,
+    device: torch.device,
+    iteration: int,
+    total_iters: int,
+    hooks,
+    state: EmaTeacher | None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """:func:`unimatch_v2_step` as the registered step of ``unimatch_v2``."""
     if state is None:
         raise ValueError("method unimatch_v2 needs its EMA teacher (state=EmaTeacher(...))")

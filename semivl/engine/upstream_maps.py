@@ -51,27 +51,31 @@ class Rule:
         if match is None:
             return None
         head = target.replace("{n}", match.group("n")) if "{n}" in target else target
-        return head + key[match.end():]
+        return head + key[match.end() :]
 
 
 def _cls_forward(key: str, t: torch.Tensor) -> torch.Tensor:
     if t.dim() != 3 or tuple(t.shape[:2]) != (1, 1):
-        raise CheckpointMismatch(f"{key}: expected upstream's class token [1, 1, C], got "
-                                 f"{list(t.shape)}")
+        raise CheckpointMismatch(
+            f"{key}: expected upstream's class token [1, 1, C], got {list(t.shape)}"
+        )
     return t.reshape(-1)
 
 
 def _pos_forward(key: str, t: torch.Tensor) -> torch.Tensor:
     if t.dim() != 3 or t.shape[0] != 1:
-        raise CheckpointMismatch(f"{key}: expected upstream's position table [1, 1 + N, C], "
-                                 f"got {list(t.shape)}")
+        raise CheckpointMismatch(
+            f"{key}: expected upstream's position table [1, 1 + N, C], got {list(t.shape)}"
+        )
     return t[0]
 
 
 def _proj_forward(key: str, t: torch.Tensor) -> torch.Tensor:
     if t.dim() != 4 or tuple(t.shape[2:]) != (1, 1):
-        raise CheckpointMismatch(f"{key}: expected the 1x1 conv [E, C, 1, 1] of upstream's "
-                                 f"ViT projection, got {list(t.shape)}")
+        raise CheckpointMismatch(
+            f"{key}: expected the 1x1 conv [E, C, 1, 1] of upstream's "
+            f"ViT projection, got {list(t.shape)}"
+        )
     return t[:, :, 0, 0].t().contiguous()
 
 
@@ -90,9 +94,13 @@ LAYOUTS: dict[str, tuple[Callable, Callable]] = {
 def _up_block(k: int) -> list[Rule]:
     """Upstream ``up{k}`` (ConvTranspose + Sequential(conv, GN, ReLU, conv, GN, ReLU))."""
     up, here = f"decode_head.up{k}.", f"decode_head.ups.{k - 1}."
-    return [Rule(f"{up}up.", f"{here}up."),
-            Rule(f"{up}conv.0.", f"{here}convs.0.0."), Rule(f"{up}conv.1.", f"{here}convs.0.1."),
-            Rule(f"{up}conv.3.", f"{here}convs.1.0."), Rule(f"{up}conv.4.", f"{here}convs.1.1.")]
+    return [
+        Rule(f"{up}up.", f"{here}up."),
+        Rule(f"{up}conv.0.", f"{here}convs.0.0."),
+        Rule(f"{up}conv.1.", f"{here}convs.0.1."),
+        Rule(f"{up}conv.3.", f"{here}convs.1.0."),
+        Rule(f"{up}conv.4.", f"{here}convs.1.1."),
+    ]
 
 
 SEMIVL_RULES: list[Rule] = [
@@ -116,15 +124,22 @@ SEMIVL_RULES: list[Rule] = [
     Rule("decode_head.aspp.project.", "decode_head.aspp.project."),
     Rule("decode_head.layers.{n}.transformer.ln1.", "decode_head.class_layers.{n}.layer.norm1."),
     Rule("decode_head.layers.{n}.transformer.ln2.", "decode_head.class_layers.{n}.layer.norm2."),
-    Rule("decode_head.layers.{n}.transformer.attn.attn.",
-         "decode_head.class_layers.{n}.layer.self_attn."),
-    Rule("decode_head.layers.{n}.transformer.ffn.layers.0.0.",
-         "decode_head.class_layers.{n}.layer.linear1."),
-    Rule("decode_head.layers.{n}.transformer.ffn.layers.1.",
-         "decode_head.class_layers.{n}.layer.linear2."),
+    Rule(
+        "decode_head.layers.{n}.transformer.attn.attn.",
+        "decode_head.class_layers.{n}.layer.self_attn.",
+    ),
+    Rule(
+        "decode_head.layers.{n}.transformer.ffn.layers.0.0.",
+        "decode_head.class_layers.{n}.layer.linear1.",
+    ),
+    Rule(
+        "decode_head.layers.{n}.transformer.ffn.layers.1.",
+        "decode_head.class_layers.{n}.layer.linear2.",
+    ),
     Rule("decode_head.text_proj.", "decode_head.text_proj."),
     Rule("decode_head.skip_proj.", "decode_head.skip_projs."),
-    *_up_block(1), *_up_block(2),
+    *_up_block(1),
+    *_up_block(2),
     Rule("decode_head.head.", "decode_head.cls."),
     # Cityscapes' ResNetV1c stem + layer1 (open-mmlab names on both sides)
     Rule("conv_encoder.", "conv_encoder."),
@@ -137,8 +152,10 @@ UNIMATCH_RULES: list[Rule] = [
     Rule("head.b{n}.", "decoder.aspp.branches.{n}."),
     Rule("head.project.", "decoder.aspp.project."),
     Rule("reduce.", "decoder.reduce."),
-    Rule("fuse.0.", "decoder.fuse.0.0."), Rule("fuse.1.", "decoder.fuse.0.1."),
-    Rule("fuse.3.", "decoder.fuse.1.0."), Rule("fuse.4.", "decoder.fuse.1.1."),
+    Rule("fuse.0.", "decoder.fuse.0.0."),
+    Rule("fuse.1.", "decoder.fuse.0.1."),
+    Rule("fuse.3.", "decoder.fuse.1.0."),
+    Rule("fuse.4.", "decoder.fuse.1.1."),
     Rule("classifier.", "decoder.classifier."),
 ]
 
@@ -146,15 +163,19 @@ UNIMATCH_RULES: list[Rule] = [
 def _v2_head_rules() -> list[Rule]:
     """UniMatch V2's DPT head (``model/semseg/dpt.py``): ``scratch.layer{k}_rn`` and
     ``scratch.refinenet{k}`` (k = 1..4, 1 the shallowest) are list entries k - 1 here."""
-    rules = [Rule("head.projects.", "head.projects."),
-             Rule("head.resize_layers.", "head.resize."),
-             Rule("head.scratch.output_conv.", "head.output.")]
+    rules = [
+        Rule("head.projects.", "head.projects."),
+        Rule("head.resize_layers.", "head.resize."),
+        Rule("head.scratch.output_conv.", "head.output."),
+    ]
     for k in range(1, 5):
         up, here = f"head.scratch.refinenet{k}.", f"head.fusion.{k - 1}."
-        rules += [Rule(f"head.scratch.layer{k}_rn.", f"head.scratch.{k - 1}."),
-                  Rule(f"{up}resConfUnit1.", f"{here}res1."),
-                  Rule(f"{up}resConfUnit2.", f"{here}res2."),
-                  Rule(f"{up}out_conv.", f"{here}out_conv.")]
+        rules += [
+            Rule(f"head.scratch.layer{k}_rn.", f"head.scratch.{k - 1}."),
+            Rule(f"{up}resConfUnit1.", f"{here}res1."),
+            Rule(f"{up}resConfUnit2.", f"{here}res2."),
+            Rule(f"{up}out_conv.", f"{here}out_conv."),
+        ]
     return rules
 
 
@@ -190,34 +211,52 @@ class MethodMap:
 
 MAPS: dict[str, MethodMap] = {
     "semivl": MethodMap(
-        "SemiVL", "semivl", SEMIVL_RULES, drop_containing=("clip_encoder",),
+        "SemiVL",
+        "semivl",
+        SEMIVL_RULES,
+        drop_containing=("clip_encoder",),
         from_build=("text_embeddings", "concept_class"),
-        notes={"clip_encoder": "the frozen CLIP guidance teacher (upstream's eval.py deletes "
-                               "it too)",
-               "text_embeddings": "class text embeddings, built from files upstream and "
-                                  "here, never saved upstream"}),
-    "unimatch": MethodMap("UniMatch DeepLabV3+", "deeplabv3plus", UNIMATCH_RULES,
-                          classifier="decoder.classifier.weight"),
+        notes={
+            "clip_encoder": "the frozen CLIP guidance teacher (upstream's eval.py deletes it too)",
+            "text_embeddings": "class text embeddings, built from files upstream and "
+            "here, never saved upstream",
+        },
+    ),
+    "unimatch": MethodMap(
+        "UniMatch DeepLabV3+",
+        "deeplabv3plus",
+        UNIMATCH_RULES,
+        classifier="decoder.classifier.weight",
+    ),
     # unimatch_v2.py saves {'model', 'model_ema', ...}; the EMA teacher is what V2 reports
     # (and what this project's model.pt holds), so it is read first.
     "unimatch_v2": MethodMap(
-        "UniMatch V2 DINOv2 + DPT", "unimatch_v2", UNIMATCH_V2_RULES,
+        "UniMatch V2 DINOv2 + DPT",
+        "unimatch_v2",
+        UNIMATCH_V2_RULES,
         drop_containing=("mask_token",),
-        notes={"backbone": "DINOv2's mask token (masked-image pretraining only; unused in "
-                           "segmentation, absent from timm's ViT)"},
-        weights_keys=("model_ema", "model", "state_dict"), classifier="head.output.2.weight"),
+        notes={
+            "backbone": "DINOv2's mask token (masked-image pretraining only; unused in "
+            "segmentation, absent from timm's ViT)"
+        },
+        weights_keys=("model_ema", "model", "state_dict"),
+        classifier="head.output.2.weight",
+    ),
 }
 
 
 def method_map(method: str, model_name: str) -> MethodMap:
     """The map of a recipe's algorithm (``train.method``), checked against its model."""
     if method not in MAPS:
-        raise ConfigError(f"import-checkpoint maps upstream files of {sorted(MAPS)}, not of "
-                          f"{method!r}")
+        raise ConfigError(
+            f"import-checkpoint maps upstream files of {sorted(MAPS)}, not of {method!r}"
+        )
     found = MAPS[method]
     if model_name != found.model_name:
-        raise ConfigError(f"the {method} recipe builds model {model_name!r}, but upstream "
-                          f"{found.label} files map to {found.model_name!r} only")
+        raise ConfigError(
+            f"the {method} recipe builds model {model_name!r}, but upstream "
+            f"{found.label} files map to {found.model_name!r} only"
+        )
     return found
 
 
@@ -276,17 +315,24 @@ def to_upstream(state: dict[str, torch.Tensor], method: str) -> dict[str, torch.
         if found is None:
             raise KeyError(f"{key}: no upstream name in the {method} map")
         upstream, rule = found
-        out[upstream] = (LAYOUTS[rule.layout][1](key, tensor) if rule.layout is not None
-                         else tensor)
+        out[upstream] = LAYOUTS[rule.layout][1](key, tensor) if rule.layout is not None else tensor
     return out
 
 
-def upstream_file(model_state: dict[str, torch.Tensor], method: str, *, epoch: int = 79,
-                  extra: dict[str, torch.Tensor] | None = None, weights_key: str = "model"
-                  ) -> dict:
+def upstream_file(
+    model_state: dict[str, torch.Tensor],
+    method: str,
+    *,
+    epoch: int = 79,
+    extra: dict[str, torch.Tensor] | None = None,
+    weights_key: str = "model",
+) -> dict:
     """What an upstream trainer saves for ``model_state``: the DDP (``module.``) state_dict
     under ``weights_key`` with ``optimizer`` and ``epoch`` (``extra``: further upstream keys,
     e.g. ``clip_encoder.*``)."""
     weights = {**to_upstream(model_state, method), **(extra or {})}
-    return {weights_key: {f"module.{k}": v for k, v in weights.items()}, "optimizer": {},
-            "epoch": epoch}
+    return {
+        weights_key: {f"module.{k}": v for k, v in weights.items()},
+        "optimizer": {},
+        "epoch": epoch,
+    }

@@ -25,9 +25,14 @@ ZERO_SHOT_METHOD = "zero_shot_clip"
 class ZeroShotDenseClip(nn.Module):
     """``forward(images)`` -> logits [B, C, H, W]: ``temperature x`` the dense similarity."""
 
-    def __init__(self, teacher: MaskClipViT, text: torch.Tensor,
-                 concept_class: torch.Tensor | None, num_classes: int,
-                 temperature: float) -> None:
+    def __init__(
+        self,
+        teacher: MaskClipViT,
+        text: torch.Tensor,
+        concept_class: torch.Tensor | None,
+        num_classes: int,
+        temperature: float,
+    ) -> None:
         super().__init__()
         self.teacher = teacher.eval()
         self.register_buffer("text", text.float(), persistent=False)
@@ -37,8 +42,9 @@ class ZeroShotDenseClip(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        sim = dense_clip_similarity(self.teacher, self.text, self.concept_class,
-                                    self.num_classes, images)
+        sim = dense_clip_similarity(
+            self.teacher, self.text, self.concept_class, self.num_classes, images
+        )
         return self.temperature * sim
 
 
@@ -48,15 +54,22 @@ def build_zero_shot(recipe: Recipe, context) -> ZeroShotDenseClip:
     from semivl.models.semivl_model import class_texts_for
 
     if recipe.model.name != "semivl" or recipe.guidance is None:
-        raise ValueError(f"zero-shot dense CLIP needs a SemiVL recipe with a guidance section "
-                         f"(its CLIP and texts); {recipe.model.name!r} on "
-                         f"{recipe.dataset.name} has none")
+        raise ValueError(
+            f"zero-shot dense CLIP needs a SemiVL recipe with a guidance section "
+            f"(its CLIP and texts); {recipe.model.name!r} on "
+            f"{recipe.dataset.name} has none"
+        )
     teacher = dense_clip_teacher(recipe, context, recipe.eval.crop_size or context.crop_size)
-    text, concept_class = class_texts_for(recipe.model.args["clip"], context,
-                                          recipe.guidance.text, teacher.embed_dim,
-                                          recipe.model.args.get("text_embeddings", "project"))
-    return ZeroShotDenseClip(teacher, text, concept_class, recipe.dataset.num_classes,
-                             recipe.guidance.temperature)
+    text, concept_class = class_texts_for(
+        recipe.model.args["clip"],
+        context,
+        recipe.guidance.text,
+        teacher.embed_dim,
+        recipe.model.args.get("text_embeddings", "project"),
+    )
+    return ZeroShotDenseClip(
+        teacher, text, concept_class, recipe.dataset.num_classes, recipe.guidance.temperature
+    )
 
 
 def zero_shot_metrics(recipe: Recipe, method: str, result, config_dir: Path) -> dict:
@@ -70,11 +83,17 @@ def zero_shot_metrics(recipe: Recipe, method: str, result, config_dir: Path) -> 
         "recipe": method,
         "clip": recipe.model.args["clip"],
         "text": texts,
-        "class_definitions": (None if texts == "names" else
-                              load_class_texts(recipe.dataset, config_dir).definitions_source),
+        "class_definitions": (
+            None
+            if texts == "names"
+            else load_class_texts(recipe.dataset, config_dir).definitions_source
+        ),
         "miou": result.miou,
         "per_class_iou": result.per_class_iou,
         "num_val_images": result.num_images,
-        **({} if result.per_mode_accuracy is None
-           else {"per_mode_accuracy": result.per_mode_accuracy}),
+        **(
+            {}
+            if result.per_mode_accuracy is None
+            else {"per_mode_accuracy": result.per_mode_accuracy}
+        ),
     }

@@ -18,5 +18,14 @@ from semivl.methods.registry import (
     resolve,
 )
 
-__all__ = ["ENTRY_POINT_GROUP", "STREAM_KINDS", "Method", "build_args", "get_method",
-           "method_names", "methods", "register_method", "resolve"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "STREAM_KINDS",
+    "Method",
+    "build_args",
+    "get_method",
+    "method_names",
+    "methods",
+    "register_method",
+    "resolve",
+]

@@ -39,8 +39,9 @@ def _entry(name: str, value, path: Path) -> CatalogEntry:
         raise ConfigError(f"{where}: expected a mapping with label and group, got {value!r}")
     unknown = sorted(set(value) - {"label", "group", "released", "claims"})
     if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}: unknown key; expected one of claims, group, "
-                          f"label, released")
+        raise ConfigError(
+            f"{where}.{unknown[0]}: unknown key; expected one of claims, group, label, released"
+        )
     label, group = value.get("label"), value.get("group")
     if not isinstance(label, str) or not label:
         raise ConfigError(f"{where}.label: expected a non-empty string, got {label!r}")
@@ -52,8 +53,10 @@ def _entry(name: str, value, path: Path) -> CatalogEntry:
     claims = []
     for i, claim in enumerate(value.get("claims") or []):
         if not (isinstance(claim, dict) and set(claim) == {"above", "source"}):
-            raise ConfigError(f"{where}.claims[{i}]: expected {{above: <method>, source: "
-                              f"<who claims it>}}, got {claim!r}")
+            raise ConfigError(
+                f"{where}.claims[{i}]: expected {{above: <method>, source: "
+                f"<who claims it>}}, got {claim!r}"
+            )
         claims.append(Claim(str(claim["above"]), str(claim["source"])))
     return CatalogEntry(name, label, group, released, tuple(claims))
 
@@ -67,13 +70,16 @@ def load_catalog(path: Path = CATALOG) -> dict[str, CatalogEntry]:
         raise ConfigError(f"{path}: cannot read the method catalog: {err}") from err
     if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
         raise ConfigError(f"{path}: expected a top-level `methods:` mapping")
-    entries = {str(name): _entry(str(name), value, Path(path))
-               for name, value in data["methods"].items()}
+    entries = {
+        str(name): _entry(str(name), value, Path(path)) for name, value in data["methods"].items()
+    }
     for entry in entries.values():
         for claim in entry.claims:
             if claim.above not in entries:
-                raise ConfigError(f"{path}: methods.{entry.name}.claims: {claim.above!r} is "
-                                  f"not a method of the catalog")
+                raise ConfigError(
+                    f"{path}: methods.{entry.name}.claims: {claim.above!r} is "
+                    f"not a method of the catalog"
+                )
     return entries
 
 

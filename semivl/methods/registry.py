@@ -69,7 +69,10 @@ class Method:
     train_keys: tuple[str, ...] = ()
     state: str | None = None
     tf32: tuple[bool, bool, str] = (
-        False, True, "upstream: PyTorch >= 1.12 defaults: matmul fp32, cuDNN TF32")
+        False,
+        True,
+        "upstream: PyTorch >= 1.12 defaults: matmul fp32, cuDNN TF32",
+    )
     summary: str = ""
     origin: str = field(default="", compare=False)  # the entry point or caller that added it
 
@@ -79,8 +82,9 @@ class Method:
             raise ValueError(f"{where}: streams must start with 'labeled', got {self.streams}")
         unknown = [s for s in self.streams if s not in STREAM_KINDS]
         if unknown or len(set(self.streams)) != len(self.streams):
-            raise ValueError(f"{where}: streams must be distinct entries of {STREAM_KINDS}, "
-                             f"got {self.streams}")
+            raise ValueError(
+                f"{where}: streams must be distinct entries of {STREAM_KINDS}, got {self.streams}"
+            )
         for attr in ("step", "loss_hooks", "state"):
             value = getattr(self, attr)
             if value is not None and ":" not in value:
@@ -132,8 +136,10 @@ def register_method(method: Method, origin: str = "register_method") -> Method:
         raise TypeError(f"{origin}: expected a semivl.methods.Method, got {method!r}")
     known = _METHODS.get(method.name)
     if known is not None and known != method:
-        raise ConfigError(f"method {method.name!r} is registered twice: by {known.origin} and "
-                          f"by {origin}; uninstall one of them")
+        raise ConfigError(
+            f"method {method.name!r} is registered twice: by {known.origin} and "
+            f"by {origin}; uninstall one of them"
+        )
     _METHODS[method.name] = dataclasses.replace(method, origin=origin)
     return method
 
@@ -146,8 +152,10 @@ def _load_entry_points() -> None:
     for name, value, origin in group_entries(ENTRY_POINT_GROUP):
         method = resolve(value, origin)
         if not isinstance(method, Method) or method.name != name:
-            raise ConfigError(f"{origin} = {value}: expected a semivl.methods.Method named "
-                              f"{name!r}, got {method!r}")
+            raise ConfigError(
+                f"{origin} = {value}: expected a semivl.methods.Method named "
+                f"{name!r}, got {method!r}"
+            )
         register_method(method, origin)
 
 
@@ -166,14 +174,15 @@ def get_method(name: str) -> Method:
     """The method ``name``; an unknown name lists the known ones and says how to add one."""
     found = methods().get(name)
     if found is None:
-        raise ConfigError(f"train.method: expected one of {method_names()}, got {name!r} "
-                          f"(methods register in the entry-point group {ENTRY_POINT_GROUP}; "
-                          f"README, 'Add your own method')")
+        raise ConfigError(
+            f"train.method: expected one of {method_names()}, got {name!r} "
+            f"(methods register in the entry-point group {ENTRY_POINT_GROUP}; "
+            f"README, 'Add your own method')"
+        )
     return found
 
 
-def build_args(method: Method, data: Any, path: str,
-               build: Callable[[type, Any, str], Any]) -> Any:
+def build_args(method: Method, data: Any, path: str, build: Callable[[type, Any, str], Any]) -> Any:
     """The method's typed ``train.args`` from ``data`` (``None`` when it declares none);
     ``build`` is the typed-YAML builder, so errors name the key as everywhere else."""
     if method.args is None:

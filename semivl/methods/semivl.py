@@ -10,11 +10,22 @@ METHOD = Method(
     name="semivl",
     step="semivl.engine.unimatch:method_step",
     streams=("labeled", "unlabeled", "mix"),
-    log_fields=("loss_x", "loss_s", "loss_fp", "mask_ratio", "loss_guid", "guid_weight",
-                "guid_ratio"),
+    log_fields=(
+        "loss_x",
+        "loss_s",
+        "loss_fp",
+        "mask_ratio",
+        "loss_guid",
+        "guid_weight",
+        "guid_ratio",
+    ),
     loss_hooks="semivl.engine.guidance:guidance_hooks",
     sections=("guidance",),
-    tf32=(False, True, "upstream: the paper's runs used torch 1.12.1 (requirements comment): "
-                       "matmul fp32, cuDNN TF32"),
+    tf32=(
+        False,
+        True,
+        "upstream: the paper's runs used torch 1.12.1 (requirements comment): "
+        "matmul fp32, cuDNN TF32",
+    ),
     summary="SemiVL (ECCV 2024): UniMatch with vision-language guidance",
 )

@@ -10,8 +10,12 @@ METHOD = Method(
     name="supervised",
     step="semivl.methods.supervised:step",
     streams=("labeled",),
-    tf32=(False, True, "upstream: the labelled-only scripts of UniMatch (torch 1.12.1) and V2 "
-                       "(torch 2.x): matmul fp32, cuDNN TF32"),
+    tf32=(
+        False,
+        True,
+        "upstream: the labelled-only scripts of UniMatch (torch 1.12.1) and V2 "
+        "(torch 2.x): matmul fp32, cuDNN TF32",
+    ),
     summary="labelled images only (UniMatch's and UniMatch V2's supervised.py)",
 )
 

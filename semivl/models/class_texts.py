@@ -23,8 +23,9 @@ class ClassTexts:
 
     def check(self, path: str) -> None:
         if "{}" not in self.template:
-            raise ConfigError(f"{path}.template: expected a '{{}}' placeholder, got "
-                              f"{self.template!r}")
+            raise ConfigError(
+                f"{path}.template: expected a '{{}}' placeholder, got {self.template!r}"
+            )
         for cls, concepts in self.definitions.items():
             if not concepts:
                 raise ConfigError(f"{path}.definitions.{cls}: expected at least one concept")
@@ -36,15 +37,18 @@ def load_class_texts(dataset: DatasetConfig, config_dir: Path) -> ClassTexts:
     try:
         texts = build_config(ClassTexts, read_yaml(path), "classes")
         if len(texts.names) != dataset.num_classes:
-            raise ConfigError(f"classes.names: expected {dataset.num_classes} names (one per "
-                              f"class), got {len(texts.names)}")
+            raise ConfigError(
+                f"classes.names: expected {dataset.num_classes} names (one per "
+                f"class), got {len(texts.names)}"
+            )
         if list(texts.definitions) != list(dataset.class_names):
             missing = [c for c in dataset.class_names if c not in texts.definitions]
             extra = [c for c in texts.definitions if c not in dataset.class_names]
             raise ConfigError(
                 f"classes.definitions: expected one entry per class of "
                 f"config/datasets/{dataset.name}.yaml, in its order; missing {missing}, "
-                f"unknown {extra}")
+                f"unknown {extra}"
+            )
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
     return texts

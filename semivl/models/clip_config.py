@@ -38,12 +38,16 @@ class ClipSource:
 
     def check(self, path: str) -> None:
         if (self.arch is None) == (self.model_cfg is None):
-            raise ConfigError(f"{path}: expected exactly one of arch and model_cfg, got "
-                              f"arch={self.arch!r}, model_cfg={self.model_cfg!r}")
+            raise ConfigError(
+                f"{path}: expected exactly one of arch and model_cfg, got "
+                f"arch={self.arch!r}, model_cfg={self.model_cfg!r}"
+            )
         if self.pretrain is not None and self.pretrained != pretrained_checkpoint(self.pretrain):
-            raise ConfigError(f"{path}.pretrained: with pretrain {self.pretrain!r} expected "
-                              f"{pretrained_checkpoint(self.pretrain)!r} (where `semivl "
-                              f"pretrain-clip` writes it), got {self.pretrained!r}")
+            raise ConfigError(
+                f"{path}.pretrained: with pretrain {self.pretrain!r} expected "
+                f"{pretrained_checkpoint(self.pretrain)!r} (where `semivl "
+                f"pretrain-clip` writes it), got {self.pretrained!r}"
+            )
 
 
 def pretrained_checkpoint(pretrain: str) -> str:
@@ -60,8 +64,10 @@ def clip_source(name: str, config_dir: Path) -> ClipSource:
     """The entry ``name`` of ``config/clip.yaml``, with an error listing the known ones."""
     sources = load_clip_sources(config_dir)
     if name not in sources:
-        raise ConfigError(f"CLIP model {name!r}: not in {Path(config_dir) / 'clip.yaml'}; "
-                          f"known: {sorted(sources)}")
+        raise ConfigError(
+            f"CLIP model {name!r}: not in {Path(config_dir) / 'clip.yaml'}; "
+            f"known: {sorted(sources)}"
+        )
     return sources[name]
 
 
@@ -87,5 +93,4 @@ def needs_clip(recipe) -> bool:
 def needs_text(recipe) -> bool:
     """Whether training ``recipe`` reads class text embeddings (SemiVL's decoder, or the dense
     CLIP guidance)."""
-    return needs_clip(recipe) and (recipe.model.name in TEXT_MODELS
-                                   or recipe.guidance is not None)
+    return needs_clip(recipe) and (recipe.model.name in TEXT_MODELS or recipe.guidance is not None)

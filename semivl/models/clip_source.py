@@ -39,8 +39,9 @@ def _model_cfg(source: ClipSource) -> dict[str, Any]:
     else:
         cfg = open_clip.get_model_config(source.arch)
         if cfg is None:
-            raise ConfigError(f"arch {source.arch!r} is not an open_clip model; see "
-                              f"open_clip.list_models()")
+            raise ConfigError(
+                f"arch {source.arch!r} is not an open_clip model; see open_clip.list_models()"
+            )
         cfg = dict(cfg)
     cfg["quick_gelu"] = source.quick_gelu
     return cfg
@@ -55,8 +56,9 @@ def build_clip(source: ClipSource) -> nn.Module:
     return open_clip.CLIP(**cfg)
 
 
-def fetch_clip(name: str, config_dir: Path, out: Path, cache_dir: Path | None = None,
-               force: bool = False) -> bool:
+def fetch_clip(
+    name: str, config_dir: Path, out: Path, cache_dir: Path | None = None, force: bool = False
+) -> bool:
     """Resolve the weights of CLIP model ``name`` and write them to ``out`` (atomically).
 
     A pretrained tag is fetched through open_clip (Hugging Face hub; cached in ``cache_dir``),
@@ -81,17 +83,24 @@ def fetch_clip(name: str, config_dir: Path, out: Path, cache_dir: Path | None = 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(source.init_seed)
             model = build_clip(source)
-    elif Path(source.pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors") or Path(
-            source.pretrained).exists():
+    elif (
+        Path(source.pretrained).suffix in (".pt", ".pth", ".bin", ".safetensors")
+        or Path(source.pretrained).exists()
+    ):
         import open_clip
 
         model = build_clip(source)
         path = Path(source.pretrained).expanduser()
         if not path.is_file():
-            made_by = (f"; make it with `semivl pretrain-clip --name {source.pretrain}`"
-                       if source.pretrain else "")
-            raise FileNotFoundError(f"{path}: CLIP checkpoint named by {name!r} in "
-                                    f"{Path(config_dir) / 'clip.yaml'} does not exist{made_by}")
+            made_by = (
+                f"; make it with `semivl pretrain-clip --name {source.pretrain}`"
+                if source.pretrain
+                else ""
+            )
+            raise FileNotFoundError(
+                f"{path}: CLIP checkpoint named by {name!r} in "
+                f"{Path(config_dir) / 'clip.yaml'} does not exist{made_by}"
+            )
         open_clip.load_checkpoint(model, str(path), strict=True)
     else:
         model = _fetch_pretrained_tag(name, source, cache_dir)
@@ -108,9 +117,12 @@ def _fetch_pretrained_tag(name: str, source: ClipSource, cache_dir: Path | None)
         raise ConfigError(f"{name}: a pretrained tag needs an open_clip arch, not model_cfg")
     logging.getLogger("open_clip").setLevel(logging.WARNING)
     try:
-        model = open_clip.create_model(source.arch, pretrained=source.pretrained,
-                                       cache_dir=str(cache_dir) if cache_dir else None,
-                                       force_quick_gelu=source.quick_gelu)
+        model = open_clip.create_model(
+            source.arch,
+            pretrained=source.pretrained,
+            cache_dir=str(cache_dir) if cache_dir else None,
+            force_quick_gelu=source.quick_gelu,
+        )
     except Exception as err:  # open_clip raises RuntimeError, OSError or hub errors
         raise RuntimeError(
             f"could not fetch CLIP {source.arch} / {source.pretrained!r} ({name}): {err}\n"
@@ -133,14 +145,18 @@ def load_clip(name: str, config_dir: Path, clip_dir: Path = CLIP_DIR) -> nn.Modu
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated or foreign files raise various pickle errors
-        raise ValueError(f"{path}: unreadable ({type(err).__name__}); fetch it again with "
-                         f"`semivl clip fetch --name {name} --force`") from None
+        raise ValueError(
+            f"{path}: unreadable ({type(err).__name__}); fetch it again with "
+            f"`semivl clip fetch --name {name} --force`"
+        ) from None
     if not isinstance(state, dict) or "state_dict" not in state:
         raise ValueError(f"{path}: not a file written by `semivl clip fetch`; fetch it again")
     model = build_clip(source)
     try:
         model.load_state_dict(state["state_dict"])
     except RuntimeError as err:
-        raise ValueError(f"{path}: does not fit the architecture of {name!r} in "
-                         f"config/clip.yaml ({err}); fetch it again") from None
+        raise ValueError(
+            f"{path}: does not fit the architecture of {name!r} in "
+            f"config/clip.yaml ({err}); fetch it again"
+        ) from None
     return model.eval()

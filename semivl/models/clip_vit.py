@@ -40,8 +40,9 @@ class ClipFeatures:
     dense: torch.Tensor | None
 
 
-def resize_pos_embed(pos: torch.Tensor, src_grid: tuple[int, int],
-                     dst_grid: tuple[int, int]) -> torch.Tensor:
+def resize_pos_embed(
+    pos: torch.Tensor, src_grid: tuple[int, int], dst_grid: tuple[int, int]
+) -> torch.Tensor:
     """Resize a ``[1 + h*w, C]`` position table bicubically, keeping the CLS row."""
     if tuple(src_grid) == tuple(dst_grid):
         return pos
@@ -77,16 +78,26 @@ class MaskClipViT(nn.Module):
             (SemiVL does this on Cityscapes only).
     """
 
-    def __init__(self, visual: nn.Module, image_size: int, out_blocks: Sequence[int] = (),
-                 dense: bool = True, exact_gelu: bool = True, ln_eps: float = 1e-6,
-                 renorm_clip_input: bool = False) -> None:
+    def __init__(
+        self,
+        visual: nn.Module,
+        image_size: int,
+        out_blocks: Sequence[int] = (),
+        dense: bool = True,
+        exact_gelu: bool = True,
+        ln_eps: float = 1e-6,
+        renorm_clip_input: bool = False,
+    ) -> None:
         super().__init__()
         from open_clip.transformer import QuickGELU
 
         if getattr(visual, "attn_pool", None) is not None or not getattr(
-                visual.transformer, "batch_first", False):
-            raise ValueError("MaskClipViT needs an open_clip ViT with token pooling and a "
-                             "batch-first transformer")
+            visual.transformer, "batch_first", False
+        ):
+            raise ValueError(
+                "MaskClipViT needs an open_clip ViT with token pooling and a "
+                "batch-first transformer"
+            )
         self.patch_size = visual.conv1.kernel_size[0]
         self.width = visual.conv1.out_channels
         self.conv1 = visual.conv1
@@ -118,10 +129,10 @@ class MaskClipViT(nn.Module):
         mean_in, std_in = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         mean_clip, std_clip = torch.tensor(CLIP_MEAN), torch.tensor(CLIP_STD)
         # x_clip = (x * std_in + mean_in - mean_clip) / std_clip = x * scale + shift
-        self.register_buffer("renorm_scale", (std_in / std_clip).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer("renorm_shift", ((mean_in - mean_clip) / std_clip).view(1, 3, 1, 1),
-                             persistent=False)
+        self.register_buffer("renorm_scale", (std_in / std_clip).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "renorm_shift", ((mean_in - mean_clip) / std_clip).view(1, 3, 1, 1), persistent=False
+        )
 
     def set_finetuning(self, mode: str) -> None:
         """``attention``: SemiVL's spatial fine-tuning, only the attention projections (q, k,
@@ -134,7 +145,7 @@ class MaskClipViT(nn.Module):
         attn = block.attn
         w, b = attn.in_proj_weight, attn.in_proj_bias
         c = self.width
-        v = F.linear(block.ln_1(x), w[2 * c:], None if b is None else b[2 * c:])
+        v = F.linear(block.ln_1(x), w[2 * c :], None if b is None else b[2 * c :])
         v = x + block.ls_1(attn.out_proj(v))
         return v + block.ls_2(block.mlp(block.ln_2(v)))
 

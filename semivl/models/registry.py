@@ -19,8 +19,15 @@ from semivl.entry_points import group_entries
 from semivl.methods.registry import resolve
 from semivl.models.clip_config import needs_clip, needs_text, recipe_clip
 
-__all__ = ["MODELS", "build_model", "load_backbone_weights", "needs_clip", "needs_text",
-           "recipe_clip", "register_model"]
+__all__ = [
+    "MODELS",
+    "build_model",
+    "load_backbone_weights",
+    "needs_clip",
+    "needs_text",
+    "recipe_clip",
+    "register_model",
+]
 
 
 ENTRY_POINT_GROUP = "semivl.models"
@@ -116,7 +123,8 @@ def load_backbone_weights(model: nn.Module, name: str, weights_dir, config_dir):
     source = sources[name]
     target = getattr(model, getattr(model, "pretrained_module", "backbone"))
     if target is None:
-        raise ConfigError(f"model.pretrained: {name!r} is set but the model has no "
-                          f"{model.pretrained_module} to load it into")
-    return load_pretrained(target, Path(weights_dir) / source.file,
-                           source.drop_keys_containing)
+        raise ConfigError(
+            f"model.pretrained: {name!r} is set but the model has no "
+            f"{model.pretrained_module} to load it into"
+        )
+    return load_pretrained(target, Path(weights_dir) / source.file, source.drop_keys_containing)

@@ -65,15 +65,20 @@ class ResNetV1cStem(nn.Module):
         super().__init__()
 
         def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
-                    nn.ReLU(inplace=True)]
+            return [
+                nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+            ]
 
-        self.stem = nn.Sequential(*conv_bn_relu(3, 32, 2), *conv_bn_relu(32, 32),
-                                  *conv_bn_relu(32, 64))
+        self.stem = nn.Sequential(
+            *conv_bn_relu(3, 32, 2), *conv_bn_relu(32, 32), *conv_bn_relu(32, 64)
+        )
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         downsample = nn.Sequential(nn.Conv2d(64, 256, 1, bias=False), nn.BatchNorm2d(256))
-        self.layer1 = nn.Sequential(Bottleneck(64, 64, downsample=downsample),
-                                    Bottleneck(256, 64), Bottleneck(256, 64))
+        self.layer1 = nn.Sequential(
+            Bottleneck(64, 64, downsample=downsample), Bottleneck(256, 64), Bottleneck(256, 64)
+        )
         self.out_channels = 256
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -92,9 +97,16 @@ class SemiVLSegmentor(nn.Module):
 
     pretrained_module = "conv_encoder"  # where recipe.model.pretrained weights are loaded
 
-    def __init__(self, backbone: MaskClipViT, decode_head: VLGHead, text: torch.Tensor,
-                 concept_class: torch.Tensor | None, num_classes: int, crop_size: int,
-                 conv_encoder: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        backbone: MaskClipViT,
+        decode_head: VLGHead,
+        text: torch.Tensor,
+        concept_class: torch.Tensor | None,
+        num_classes: int,
+        crop_size: int,
+        conv_encoder: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.conv_encoder = conv_encoder
@@ -110,6 +122,7 @@ class SemiVLSegmentor(nn.Module):
         if self.conv_encoder is not None:
             skips.append(self.conv_encoder(x))
         if need_fp:
+
             def double(f: torch.Tensor) -> torch.Tensor:
                 return torch.cat((f, F.dropout2d(f, fp_rate, training=True)))
 
@@ -127,8 +140,9 @@ def clip_visual(clip_name: str, context: ModelContext) -> nn.Module:
     return load_clip(clip_name, context.config_dir, context.clip_dir).visual
 
 
-def class_texts_for(clip_name: str, context: ModelContext, variant: str, embed_dim: int,
-                    source: str = "project") -> tuple[torch.Tensor, torch.Tensor | None]:
+def class_texts_for(
+    clip_name: str, context: ModelContext, variant: str, embed_dim: int, source: str = "project"
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The text embeddings of ``variant`` for the context's dataset: this project's
     (``resources/text/<clip>/<dataset>.pt``) or, with ``source="upstream"``, upstream's own
     (recipe key ``model.args.text_embeddings``)."""
@@ -141,47 +155,77 @@ def class_texts_for(clip_name: str, context: ModelContext, variant: str, embed_d
     if source == "upstream":
         from semivl.models.text_reference import upstream_text_rows
 
-        return upstream_text_rows(context.text_dir, context.config_dir, context.dataset,
-                                  variant)
-    return select_text(load_text_embeddings(context.text_dir, clip_name,
-                                            context.dataset.name), variant)
+        return upstream_text_rows(context.text_dir, context.config_dir, context.dataset, variant)
+    return select_text(
+        load_text_embeddings(context.text_dir, clip_name, context.dataset.name), variant
+    )
 
 
-def build_semivl(num_classes: int, context: ModelContext, clip: str,
-                 out_blocks: Sequence[int] = (4, 0), finetune: str = "attention",
-                 decoder_text: str = "names", text_embeddings: str = "project",
-                 exact_gelu: bool = True, ln_eps: float = 1e-6,
-                 renorm_clip_input: bool = False, conv_encoder: bool = False,
-                 channels: int = 128, text_channels: int = 128, num_layers: int = 2,
-                 num_heads: int = 4, pool_size: int = 4, conv1_kernel: int = 7,
-                 aspp_dilations: Sequence[int] = (6, 12, 18),
-                 skip_channels: Sequence[int] = (32, 16),
-                 up_channels: Sequence[int] = (64, 32)) -> SemiVLSegmentor:
+def build_semivl(
+    num_classes: int,
+    context: ModelContext,
+    clip: str,
+    out_blocks: Sequence[int] = (4, 0),
+    finetune: str = "attention",
+    decoder_text: str = "names",
+    text_embeddings: str = "project",
+    exact_gelu: bool = True,
+    ln_eps: float = 1e-6,
+    renorm_clip_input: bool = False,
+    conv_encoder: bool = False,
+    channels: int = 128,
+    text_channels: int = 128,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    pool_size: int = 4,
+    conv1_kernel: int = 7,
+    aspp_dilations: Sequence[int] = (6, 12, 18),
+    skip_channels: Sequence[int] = (32, 16),
+    up_channels: Sequence[int] = (64, 32),
+) -> SemiVLSegmentor:
     """Build SemiVL from recipe arguments (see ``config/recipes/semivl/pascal.yaml``).
 
     ``out_blocks`` are the ViT blocks whose value-path features feed the decoder's skips,
     deepest first; with ``conv_encoder`` the ResNet layer1 feature is the last skip.
     ``text_embeddings``: ``project`` (``semivl text``'s) or ``upstream`` (upstream's files).
     """
-    backbone = MaskClipViT(clip_visual(clip, context), context.crop_size, out_blocks,
-                           dense=True, exact_gelu=exact_gelu, ln_eps=ln_eps,
-                           renorm_clip_input=renorm_clip_input)
+    backbone = MaskClipViT(
+        clip_visual(clip, context),
+        context.crop_size,
+        out_blocks,
+        dense=True,
+        exact_gelu=exact_gelu,
+        ln_eps=ln_eps,
+        renorm_clip_input=renorm_clip_input,
+    )
     backbone.set_finetuning(finetune)
-    text, concept_class = class_texts_for(clip, context, decoder_text, backbone.embed_dim,
-                                          text_embeddings)
+    text, concept_class = class_texts_for(
+        clip, context, decoder_text, backbone.embed_dim, text_embeddings
+    )
     skip_in = [backbone.width] * len(out_blocks)
     encoder = None
     if conv_encoder:
         encoder = ResNetV1cStem()
         skip_in.append(encoder.out_channels)
     if len(skip_in) != len(skip_channels):
-        raise ValueError(f"out_blocks {list(out_blocks)}{' + conv_encoder' if conv_encoder else ''}"
-                         f" give {len(skip_in)} skip(s), but skip_channels has "
-                         f"{len(skip_channels)} entries (one per upsampling stage)")
-    head = VLGHead(embed_dim=backbone.embed_dim, channels=channels,
-                   text_channels=text_channels, num_layers=num_layers, num_heads=num_heads,
-                   pool_size=pool_size, conv1_kernel=conv1_kernel,
-                   aspp_dilations=tuple(aspp_dilations), skip_in_channels=skip_in,
-                   skip_channels=tuple(skip_channels), up_channels=tuple(up_channels))
-    return SemiVLSegmentor(backbone, head, text, concept_class, num_classes, context.crop_size,
-                           encoder)
+        raise ValueError(
+            f"out_blocks {list(out_blocks)}{' + conv_encoder' if conv_encoder else ''}"
+            f" give {len(skip_in)} skip(s), but skip_channels has "
+            f"{len(skip_channels)} entries (one per upsampling stage)"
+        )
+    head = VLGHead(
+        embed_dim=backbone.embed_dim,
+        channels=channels,
+        text_channels=text_channels,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        pool_size=pool_size,
+        conv1_kernel=conv1_kernel,
+        aspp_dilations=tuple(aspp_dilations),
+        skip_in_channels=skip_in,
+        skip_channels=tuple(skip_channels),
+        up_channels=tuple(up_channels),
+    )
+    return SemiVLSegmentor(
+        backbone, head, text, concept_class, num_classes, context.crop_size, encoder
+    )

@@ -52,8 +52,9 @@ def encode_texts(clip: nn.Module, texts: list[str], batch_size: int = 256) -> to
 
     out = []
     for start in range(0, len(texts), batch_size):
-        tokens = open_clip.tokenize(texts[start:start + batch_size],
-                                    context_length=clip.context_length)
+        tokens = open_clip.tokenize(
+            texts[start : start + batch_size], context_length=clip.context_length
+        )
         out.append(clip.encode_text(tokens).float())
     return torch.cat(out)
 
@@ -79,9 +80,15 @@ def class_text_embeddings(clip: nn.Module, texts: ClassTexts) -> dict[str, torch
     }
 
 
-def write_text_embeddings(clip: nn.Module, dataset: DatasetConfig, config_dir: Path,
-                          text_dir: Path, clip_name: str, cache_dir: Path = CACHE_DIR,
-                          progress: bool = False) -> tuple[Path, dict]:
+def write_text_embeddings(
+    clip: nn.Module,
+    dataset: DatasetConfig,
+    config_dir: Path,
+    text_dir: Path,
+    clip_name: str,
+    cache_dir: Path = CACHE_DIR,
+    progress: bool = False,
+) -> tuple[Path, dict]:
     """Encode the class texts of ``dataset``, check them against upstream's (for the CLIP
     upstream used) and save ``<text_dir>/<clip>/<dataset>.pt`` with the check's record beside
     it (``.json``), and the verified upstream files under ``<text_dir>/upstream/``. Every
@@ -89,15 +96,22 @@ def write_text_embeddings(clip: nn.Module, dataset: DatasetConfig, config_dir: P
     nothing. Returns the ``.pt`` path and the record."""
     texts = load_class_texts(dataset, config_dir)
     embeddings = class_text_embeddings(clip, texts)
-    record, upstream = check_against_upstream(embeddings, texts, dataset.name, clip_name,
-                                              config_dir, cache_dir, progress)
-    state = {**embeddings, "clip": clip_name, "dataset": dataset.name,
-             "definitions_source": texts.definitions_source}
+    record, upstream = check_against_upstream(
+        embeddings, texts, dataset.name, clip_name, config_dir, cache_dir, progress
+    )
+    state = {
+        **embeddings,
+        "clip": clip_name,
+        "dataset": dataset.name,
+        "definitions_source": texts.definitions_source,
+    }
     out = text_file(text_dir, clip_name, dataset.name)
     install_upstream_files(upstream, text_dir, config_dir)
     atomic_write(out, lambda tmp: torch.save(state, tmp))
-    write_text_atomic(json.dumps(record, indent=2, sort_keys=True) + "\n",
-                      text_check_file(text_dir, clip_name, dataset.name))
+    write_text_atomic(
+        json.dumps(record, indent=2, sort_keys=True) + "\n",
+        text_check_file(text_dir, clip_name, dataset.name),
+    )
     return out, record
 
 
@@ -107,12 +121,15 @@ def load_text_embeddings(text_dir: Path, clip_name: str, dataset: str) -> dict:
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: text embeddings are missing; compute them with `semivl text --dataset "
-            f"{dataset} --clip {clip_name} --out-dir {text_dir}`")
+            f"{dataset} --clip {clip_name} --out-dir {text_dir}`"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated or foreign files raise various pickle errors
-        raise ValueError(f"{path}: unreadable ({type(err).__name__}); compute it again with "
-                         f"`semivl text --dataset {dataset} --clip {clip_name}`") from None
+        raise ValueError(
+            f"{path}: unreadable ({type(err).__name__}); compute it again with "
+            f"`semivl text --dataset {dataset} --clip {clip_name}`"
+        ) from None
 
 
 def select_text(embeddings: dict, variant: str) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -123,12 +140,12 @@ def select_text(embeddings: dict, variant: str) -> tuple[torch.Tensor, torch.Ten
         return embeddings["concept_avg"], None
     if variant == "concept_max":
         return embeddings["concepts"], embeddings["concept_class"]
-    raise ValueError(f"text variant: expected names, concept_max or concept_avg, got "
-                     f"{variant!r}")
+    raise ValueError(f"text variant: expected names, concept_max or concept_avg, got {variant!r}")
 
 
-def max_over_concepts(scores: torch.Tensor, concept_class: torch.Tensor | None,
-                      num_classes: int) -> torch.Tensor:
+def max_over_concepts(
+    scores: torch.Tensor, concept_class: torch.Tensor | None, num_classes: int
+) -> torch.Tensor:
     """Per class, the max of its concepts' scores along dim 1 ([B, M, ...] -> [B, C, ...])."""
     if concept_class is None:
         return scores
@@ -140,8 +157,9 @@ def max_over_concepts(scores: torch.Tensor, concept_class: torch.Tensor | None,
 def definitions_used(recipe, config_dir: Path) -> str | None:
     """Whose class definitions a recipe's run uses: ``"upstream"`` or ``"project"`` (from
     ``config/classes/<dataset>.yaml``), or ``None`` when it reads only plain class names."""
-    variants = [recipe.model.args.get("decoder_text", "names")
-                if recipe.model.name == "semivl" else "names"]
+    variants = [
+        recipe.model.args.get("decoder_text", "names") if recipe.model.name == "semivl" else "names"
+    ]
     if recipe.guidance is not None:
         variants.append(recipe.guidance.text)
     if all(v == "names" for v in variants):

@@ -16,8 +16,12 @@ class TinyFCN(nn.Module):
 
     def __init__(self, num_classes: int, width: int = 16) -> None:
         super().__init__()
-        self.backbone = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(),
-                                      nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+        self.backbone = nn.Sequential(
+            nn.Conv2d(3, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.ReLU(),
+        )
         self.decoder = nn.Conv2d(width, num_classes, 1)
 
     def forward(self, x, need_fp: bool = False, fp_rate: float = 0.5):

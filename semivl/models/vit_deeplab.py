@@ -36,8 +36,11 @@ from semivl.models.semivl_model import upsample_via_crop
 
 
 def _conv_bn_relu(cin: int, cout: int, kernel: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class DLV3PHead(nn.Module):
@@ -54,16 +57,24 @@ class DLV3PHead(nn.Module):
         fuse_channels: width of the two 3x3 fuse convs (upstream 256).
     """
 
-    def __init__(self, in_channels: int, low_level_in_channels: int, num_classes: int,
-                 dilations: Sequence[int] = (6, 12, 18), aspp_channels: int | None = None,
-                 low_level_channels: int = 48, fuse_channels: int = 256) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        low_level_in_channels: int,
+        num_classes: int,
+        dilations: Sequence[int] = (6, 12, 18),
+        aspp_channels: int | None = None,
+        low_level_channels: int = 48,
+        fuse_channels: int = 256,
+    ) -> None:
         super().__init__()
         aspp_channels = aspp_channels or in_channels // 8
         self.aspp = ASPP(in_channels, aspp_channels, tuple(dilations))
         self.c1_proj = _conv_bn_relu(low_level_in_channels, low_level_channels, 1)
-        self.fuse = nn.Sequential(_conv_bn_relu(low_level_channels + aspp_channels,
-                                                fuse_channels, 3),
-                                  _conv_bn_relu(fuse_channels, fuse_channels, 3))
+        self.fuse = nn.Sequential(
+            _conv_bn_relu(low_level_channels + aspp_channels, fuse_channels, 3),
+            _conv_bn_relu(fuse_channels, fuse_channels, 3),
+        )
         self.classifier = nn.Conv2d(fuse_channels, num_classes, 1, bias=True)
 
     def forward(self, low: torch.Tensor, deep: torch.Tensor) -> torch.Tensor:
@@ -71,8 +82,7 @@ class DLV3PHead(nn.Module):
         deep = self.aspp(deep)
         low = self.c1_proj(low)
         if deep.shape[-2:] != low.shape[-2:]:
-            deep = F.interpolate(deep, size=low.shape[-2:], mode="bilinear",
-                                 align_corners=False)
+            deep = F.interpolate(deep, size=low.shape[-2:], mode="bilinear", align_corners=False)
         return self.classifier(self.fuse(torch.cat((low, deep), dim=1)))
 
 
@@ -89,10 +99,17 @@ class TimmViT(nn.Module):
 
     def __init__(self, vit: nn.Module, image_size: int, out_blocks: Sequence[int]) -> None:
         super().__init__()
-        if (vit.cls_token is None or vit.num_prefix_tokens != 1 or vit.no_embed_class
-                or vit.pos_embed is None or getattr(vit, "dynamic_img_size", False)):
-            raise ValueError("TimmViT needs a timm ViT with one class token and a learned "
-                             "position table that covers it, at a fixed image size")
+        if (
+            vit.cls_token is None
+            or vit.num_prefix_tokens != 1
+            or vit.no_embed_class
+            or vit.pos_embed is None
+            or getattr(vit, "dynamic_img_size", False)
+        ):
+            raise ValueError(
+                "TimmViT needs a timm ViT with one class token and a learned "
+                "position table that covers it, at a fixed image size"
+            )
         self.patch_embed = vit.patch_embed
         self.cls_token = vit.cls_token
         self.pos_embed = vit.pos_embed
@@ -128,8 +145,9 @@ class TimmViT(nn.Module):
             return state
         src = int(round((pos.shape[1] - 1) ** 0.5))
         if src * src + 1 != pos.shape[1]:
-            raise ValueError(f"pos_embed of shape {tuple(pos.shape)} is not a square grid "
-                             f"plus a class position")
+            raise ValueError(
+                f"pos_embed of shape {tuple(pos.shape)} is not a square grid plus a class position"
+            )
         resized = resize_pos_embed(pos[0].float(), (src, src), self.grid).to(pos.dtype)
         return {**state, "pos_embed": resized[None]}
 
@@ -156,19 +174,22 @@ class ClipFeatures(nn.Module):
     num_blocks`` gives its value-path map (768 channels for ViT-B/16), ``i == num_blocks`` the
     dense CLIP embedding (512, L2-normalised), as upstream's ``out_indices=[4, 12]``."""
 
-    def __init__(self, visual: nn.Module, image_size: int, out_blocks: Sequence[int],
-                 **clip_args: Any) -> None:
+    def __init__(
+        self, visual: nn.Module, image_size: int, out_blocks: Sequence[int], **clip_args: Any
+    ) -> None:
         super().__init__()
         n = len(visual.transformer.resblocks)
         bad = [b for b in out_blocks if not 0 <= b <= n]
         if bad:
-            raise ValueError(f"feature_blocks {bad} outside [0, {n}] for a CLIP ViT "
-                             f"({n} = the dense CLIP embedding)")
-        self.vit = MaskClipViT(visual, image_size, [b for b in out_blocks if b < n],
-                               dense=n in out_blocks, **clip_args)
+            raise ValueError(
+                f"feature_blocks {bad} outside [0, {n}] for a CLIP ViT "
+                f"({n} = the dense CLIP embedding)"
+            )
+        self.vit = MaskClipViT(
+            visual, image_size, [b for b in out_blocks if b < n], dense=n in out_blocks, **clip_args
+        )
         self.out_blocks = list(out_blocks)
-        self.out_channels = [self.vit.embed_dim if b == n else self.vit.width
-                             for b in out_blocks]
+        self.out_channels = [self.vit.embed_dim if b == n else self.vit.width for b in out_blocks]
 
     def set_finetuning(self, mode: str) -> None:
         self.vit.set_finetuning(mode)
@@ -206,25 +227,42 @@ class ViTDeepLab(nn.Module):
         return logits.chunk(2) if need_fp else logits
 
 
-def build_timm_vit(name: str, image_size: int, drop_path_rate: float,
-                   args: dict[str, Any] | None = None) -> nn.Module:
+def build_timm_vit(
+    name: str, image_size: int, drop_path_rate: float, args: dict[str, Any] | None = None
+) -> nn.Module:
     """timm's ``name`` with random weights at ``image_size`` (``args`` override the
     architecture, e.g. a tiny ViT for the toy); pretrained weights come from
     ``model.pretrained`` (``config/weights.yaml``), never from timm's own download."""
     import timm
 
-    return timm.create_model(name, pretrained=False, num_classes=0, img_size=image_size,
-                             drop_path_rate=drop_path_rate, **(args or {}))
+    return timm.create_model(
+        name,
+        pretrained=False,
+        num_classes=0,
+        img_size=image_size,
+        drop_path_rate=drop_path_rate,
+        **(args or {}),
+    )
 
 
-def build_vit_deeplab(num_classes: int, context, backbone: str = "timm",
-                      timm_model: str = "vit_base_patch16_224",
-                      timm_args: dict[str, Any] | None = None, clip: str | None = None,
-                      finetune: str = "full", feature_blocks: Sequence[int] = (4, 11),
-                      drop_path_rate: float = 0.0, exact_gelu: bool = True,
-                      ln_eps: float = 1e-6, renorm_clip_input: bool = False,
-                      dilations: Sequence[int] = (6, 12, 18), aspp_channels: int | None = None,
-                      low_level_channels: int = 48, fuse_channels: int = 256) -> ViTDeepLab:
+def build_vit_deeplab(
+    num_classes: int,
+    context,
+    backbone: str = "timm",
+    timm_model: str = "vit_base_patch16_224",
+    timm_args: dict[str, Any] | None = None,
+    clip: str | None = None,
+    finetune: str = "full",
+    feature_blocks: Sequence[int] = (4, 11),
+    drop_path_rate: float = 0.0,
+    exact_gelu: bool = True,
+    ln_eps: float = 1e-6,
+    renorm_clip_input: bool = False,
+    dilations: Sequence[int] = (6, 12, 18),
+    aspp_channels: int | None = None,
+    low_level_channels: int = 48,
+    fuse_channels: int = 256,
+) -> ViTDeepLab:
     """Build the ablation's ViT + DeepLabV3+ model from recipe arguments.
 
     ``backbone``: ``timm`` (``timm_model`` with ``timm_args``, ``drop_path_rate``; ImageNet
@@ -237,8 +275,9 @@ def build_vit_deeplab(num_classes: int, context, backbone: str = "timm",
     from semivl.models.semivl_model import clip_visual
 
     if len(feature_blocks) != 2:
-        raise ValueError(f"feature_blocks: expected [low-level block, deep block], got "
-                         f"{list(feature_blocks)}")
+        raise ValueError(
+            f"feature_blocks: expected [low-level block, deep block], got {list(feature_blocks)}"
+        )
     if backbone == "timm":
         if clip is not None:
             raise ValueError("clip: a timm backbone reads no CLIP; set clip: null")
@@ -248,16 +287,29 @@ def build_vit_deeplab(num_classes: int, context, backbone: str = "timm",
         if clip is None:
             raise ValueError("clip: a clip backbone needs a config/clip.yaml entry")
         if drop_path_rate or timm_args:
-            raise ValueError("drop_path_rate/timm_args apply to backbone timm only "
-                             "(upstream's MaskCLIP ViT has no drop path)")
-        features = ClipFeatures(clip_visual(clip, context), context.crop_size, feature_blocks,
-                                exact_gelu=exact_gelu, ln_eps=ln_eps,
-                                renorm_clip_input=renorm_clip_input)
+            raise ValueError(
+                "drop_path_rate/timm_args apply to backbone timm only "
+                "(upstream's MaskCLIP ViT has no drop path)"
+            )
+        features = ClipFeatures(
+            clip_visual(clip, context),
+            context.crop_size,
+            feature_blocks,
+            exact_gelu=exact_gelu,
+            ln_eps=ln_eps,
+            renorm_clip_input=renorm_clip_input,
+        )
     else:
         raise ValueError(f"backbone: expected timm or clip, got {backbone!r}")
     features.set_finetuning(finetune)
     low_in, deep_in = features.out_channels
-    head = DLV3PHead(deep_in, low_in, num_classes, dilations=tuple(dilations),
-                     aspp_channels=aspp_channels, low_level_channels=low_level_channels,
-                     fuse_channels=fuse_channels)
+    head = DLV3PHead(
+        deep_in,
+        low_in,
+        num_classes,
+        dilations=tuple(dilations),
+        aspp_channels=aspp_channels,
+        low_level_channels=low_level_channels,
+        fuse_channels=fuse_channels,
+    )
     return ViTDeepLab(features, head, context.crop_size)

@@ -24,8 +24,11 @@ def group_norm(channels: int) -> nn.GroupNorm:
 
 def conv_gn_relu(cin: int, cout: int, kernel: int = 3, dilation: int = 1) -> nn.Sequential:
     padding = dilation * (kernel // 2)
-    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=padding, dilation=dilation,
-                                   bias=False), group_norm(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, padding=padding, dilation=dilation, bias=False),
+        group_norm(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
 class GroupNormASPP(nn.Module):
@@ -34,16 +37,17 @@ class GroupNormASPP(nn.Module):
 
     def __init__(self, channels: int, dilations: Sequence[int] = (6, 12, 18)) -> None:
         super().__init__()
-        self.branches = nn.ModuleList([conv_gn_relu(channels, channels, 1)] + [
-            conv_gn_relu(channels, channels, 3, d) for d in dilations])
+        self.branches = nn.ModuleList(
+            [conv_gn_relu(channels, channels, 1)]
+            + [conv_gn_relu(channels, channels, 3, d) for d in dilations]
+        )
         self.pool = conv_gn_relu(channels, channels, 1)
         self.project = conv_gn_relu(channels * (len(dilations) + 2), channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outs = [branch(x) for branch in self.branches]
         pooled = self.pool(F.adaptive_avg_pool2d(x, 1))
-        outs.append(F.interpolate(pooled, size=x.shape[-2:], mode="bilinear",
-                                  align_corners=True))
+        outs.append(F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=True))
         return self.project(torch.cat(outs, dim=1)) + x
 
 
@@ -55,15 +59,20 @@ class ClassTransformerLayer(nn.Module):
     1e-5, no dropout) runs over them, the visual part is kept, upsampled back and added.
     """
 
-    def __init__(self, channels: int, text_channels: int, num_heads: int,
-                 pool_size: int) -> None:
+    def __init__(self, channels: int, text_channels: int, num_heads: int, pool_size: int) -> None:
         super().__init__()
         self.pool_size = pool_size
         self.channels = channels
         self.layer = nn.TransformerEncoderLayer(
-            d_model=channels + text_channels, nhead=num_heads, dim_feedforward=4 * channels,
-            dropout=0.0, activation="gelu", layer_norm_eps=1e-5, batch_first=True,
-            norm_first=True)
+            d_model=channels + text_channels,
+            nhead=num_heads,
+            dim_feedforward=4 * channels,
+            dropout=0.0,
+            activation="gelu",
+            layer_norm_eps=1e-5,
+            batch_first=True,
+            norm_first=True,
+        )
 
     def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         # x: [B, C, N, h, w]; text: [B, N, T]
@@ -110,25 +119,41 @@ class VLGHead(nn.Module):
         up_channels: output channels of each upsampling stage ((64, 32)).
     """
 
-    def __init__(self, embed_dim: int = 512, channels: int = 128, text_channels: int = 128,
-                 num_layers: int = 2, num_heads: int = 4, pool_size: int = 4,
-                 conv1_kernel: int = 7, aspp_dilations: Sequence[int] = (6, 12, 18),
-                 skip_in_channels: Sequence[int] = (768, 768),
-                 skip_channels: Sequence[int] = (32, 16),
-                 up_channels: Sequence[int] = (64, 32)) -> None:
+    def __init__(
+        self,
+        embed_dim: int = 512,
+        channels: int = 128,
+        text_channels: int = 128,
+        num_layers: int = 2,
+        num_heads: int = 4,
+        pool_size: int = 4,
+        conv1_kernel: int = 7,
+        aspp_dilations: Sequence[int] = (6, 12, 18),
+        skip_in_channels: Sequence[int] = (768, 768),
+        skip_channels: Sequence[int] = (32, 16),
+        up_channels: Sequence[int] = (64, 32),
+    ) -> None:
         super().__init__()
         if not len(skip_in_channels) == len(skip_channels) == len(up_channels):
-            raise ValueError("skip_in_channels, skip_channels and up_channels need one entry "
-                             "per upsampling stage")
+            raise ValueError(
+                "skip_in_channels, skip_channels and up_channels need one entry "
+                "per upsampling stage"
+            )
         self.conv1 = nn.Conv2d(1, channels, conv1_kernel, padding=conv1_kernel // 2)
         self.aspp = GroupNormASPP(channels, aspp_dilations)
         self.text_proj = nn.Sequential(nn.Linear(embed_dim, text_channels), nn.ReLU())
-        self.class_layers = nn.ModuleList([
-            ClassTransformerLayer(channels, text_channels, num_heads, pool_size)
-            for _ in range(num_layers)])
-        self.skip_projs = nn.ModuleList([
-            nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True))
-            for cin, cout in zip(skip_in_channels, skip_channels, strict=True)])
+        self.class_layers = nn.ModuleList(
+            [
+                ClassTransformerLayer(channels, text_channels, num_heads, pool_size)
+                for _ in range(num_layers)
+            ]
+        )
+        self.skip_projs = nn.ModuleList(
+            [
+                nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True))
+                for cin, cout in zip(skip_in_channels, skip_channels, strict=True)
+            ]
+        )
         ups, cin = [], channels
         for skip, cout in zip(skip_channels, up_channels, strict=True):
             ups.append(UpBlock(cin, skip, cout))
@@ -136,8 +161,9 @@ class VLGHead(nn.Module):
         self.ups = nn.ModuleList(ups)
         self.cls = nn.Conv2d(cin, 1, 3, padding=1)
 
-    def forward(self, dense: torch.Tensor, text: torch.Tensor,
-                skips: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, dense: torch.Tensor, text: torch.Tensor, skips: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
         """``dense`` [B, D, h, w], ``text`` [N, D], skips deepest first; returns [B, N, 4h, 4w]
         (one map per text embedding)."""
         b, _, h, w = dense.shape

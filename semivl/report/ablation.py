@@ -43,8 +43,11 @@ COMPONENT_METHODS = [method for method, _, _ in COMPONENTS]
 # Row 7 where SemiVL guides with the plain class names (COCO, ADE20K: upstream has no class
 # definitions), and the row of this project's definitions that then follows it.
 SEMIVL_WITH_NAMES = "= SemiVL (plain class names, as upstream)"
-PROJECT_DEFINITIONS_ROW = ("semivl_project_definitions", "+ this project's class definitions",
-                           "SemiVL with the plain class names")
+PROJECT_DEFINITIONS_ROW = (
+    "semivl_project_definitions",
+    "+ this project's class definitions",
+    "SemiVL with the plain class names",
+)
 
 
 def component_rows(part: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -82,8 +85,10 @@ def component_table(part: pd.DataFrame) -> list[str]:
         return []
     splits = component_splits(part)
     names = [str(n) for n in splits["num_labeled"]]
-    lines = ["| component (final iteration) | " + " | ".join(f"{n} | gain" for n in names)
-             + " |", "|---|" + "---:|---:|" * len(names)]
+    lines = [
+        "| component (final iteration) | " + " | ".join(f"{n} | gain" for n in names) + " |",
+        "|---|" + "---:|---:|" * len(names),
+    ]
     above: dict[str, float] = {}
     for i, (method, label, _) in enumerate(rows):
         cells = []
@@ -96,20 +101,28 @@ def component_table(part: pd.DataFrame) -> list[str]:
         if _uses_project_definitions(part, method):
             label = f"{label} {PROJECT_DEFINITIONS_MARK}"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    notes = ["", "Each row adds one component to the row above, as in the SemiVL paper's "
-             "ablation (its first row, UniMatch with ZegCLIP, is not part of this benchmark). "
-             "The first three rows train UniMatch with a DeepLabV3+ head on a ViT: "
-             "ImageNet weights where the recipe names them (`model.pretrained`; the toy's "
-             "ViT starts from random weights, as there is no toy ImageNet), then CLIP's, then "
-             "fine-tuning only CLIP's attention and position embeddings. "
-             "Gain: the row's mean minus the mean of the row above in the same split (– where "
-             "one of the two has no finished run)."]
+    notes = [
+        "",
+        "Each row adds one component to the row above, as in the SemiVL paper's "
+        "ablation (its first row, UniMatch with ZegCLIP, is not part of this benchmark). "
+        "The first three rows train UniMatch with a DeepLabV3+ head on a ViT: "
+        "ImageNet weights where the recipe names them (`model.pretrained`; the toy's "
+        "ViT starts from random weights, as there is no toy ImageNet), then CLIP's, then "
+        "fine-tuning only CLIP's attention and position embeddings. "
+        "Gain: the row's mean minus the mean of the row above in the same split (– where "
+        "one of the two has no finished run).",
+    ]
     if not uses_definitions(part, "semivl"):
-        notes.append("Here SemiVL itself guides with the plain class names (upstream has no "
-                     "class definitions for this dataset), so its row repeats the "
-                     "configuration of the row above and its gain is run-to-run variation"
-                     + ("; what class definitions add is the last row, with this project's "
-                        "definitions." if rows[-1][0] != "semivl" else "."))
+        notes.append(
+            "Here SemiVL itself guides with the plain class names (upstream has no "
+            "class definitions for this dataset), so its row repeats the "
+            "configuration of the row above and its gain is run-to-run variation"
+            + (
+                "; what class definitions add is the last row, with this project's definitions."
+                if rows[-1][0] != "semivl"
+                else "."
+            )
+        )
     return lines + notes + [""]
 
 
@@ -118,8 +131,11 @@ def ablation_table(part: pd.DataFrame) -> list[str]:
     splits where a variant ran."""
     present = [m for m in ADDITIONS + ABLATIONS if m in set(part["method"])]
     if "semivl" not in set(part["method"]) or not present:
-        return ["No ablation runs in this grid: add `semivl_no_definitions` / "
-                "`semivl_no_spatial_ft` to a block of the grid with `semivl`'s cells.", ""]
+        return [
+            "No ablation runs in this grid: add `semivl_no_definitions` / "
+            "`semivl_no_spatial_ft` to a block of the grid with `semivl`'s cells.",
+            "",
+        ]
     splits = _splits(part[part["method"].isin(present)])
     lines = _header("variant (final iteration)", splits)
     full = {s: _cell_rows(part, "semivl", s)["miou"] for s in splits["split"]}
@@ -135,12 +151,17 @@ def ablation_table(part: pd.DataFrame) -> list[str]:
         if _uses_project_definitions(part, method):
             name = f"{name} {PROJECT_DEFINITIONS_MARK}"
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    notes = ["", "Δ: the variant's mean minus full SemiVL's mean in the same column "
-             "(negative: the removed component helps; for a variant that adds something, "
-             "positive: the addition helps)."]
+    notes = [
+        "",
+        "Δ: the variant's mean minus full SemiVL's mean in the same column "
+        "(negative: the removed component helps; for a variant that adds something, "
+        "positive: the addition helps).",
+    ]
     if "semivl_no_definitions" in present and not uses_definitions(part, "semivl"):
-        notes.append("Here SemiVL itself guides with the plain class names (upstream has no "
-                     "class definitions for this dataset), so the run without definitions "
-                     "has SemiVL's configuration; what definitions add is the row with this "
-                     "project's class definitions.")
+        notes.append(
+            "Here SemiVL itself guides with the plain class names (upstream has no "
+            "class definitions for this dataset), so the run without definitions "
+            "has SemiVL's configuration; what definitions add is the row with this "
+            "project's class definitions."
+        )
     return lines + notes + [""]

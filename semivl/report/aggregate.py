@@ -20,13 +20,27 @@ from semivl.grid import Grid
 from semivl.provenance import read_attempts
 from semivl.report.batch_layout import BATCH_COLUMNS, read_batch_plan
 
-COLUMNS = ["dataset", "split", "num_labeled", "method", "seed", "miou", "miou_best",
-           "best_iter", "final_iter"]
+COLUMNS = [
+    "dataset",
+    "split",
+    "num_labeled",
+    "method",
+    "seed",
+    "miou",
+    "miou_best",
+    "best_iter",
+    "final_iter",
+]
 # Keys older metrics files may lack (empty in the CSV then).
 # Datasets with appearance-mode maps (the toy) add per-look accuracy and the looks the labelled
 # images show, as JSON text.
-OPTIONAL_COLUMNS = ["class_definitions", "code_commit", "per_mode_accuracy", "labelled_modes",
-                    "schedule_fraction"]
+OPTIONAL_COLUMNS = [
+    "class_definitions",
+    "code_commit",
+    "per_mode_accuracy",
+    "labelled_modes",
+    "schedule_fraction",
+]
 JSON_COLUMNS = ("per_mode_accuracy", "labelled_modes")
 # From provenance.json: training hours (GPU-hours, or wall hours of a CPU run), the device, and
 # the first 12 hex digits of the sha256 of the data's prepared.json and of the recipe.
@@ -59,21 +73,25 @@ def collect_metrics(paths: list[Path]) -> pd.DataFrame:
         absent = [key for key in COLUMNS if key not in data]
         if absent:
             raise ValueError(f"{path}: missing key(s) {absent}; rerun `semivl evaluate`")
-        rows.append({key: data[key] for key in COLUMNS}
-                    | {key: _json_or_plain(key, data.get(key)) for key in OPTIONAL_COLUMNS}
-                    | run_provenance(path.parent, data["dataset"], data["method"])
-                    | read_batch_plan(path.parent))
+        rows.append(
+            {key: data[key] for key in COLUMNS}
+            | {key: _json_or_plain(key, data.get(key)) for key in OPTIONAL_COLUMNS}
+            | run_provenance(path.parent, data["dataset"], data["method"])
+            | read_batch_plan(path.parent)
+        )
     if missing:
         head = ", ".join(missing[:5])
         raise FileNotFoundError(
             f"{len(missing)} run(s) of the grid have no metrics.json yet: {head}"
             f"{' ...' if len(missing) > 5 else ''}; run `semivl evaluate` for them first"
         )
-    frame = pd.DataFrame(rows, columns=COLUMNS + OPTIONAL_COLUMNS + PROVENANCE_COLUMNS
-                         + BATCH_COLUMNS)
+    frame = pd.DataFrame(
+        rows, columns=COLUMNS + OPTIONAL_COLUMNS + PROVENANCE_COLUMNS + BATCH_COLUMNS
+    )
     frame["status"], frame["reason"] = "ok", ""
-    return frame.sort_values(["dataset", "num_labeled", "split", "method", "seed"],
-                             ignore_index=True)
+    return frame.sort_values(
+        ["dataset", "num_labeled", "split", "method", "seed"], ignore_index=True
+    )
 
 
 def _json_or_plain(key: str, value):
@@ -97,11 +115,13 @@ def run_provenance(run_dir: Path, dataset: str, method: str) -> dict:
         found = [v for k, v in sorted(inputs.items()) if k.replace("\\", "/").endswith(suffix)]
         return found[0][:12] if found and found[0] else None
 
-    return {"hours": record.get("gpu_hours") if on_gpu else record.get("wall_hours"),
-            "device": "gpu" if on_gpu else "cpu",
-            "data_sha": sha("/prepared.json"),
-            "recipe_sha": _chain_sha(record.get("recipe_chain"), inputs)
-            or sha(f"recipes/{method}/{dataset}.yaml")}
+    return {
+        "hours": record.get("gpu_hours") if on_gpu else record.get("wall_hours"),
+        "device": "gpu" if on_gpu else "cpu",
+        "data_sha": sha("/prepared.json"),
+        "recipe_sha": _chain_sha(record.get("recipe_chain"), inputs)
+        or sha(f"recipes/{method}/{dataset}.yaml"),
+    }
 
 
 def _chain_sha(chain: list[str] | None, inputs: dict) -> str | None:
@@ -117,8 +137,9 @@ def _chain_sha(chain: list[str] | None, inputs: dict) -> str | None:
 
 def write_metrics_csv(frame: pd.DataFrame, out: Path) -> None:
     """Write the table with fixed float formatting (byte-stable across reruns)."""
-    atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.4f",
-                                               lineterminator="\n"))
+    atomic_write(
+        out, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.4f", lineterminator="\n")
+    )
 
 
 def collect_per_class(paths: list[Path]) -> pd.DataFrame:
@@ -129,8 +150,9 @@ def collect_per_class(paths: list[Path]) -> pd.DataFrame:
             continue
         data = json.loads(path.read_text())
         for name, iou in (data.get("per_class_iou") or {}).items():
-            rows.append({key: data[key] for key in PER_CLASS_COLUMNS[:5]}
-                        | {"class": name, "iou": iou})
+            rows.append(
+                {key: data[key] for key in PER_CLASS_COLUMNS[:5]} | {"class": name, "iou": iou}
+            )
     return pd.DataFrame(rows, columns=PER_CLASS_COLUMNS)
 
 
@@ -156,24 +178,34 @@ def collect_curves(paths: list[Path]) -> pd.DataFrame:
         if log.is_file() and log.stat().st_size:
             table = pd.read_csv(log)
             for series in [c for c in table.columns if c not in NOT_CURVES]:
-                points = [{"iter": int(i), "value": float(v)}
-                          for i, v in zip(table["iter"], table[series], strict=True)
-                          if pd.notna(v)]
+                points = [
+                    {"iter": int(i), "value": float(v)}
+                    for i, v in zip(table["iter"], table[series], strict=True)
+                    if pd.notna(v)
+                ]
                 rows += [key | {"series": series} | p for p in _thin(points)]
         summary = path.parent / "train_summary.json"
         if summary.is_file():
             for point in json.loads(summary.read_text()).get("history", []):
-                rows.append(key | {"series": "val_miou", "iter": int(point["iter"]),
-                                   "value": float(point["miou"])})
+                rows.append(
+                    key
+                    | {
+                        "series": "val_miou",
+                        "iter": int(point["iter"]),
+                        "value": float(point["miou"]),
+                    }
+                )
     frame = pd.DataFrame(rows, columns=CURVE_COLUMNS)
-    return frame.sort_values(["dataset", "num_labeled", "split", "method", "seed", "series",
-                              "iter"], ignore_index=True)
+    return frame.sort_values(
+        ["dataset", "num_labeled", "split", "method", "seed", "series", "iter"], ignore_index=True
+    )
 
 
 def write_long_csv(frame: pd.DataFrame, out: Path) -> None:
     """Write a long-form CSV with 6 significant digits (byte-stable across reruns)."""
-    atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g",
-                                               lineterminator="\n"))
+    atomic_write(
+        out, lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
+    )
 
 
 def run_status(run_dir: Path) -> tuple[str, str]:
@@ -182,8 +214,7 @@ def run_status(run_dir: Path) -> tuple[str, str]:
     if not run_dir.is_dir():
         return "not run", ""
     attempts = read_attempts(run_dir)
-    if (run_dir / "model.pt").is_file() and (not attempts or attempts[-1]["outcome"] ==
-                                              "finished"):
+    if (run_dir / "model.pt").is_file() and (not attempts or attempts[-1]["outcome"] == "finished"):
         return "failed", "evaluation"
     if attempts:
         return "failed", f"training {attempts[-1]['outcome']} ({len(attempts)} attempts)"
@@ -197,9 +228,13 @@ def collect_grid(grid: Grid, *, allow_incomplete: bool = False) -> pd.DataFrame:
     if not allow_incomplete:
         return collect_metrics(paths)
     present = [p for p in paths if p.is_file()]
-    frame = (collect_metrics(present) if present else
-             pd.DataFrame(columns=COLUMNS + OPTIONAL_COLUMNS + PROVENANCE_COLUMNS +
-                          BATCH_COLUMNS + STATUS_COLUMNS))
+    frame = (
+        collect_metrics(present)
+        if present
+        else pd.DataFrame(
+            columns=COLUMNS + OPTIONAL_COLUMNS + PROVENANCE_COLUMNS + BATCH_COLUMNS + STATUS_COLUMNS
+        )
+    )
     rows = []
     for dataset, split, method, seed in grid.runs():
         run_dir = grid.run_dir(dataset, split, method, seed)
@@ -207,9 +242,19 @@ def collect_grid(grid: Grid, *, allow_incomplete: bool = False) -> pd.DataFrame:
             continue
         splits = load_dataset_config(dataset, Path(grid.config_dir)).splits
         status, reason = run_status(run_dir)
-        rows.append({"dataset": dataset, "split": split, "num_labeled": splits.get(split),
-                     "method": method, "seed": seed, "status": status, "reason": reason})
+        rows.append(
+            {
+                "dataset": dataset,
+                "split": split,
+                "num_labeled": splits.get(split),
+                "method": method,
+                "seed": seed,
+                "status": status,
+                "reason": reason,
+            }
+        )
     if rows:
         frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True)
-    return frame.sort_values(["dataset", "num_labeled", "split", "method", "seed"],
-                             ignore_index=True)
+    return frame.sort_values(
+        ["dataset", "num_labeled", "split", "method", "seed"], ignore_index=True
+    )

@@ -27,10 +27,12 @@ def read_batch_plan(run_dir: Path) -> dict:
     dump = yaml.safe_load(path.read_text()) or {}
     batch = dump.get("batch") or {}
     resources = (dump.get("recipe") or {}).get("resources") or {}
-    return {"processes": batch.get("processes"),
-            "images_per_process": batch.get("images_per_process"),
-            "accumulation_steps": batch.get("accumulation_steps"),
-            "recipe_gpus": resources.get("gpus")}
+    return {
+        "processes": batch.get("processes"),
+        "images_per_process": batch.get("images_per_process"),
+        "accumulation_steps": batch.get("accumulation_steps"),
+        "recipe_gpus": resources.get("gpus"),
+    }
 
 
 def _number(value) -> float:
@@ -60,17 +62,23 @@ def batch_note(part: pd.DataFrame, labels: dict[str, str]) -> list[str]:
     if marked.empty:
         return []
     plans = []
-    for key, group in marked.groupby(["method", "processes", "images_per_process",
-                                      "accumulation_steps", "recipe_gpus"], sort=True):
+    for key, group in marked.groupby(
+        ["method", "processes", "images_per_process", "accumulation_steps", "recipe_gpus"],
+        sort=True,
+    ):
         method, processes, images, steps, gpus = (key[0], *(int(_number(v)) for v in key[1:]))
-        splits = ", ".join(sorted({str(s) for s in group["split"]},
-                                  key=lambda s: (len(s), s)))
-        plans.append(f"{labels.get(method, method)} ({splits}): {processes} process"
-                     f"{'es' if processes > 1 else ''} × {images} image"
-                     f"{'s' if images > 1 else ''} × {steps} accumulation steps = "
-                     f"{processes * images * steps} images per step; the recipe's layout is "
-                     f"{gpus} GPUs × {images} image{'s' if images > 1 else ''}")
-    return [f"{BATCH_MARK} Trained on fewer processes than the recipe's GPUs: the global batch "
-            f"is kept by gradient accumulation, so the optimiser step is upstream's, but batch "
-            f"norm (where the model has it) normalises over one process's micro-batch instead "
-            f"of the whole batch (docs/deviations.md). " + "; ".join(plans) + ".", ""]
+        splits = ", ".join(sorted({str(s) for s in group["split"]}, key=lambda s: (len(s), s)))
+        plans.append(
+            f"{labels.get(method, method)} ({splits}): {processes} process"
+            f"{'es' if processes > 1 else ''} × {images} image"
+            f"{'s' if images > 1 else ''} × {steps} accumulation steps = "
+            f"{processes * images * steps} images per step; the recipe's layout is "
+            f"{gpus} GPUs × {images} image{'s' if images > 1 else ''}"
+        )
+    return [
+        f"{BATCH_MARK} Trained on fewer processes than the recipe's GPUs: the global batch "
+        f"is kept by gradient accumulation, so the optimiser step is upstream's, but batch "
+        f"norm (where the model has it) normalises over one process's micro-batch instead "
+        f"of the whole batch (docs/deviations.md). " + "; ".join(plans) + ".",
+        "",
+    ]

@@ -12,9 +12,11 @@ import pandas as pd
 
 from semivl.report.vocabulary import METHOD_LABELS, _header, _missing, _splits, method_order
 
-COST_NOTE = ("Training only (evaluation not included), summed over the seeds that finished "
-             "(their number in brackets); from each run's `provenance.json`. GPU-h = wall "
-             "hours × GPUs; CPU-h = wall hours of a run without a GPU.")
+COST_NOTE = (
+    "Training only (evaluation not included), summed over the seeds that finished "
+    "(their number in brackets); from each run's `provenance.json`. GPU-h = wall "
+    "hours × GPUs; CPU-h = wall hours of a run without a GPU."
+)
 
 
 def _format_total(total: float, unit: str) -> str:
@@ -27,8 +29,11 @@ def format_hours(hours: pd.Series, devices: pd.Series) -> str:
     mix of both is shown as two sums, never added up."""
     hours = pd.to_numeric(hours, errors="coerce")
     on_gpu = (devices == "gpu").to_numpy()
-    parts = [_format_total(float(hours[mask].sum()), unit)
-             for mask, unit in ((on_gpu, "GPU-h"), (~on_gpu, "CPU-h")) if mask.any()]
+    parts = [
+        _format_total(float(hours[mask].sum()), unit)
+        for mask, unit in ((on_gpu, "GPU-h"), (~on_gpu, "CPU-h"))
+        if mask.any()
+    ]
     return " + ".join(parts)
 
 
@@ -53,8 +58,9 @@ def cost_table(part: pd.DataFrame) -> list[str]:
         return []
     splits = _splits(part)
     lines = _header("method", splits, ("all splits",))
-    groups = [(METHOD_LABELS.get(m, m), part[part["method"] == m])
-              for m in method_order(part["method"])]
+    groups = [
+        (METHOD_LABELS.get(m, m), part[part["method"] == m]) for m in method_order(part["method"])
+    ]
     for name, rows in [*groups, ("**all methods**", part)]:
         cells = [cost_cell(rows[rows["split"] == split]) for split in splits["split"]]
         lines.append(f"| {name} | " + " | ".join([*cells, cost_cell(rows)]) + " |")

@@ -33,15 +33,26 @@ from semivl.report.vocabulary import (  # noqa: E402
 )
 
 FORMATS = ("png", "svg")
-STYLE = {"font.family": "DejaVu Sans", "svg.hashsalt": "semivl", "svg.fonttype": "path",
-         "path.simplify": True, "figure.dpi": 100}
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "svg.hashsalt": "semivl",
+    "svg.fonttype": "path",
+    "path.simplify": True,
+    "figure.dpi": 100,
+}
 METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
 # Curve series in panel order, with their titles; others follow in name order.
 SERIES_TITLES = {
-    "loss": "total loss", "loss_x": "supervised loss", "loss_s": "unsupervised loss",
-    "loss_fp": "feature-perturbation loss", "loss_guid": "dense CLIP guidance loss",
-    "mask_ratio": "confident pixel ratio", "guid_weight": "guidance loss weight",
-    "guid_ratio": "guided pixel ratio", "lr": "learning rate", "val_miou": "val mIoU (%)",
+    "loss": "total loss",
+    "loss_x": "supervised loss",
+    "loss_s": "unsupervised loss",
+    "loss_fp": "feature-perturbation loss",
+    "loss_guid": "dense CLIP guidance loss",
+    "mask_ratio": "confident pixel ratio",
+    "guid_weight": "guidance loss weight",
+    "guid_ratio": "guided pixel ratio",
+    "lr": "learning rate",
+    "val_miou": "val mIoU (%)",
 }
 
 
@@ -59,8 +70,12 @@ def save_figure(fig, stem: Path) -> list[Path]:
         try:
             for fmt in FORMATS:
                 out = stem.with_name(f"{stem.name}.{fmt}")
-                atomic_write(out, lambda tmp, fmt=fmt: fig.savefig(
-                    tmp, format=fmt, dpi=120, metadata=METADATA[fmt], bbox_inches=None))
+                atomic_write(
+                    out,
+                    lambda tmp, fmt=fmt: fig.savefig(
+                        tmp, format=fmt, dpi=120, metadata=METADATA[fmt], bbox_inches=None
+                    ),
+                )
                 written.append(out)
         finally:
             plt.close(fig)
@@ -72,8 +87,10 @@ def method_colours(methods) -> dict[str, tuple]:
     # ten colour-blind-safe colours, then the darker set: a distinct colour for every method
     palette = sns.color_palette("colorblind", n_colors=10) + sns.color_palette("dark", 10)
     known = list(METHOD_LABELS)
-    return {m: palette[(known.index(m) if m in known else len(known) + i) % len(palette)]
-            for i, m in enumerate(sorted(set(methods)))}
+    return {
+        m: palette[(known.index(m) if m in known else len(known) + i) % len(palette)]
+        for i, m in enumerate(sorted(set(methods)))
+    }
 
 
 def _message(ax, text: str) -> None:
@@ -97,14 +114,16 @@ def _empty_figure(stem: Path, text: str) -> list[Path]:
     return save_figure(fig, stem)
 
 
-def plot_miou_vs_labels(frame: pd.DataFrame, stem: Path, published: pd.DataFrame | None = None,
-                        metric: str = "miou") -> list[Path]:
+def plot_miou_vs_labels(
+    frame: pd.DataFrame, stem: Path, published: pd.DataFrame | None = None, metric: str = "miou"
+) -> list[Path]:
     """Write :func:`miou_vs_labels_figure` as ``<stem>.png`` and ``<stem>.svg``."""
     return save_figure(miou_vs_labels_figure(frame, published, metric), stem)
 
 
-def miou_vs_labels_figure(frame: pd.DataFrame, published: pd.DataFrame | None = None,
-                          metric: str = "miou"):
+def miou_vs_labels_figure(
+    frame: pd.DataFrame, published: pd.DataFrame | None = None, metric: str = "miou"
+):
     """One panel per dataset (in the papers' order): mean mIoU per main method over labelled
     images (log x, sample-std error bars), published values as hollow markers of the method's
     colour. The ablation variants, which run on a few cells, have figures of their own. A
@@ -114,8 +133,9 @@ def miou_vs_labels_figure(frame: pd.DataFrame, published: pd.DataFrame | None = 
     colours = method_colours(frame["method"].dropna())
     any_published = False
     with report_style():
-        fig, axes = plt.subplots(1, max(len(datasets), 1), figsize=(
-            max(6.0, 5 * len(datasets)), 4.6), squeeze=False)
+        fig, axes = plt.subplots(
+            1, max(len(datasets), 1), figsize=(max(6.0, 5 * len(datasets)), 4.6), squeeze=False
+        )
         if not datasets:
             _message(axes[0][0], "no runs in the metrics table")
         for ax, dataset in zip(axes[0], datasets, strict=False):
@@ -126,19 +146,35 @@ def miou_vs_labels_figure(frame: pd.DataFrame, published: pd.DataFrame | None = 
                 _message(ax, unfinished.replace(": ", ":\n", 1))
                 continue
             part = stats[stats["dataset"] == dataset]
-            ticks = sorted(rows_of.loc[rows_of["method"].isin(main_methods(rows_of["method"])),
-                                       "num_labeled"].dropna().astype(int).unique())
+            ticks = sorted(
+                rows_of.loc[rows_of["method"].isin(main_methods(rows_of["method"])), "num_labeled"]
+                .dropna()
+                .astype(int)
+                .unique()
+            )
             for method in main_methods(rows_of["method"]):
                 rows = part[part["method"] == method].sort_values("num_labeled")
                 if not rows.empty:
-                    ax.errorbar(rows["num_labeled"], rows["mean"], yerr=rows["std"].fillna(0.0),
-                                marker="o", capsize=3, color=colours[method],
-                                label=METHOD_LABELS.get(method, method))
+                    ax.errorbar(
+                        rows["num_labeled"],
+                        rows["mean"],
+                        yerr=rows["std"].fillna(0.0),
+                        marker="o",
+                        capsize=3,
+                        color=colours[method],
+                        label=METHOD_LABELS.get(method, method),
+                    )
                 paper = published_for(published, dataset, method)
                 paper = paper[paper["labeled_images"].isin(ticks)] if ticks else paper
                 if not paper.empty:
-                    ax.scatter(paper["labeled_images"], paper["miou"], marker="D",
-                               facecolors="none", edgecolors=[colours[method]], s=40)
+                    ax.scatter(
+                        paper["labeled_images"],
+                        paper["miou"],
+                        marker="D",
+                        facecolors="none",
+                        edgecolors=[colours[method]],
+                        s=40,
+                    )
                     any_published = True
             ax.set_xscale("log")
             ax.set_xticks(ticks)
@@ -150,13 +186,19 @@ def miou_vs_labels_figure(frame: pd.DataFrame, published: pd.DataFrame | None = 
         handles = _unique_handles(axes.flat)
         if any_published:
             handles["published (best on val)"] = Line2D(
-                [], [], marker="D", linestyle="none", markerfacecolor="none",
-                markeredgecolor="0.3")
+                [], [], marker="D", linestyle="none", markerfacecolor="none", markeredgecolor="0.3"
+            )
         # Two legend columns per panel fit the figure's width.
         columns = max(1, min(len(handles), 2 * len(axes[0])))
         if handles:
-            fig.legend(list(handles.values()), list(handles), loc="lower center",
-                       ncol=columns, fontsize="small", frameon=False)
+            fig.legend(
+                list(handles.values()),
+                list(handles),
+                loc="lower center",
+                ncol=columns,
+                fontsize="small",
+                frameon=False,
+            )
         rows = math.ceil(len(handles) / columns)
         fig.set_figheight(4.2 + 0.25 * rows)
         fig.tight_layout(rect=(0, (0.1 + 0.25 * rows) / (4.2 + 0.25 * rows), 1, 1))
@@ -184,33 +226,51 @@ def plot_ablation(frame: pd.DataFrame, dataset: str, stem: Path) -> list[Path]:
                 x = np.arange(len(splits)) + (i - (len(methods) - 1) / 2) * width
                 means = [rows["mean"].get(s, np.nan) for s in splits]
                 stds = [rows["std"].get(s, np.nan) for s in splits]
-                ax.bar(x, means, width, yerr=np.nan_to_num(stds), capsize=3,
-                       color=colours[method], label=METHOD_LABELS[method])
+                ax.bar(
+                    x,
+                    means,
+                    width,
+                    yerr=np.nan_to_num(stds),
+                    capsize=3,
+                    color=colours[method],
+                    label=METHOD_LABELS[method],
+                )
             ax.set_xticks(np.arange(len(splits)))
             ax.set_xticklabels([str(s) for s in splits])
             ax.set_xlabel("labelled images")
             ax.set_ylabel("mIoU (%), final iteration")
             ax.set_title(f"{dataset}: ablation of SemiVL's components")
-            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=len(methods),
-                      fontsize="x-small")
+            ax.legend(
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.18),
+                ncol=len(methods),
+                fontsize="x-small",
+            )
         fig.tight_layout()
     return save_figure(fig, stem)
 
 
-def plot_per_class(per_class: pd.DataFrame, dataset: str, stem: Path,
-                   class_names: list[str] | None = None) -> list[Path]:
+def plot_per_class(
+    per_class: pd.DataFrame, dataset: str, stem: Path, class_names: list[str] | None = None
+) -> list[Path]:
     """Heatmap of per-class IoU (mean over seeds): a row per (method, split), a column per
     class in the dataset's class order."""
     part = per_class[per_class["dataset"] == dataset]
     with report_style():
         if part.empty:
             return _empty_figure(stem, f"{dataset}: no evaluated runs yet")
-        table = (part.groupby(["method", "num_labeled", "class"], sort=True)["iou"].mean()
-                 .unstack("class"))
+        table = (
+            part.groupby(["method", "num_labeled", "class"], sort=True)["iou"]
+            .mean()
+            .unstack("class")
+        )
         classes = [c for c in (class_names or []) if c in table.columns]
         classes += sorted(c for c in table.columns if c not in classes)
-        order = [(m, n) for m in method_order(part["method"])
-                 for n in sorted(part.loc[part["method"] == m, "num_labeled"].unique())]
+        order = [
+            (m, n)
+            for m in method_order(part["method"])
+            for n in sorted(part.loc[part["method"] == m, "num_labeled"].unique())
+        ]
         table = table.reindex(index=order, columns=classes)
         table.index = [f"{METHOD_LABELS.get(m, m)} @ {n}" for m, n in order]
         annotate = len(classes) <= 25 and len(order) <= 40
@@ -220,11 +280,25 @@ def plot_per_class(per_class: pd.DataFrame, dataset: str, stem: Path,
         if tall:
             table = table.T
         rows, cols = table.shape
-        fig, ax = plt.subplots(figsize=(max(7.0, (0.45 if tall else 0.5) * cols + 5),
-                                        max(2.5, (0.22 if tall else 0.35) * rows + 2.2)))
-        sns.heatmap(table, ax=ax, vmin=0, vmax=100, cmap="viridis", annot=annotate, fmt=".0f",
-                    annot_kws={"fontsize": 7}, cbar_kws={"label": "IoU (%)", "shrink": 0.5},
-                    xticklabels=True, yticklabels=True)
+        fig, ax = plt.subplots(
+            figsize=(
+                max(7.0, (0.45 if tall else 0.5) * cols + 5),
+                max(2.5, (0.22 if tall else 0.35) * rows + 2.2),
+            )
+        )
+        sns.heatmap(
+            table,
+            ax=ax,
+            vmin=0,
+            vmax=100,
+            cmap="viridis",
+            annot=annotate,
+            fmt=".0f",
+            annot_kws={"fontsize": 7},
+            cbar_kws={"label": "IoU (%)", "shrink": 0.5},
+            xticklabels=True,
+            yticklabels=True,
+        )
         ax.set_xlabel("method @ labelled images" if tall else "class")
         ax.set_ylabel("class" if tall else "method @ labelled images")
         ax.set_xticks(np.arange(cols) + 0.5)
@@ -249,17 +323,24 @@ def plot_training_curves(curves: pd.DataFrame, dataset: str, stem: Path) -> list
         series = _series_order(part["series"].unique())
         splits = sorted(part["num_labeled"].unique())
         colours = method_colours(part["method"])
-        fig, axes = plt.subplots(len(splits), len(series), squeeze=False,
-                                 figsize=(3.2 * len(series), 2.6 * len(splits)))
+        fig, axes = plt.subplots(
+            len(splits), len(series), squeeze=False, figsize=(3.2 * len(series), 2.6 * len(splits))
+        )
         for r, n in enumerate(splits):
             for c, name in enumerate(series):
                 ax = axes[r][c]
                 rows = part[(part["num_labeled"] == n) & (part["series"] == name)]
                 for method in method_order(rows["method"]):
-                    line = (rows[rows["method"] == method].groupby("iter")["value"].mean())
-                    ax.plot(line.index, line.values, color=colours[method], linewidth=1.2,
-                            marker="o" if name == "val_miou" else None, markersize=3,
-                            label=METHOD_LABELS.get(method, method))
+                    line = rows[rows["method"] == method].groupby("iter")["value"].mean()
+                    ax.plot(
+                        line.index,
+                        line.values,
+                        color=colours[method],
+                        linewidth=1.2,
+                        marker="o" if name == "val_miou" else None,
+                        markersize=3,
+                        label=METHOD_LABELS.get(method, method),
+                    )
                 if r == 0:
                     ax.set_title(SERIES_TITLES.get(name, name), fontsize="medium")
                 if c == 0:
@@ -269,8 +350,14 @@ def plot_training_curves(curves: pd.DataFrame, dataset: str, stem: Path) -> list
                 if name == "lr":
                     ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
         handles = _unique_handles(axes.flat)
-        fig.legend(list(handles.values()), list(handles), loc="lower center",
-                   ncol=min(len(handles), 5), fontsize="small", frameon=False)
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            loc="lower center",
+            ncol=min(len(handles), 5),
+            fontsize="small",
+            frameon=False,
+        )
         fig.suptitle(f"{dataset}: training curves (mean over seeds)")
         fig.tight_layout(rect=(0, 0.06 + 0.02 * math.ceil(len(handles) / 5), 1, 0.97))
     return save_figure(fig, stem)

@@ -1,4 +1,4 @@
-""""Does it reproduce the paper?": SemiVL's headline findings checked against a results table.
+""" "Does it reproduce the paper?": SemiVL's headline findings checked against a results table.
 
 Computed from the numbers alone (final-iteration mIoU, mean and sample std over seeds), for a
 dataset whose grid holds supervised, UniMatch and SemiVL. A finding holds when its margin is
@@ -34,8 +34,10 @@ def _verdict(ok: bool | None) -> str:
 
 
 def _order(summary: pd.DataFrame, upper: str, lower: str, split: str, labelled: int) -> str:
-    (mu_a, sd_a, n_a), (mu_b, sd_b, n_b) = (_stats(summary, upper, split),
-                                            _stats(summary, lower, split))
+    (mu_a, sd_a, n_a), (mu_b, sd_b, n_b) = (
+        _stats(summary, upper, split),
+        _stats(summary, lower, split),
+    )
     name_a, name_b = METHOD_LABELS.get(upper, upper), METHOD_LABELS.get(lower, lower)
     claim = f"{name_a} > {name_b} at {labelled} labels"
     if not (n_a and n_b):
@@ -54,8 +56,12 @@ def _fewest(part: pd.DataFrame, methods) -> pd.Series:
     ``methods`` has runs (all of the dataset's when none has)."""
     rows = part[part["method"].isin(list(methods))]
     rows = rows if len(rows) else part
-    return (rows[["split", "num_labeled"]].drop_duplicates()
-            .sort_values(["num_labeled", "split"], ignore_index=True).iloc[0])
+    return (
+        rows[["split", "num_labeled"]]
+        .drop_duplicates()
+        .sort_values(["num_labeled", "split"], ignore_index=True)
+        .iloc[0]
+    )
 
 
 def component_findings(part: pd.DataFrame) -> list[str]:
@@ -75,28 +81,34 @@ def component_findings(part: pd.DataFrame) -> list[str]:
             continue
         claim = f"{label} over {over}"
         if label == SEMIVL_WITH_NAMES:
-            lines.append(f"+ class definitions: {_verdict(None)} (SemiVL guides with the plain "
-                         f"class names here, as upstream)")
+            lines.append(
+                f"+ class definitions: {_verdict(None)} (SemiVL guides with the plain "
+                f"class names here, as upstream)"
+            )
             continue
         pieces, oks = [], []
         for split, labelled in zip(splits["split"], splits["num_labeled"], strict=True):
-            (mu_a, sd_a, n_a), (mu_b, sd_b, n_b) = (_stats(summary, method, split),
-                                                    _stats(summary, below, split))
+            (mu_a, sd_a, n_a), (mu_b, sd_b, n_b) = (
+                _stats(summary, method, split),
+                _stats(summary, below, split),
+            )
             if not (n_a and n_b):
                 pieces.append(f"not measured at {int(labelled)} labels")
                 continue
             margin = mu_a - mu_b
             spread = max((s for s in (sd_a, sd_b) if not math.isnan(s)), default=math.nan)
             unit = "" if oks else " mIoU"
-            pieces.append(f"{format_delta(margin)}{unit} at {int(labelled)} labels"
-                          + (f" (larger seed std {spread:.1f})" if not math.isnan(spread)
-                             else ""))
+            pieces.append(
+                f"{format_delta(margin)}{unit} at {int(labelled)} labels"
+                + (f" (larger seed std {spread:.1f})" if not math.isnan(spread) else "")
+            )
             oks.append(margin > 0 and (math.isnan(spread) or margin > spread))
         if not oks:
             lines.append(f"{claim}: {_verdict(None)}")
             continue
-        lines.append(f"{claim}: {', '.join(pieces)}; it helps at every split measured: "
-                     f"{_verdict(all(oks))}")
+        lines.append(
+            f"{claim}: {', '.join(pieces)}; it helps at every split measured: {_verdict(all(oks))}"
+        )
     return lines
 
 
@@ -115,12 +127,15 @@ def claim_findings(part: pd.DataFrame) -> list[str]:
             if lower not in methods:
                 continue
             both = set(part.loc[part["method"] == name, "split"]) & set(
-                part.loc[part["method"] == lower, "split"])
+                part.loc[part["method"] == lower, "split"]
+            )
             if not both:
                 continue
             where = _fewest(part[part["split"].isin(both)], [name, lower])
-            lines.append(_order(summary, name, lower, where["split"],
-                                where["num_labeled"]) + f" ({claim.source})")
+            lines.append(
+                _order(summary, name, lower, where["split"], where["num_labeled"])
+                + f" ({claim.source})"
+            )
     return lines
 
 
@@ -132,56 +147,91 @@ def paper_findings(part: pd.DataFrame, zero_shot: dict | None = None) -> list[st
     if not {"supervised", "unimatch", "semivl"} <= methods:
         return _section(components + v2) if components or v2 else []
     summary = summarise(part).set_index(["split", "method"])
-    splits = (part[["split", "num_labeled"]].drop_duplicates()
-              .sort_values(["num_labeled", "split"], ignore_index=True))
+    splits = (
+        part[["split", "num_labeled"]]
+        .drop_duplicates()
+        .sort_values(["num_labeled", "split"], ignore_index=True)
+    )
     fewest, most = splits.iloc[0], splits.iloc[-1]
-    lines = [_order(summary, "semivl", "unimatch", fewest["split"], fewest["num_labeled"]),
-             _order(summary, "unimatch", "supervised", fewest["split"], fewest["num_labeled"])]
+    lines = [
+        _order(summary, "semivl", "unimatch", fewest["split"], fewest["num_labeled"]),
+        _order(summary, "unimatch", "supervised", fewest["split"], fewest["num_labeled"]),
+    ]
     if zero_shot is not None:
-        gaps = [(_stats(summary, "semivl", s)[0] - zero_shot["miou"], int(n))
-                for s, n in zip(splits["split"], splits["num_labeled"], strict=True)]
+        gaps = [
+            (_stats(summary, "semivl", s)[0] - zero_shot["miou"], int(n))
+            for s, n in zip(splits["split"], splits["num_labeled"], strict=True)
+        ]
         measured = [g for g in gaps if not math.isnan(g[0])]
         ok = all(g > 0 for g, _ in measured) if measured else None
-        lines.append("SemiVL above the zero-shot dense CLIP labels at every split: "
-                     f"{_verdict(ok)} (" + ", ".join(f"{n} labels {format_delta(g)}"
-                                                    for g, n in measured) + ")")
+        lines.append(
+            "SemiVL above the zero-shot dense CLIP labels at every split: "
+            f"{_verdict(ok)} ("
+            + ", ".join(f"{n} labels {format_delta(g)}" for g, n in measured)
+            + ")"
+        )
     for ablation in ("semivl_no_definitions", "semivl_no_spatial_ft"):
         if ablation not in methods:
             continue
         # the ablations may run on a few cells only: their split with the fewest labels
         where = _fewest(part, [ablation])
         if ablation == "semivl_no_definitions" and not uses_definitions(part, "semivl"):
-            lines.append(f"{METHOD_LABELS[ablation]} below full SemiVL at "
-                         f"{where['num_labeled']} labels: not measured (SemiVL guides with "
-                         f"the plain class names here, as upstream)")
+            lines.append(
+                f"{METHOD_LABELS[ablation]} below full SemiVL at "
+                f"{where['num_labeled']} labels: not measured (SemiVL guides with "
+                f"the plain class names here, as upstream)"
+            )
             continue
         full, _, n_full = _stats(summary, "semivl", where["split"])
         mean, _, n = _stats(summary, ablation, where["split"])
         ok = None if not (n and n_full) else mean < full
         delta = f" (Δ {format_delta(mean - full)})" if ok is not None else ""
-        lines.append(f"{METHOD_LABELS[ablation]} below full SemiVL at {where['num_labeled']} "
-                     f"labels: {_verdict(ok)}{delta}")
+        lines.append(
+            f"{METHOD_LABELS[ablation]} below full SemiVL at {where['num_labeled']} "
+            f"labels: {_verdict(ok)}{delta}"
+        )
     if "semivl_project_definitions" in methods:
         where = _fewest(part, ["semivl_project_definitions"])
-        lines.append(_order(summary, "semivl_project_definitions", "semivl", where["split"],
-                            where["num_labeled"]))
+        lines.append(
+            _order(
+                summary,
+                "semivl_project_definitions",
+                "semivl",
+                where["split"],
+                where["num_labeled"],
+            )
+        )
     if len(splits) > 1:
-        gap_few, gap_most = (_stats(summary, "semivl", s)[0] - _stats(summary, "supervised", s)[0]
-                             for s in (fewest["split"], most["split"]))
+        gap_few, gap_most = (
+            _stats(summary, "semivl", s)[0] - _stats(summary, "supervised", s)[0]
+            for s in (fewest["split"], most["split"])
+        )
         # a gain, and a larger one with fewer labels (a loss that grows is no shrinking gain)
-        ok = (None if math.isnan(gap_few) or math.isnan(gap_most)
-              else gap_few > 0 and gap_few > gap_most)
-        lines.append(f"SemiVL's gain over supervised shrinks as labels grow: {_verdict(ok)} "
-                     f"({fewest['num_labeled']} labels {format_delta(gap_few)}, "
-                     f"{most['num_labeled']} labels {format_delta(gap_most)})")
+        ok = (
+            None
+            if math.isnan(gap_few) or math.isnan(gap_most)
+            else gap_few > 0 and gap_few > gap_most
+        )
+        lines.append(
+            f"SemiVL's gain over supervised shrinks as labels grow: {_verdict(ok)} "
+            f"({fewest['num_labeled']} labels {format_delta(gap_few)}, "
+            f"{most['num_labeled']} labels {format_delta(gap_most)})"
+        )
     return _section(lines + components + v2)
 
 
 def _section(lines: list[str]) -> list[str]:
-    return (["### Does this reproduce the paper's findings?", "",
-             "Computed from the final-iteration table above (SemiVL paper, Tables 1 and 5: "
-             "SemiVL > UniMatch > supervised with few labels, each component helps, the gain "
-             "is largest with the fewest labels; where the grid runs it, UniMatch V2's "
-             "claims: above its labelled-only baseline and above SemiVL). An ordering holds "
-             "when its margin exceeds the larger seed std of the pair.", ""]
-            + [f"- {line}" for line in lines] + [""])
+    return (
+        [
+            "### Does this reproduce the paper's findings?",
+            "",
+            "Computed from the final-iteration table above (SemiVL paper, Tables 1 and 5: "
+            "SemiVL > UniMatch > supervised with few labels, each component helps, the gain "
+            "is largest with the fewest labels; where the grid runs it, UniMatch V2's "
+            "claims: above its labelled-only baseline and above SemiVL). An ordering holds "
+            "when its margin exceeds the larger seed std of the pair.",
+            "",
+        ]
+        + [f"- {line}" for line in lines]
+        + [""]
+    )

@@ -21,6 +21,8 @@ code { background: #f4f4f4; padding: 0 0.2em; }
 def render_html(markdown_text: str, title: str = "Results") -> str:
     """A complete HTML page of ``markdown_text`` (deterministic: no dates, no scripts)."""
     body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
-            f"<body>\n{body}\n</body>\n</html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n"
+        f"<body>\n{body}\n</body>\n</html>\n"
+    )

@@ -60,8 +60,12 @@ def modes_section(part: pd.DataFrame, zero_shot: dict | None) -> list[str]:
         return []
     ok = part[part["status"].fillna("ok") == "ok"] if "status" in part else part
     methods = [m for m in MAIN_METHODS if m in set(ok["method"])]
-    splits = (ok[["split", "num_labeled"]].drop_duplicates()
-              .sort_values("num_labeled").itertuples(index=False))
+    splits = (
+        ok[["split", "num_labeled"]]
+        .drop_duplicates()
+        .sort_values("num_labeled")
+        .itertuples(index=False)
+    )
     splits = list(splits)
     if not methods or not splits:
         return []
@@ -73,30 +77,46 @@ def modes_section(part: pd.DataFrame, zero_shot: dict | None) -> list[str]:
     looks = list(next(iter(_parse(v) for v in cell["per_mode_accuracy"] if _parse(v))))
 
     heads = (["zero-shot CLIP"] if zs else []) + [METHOD_LABELS.get(m, m) for m in methods]
-    lines = [f"### Accuracy per look (appearance mode), {fewest.num_labeled} labels", "",
-             "Percent of each look's val pixels predicted as its class (mean over seeds); "
-             "mode 0 is a class's most common look (probabilities 0.4 / 0.3 / 0.2 / 0.1). "
-             "'in labels' says whether the labelled images show the look.", "",
-             "| look | in labels | " + " | ".join(heads) + " |",
-             "|---|:---:|" + "---:|" * len(heads)]
+    lines = [
+        f"### Accuracy per look (appearance mode), {fewest.num_labeled} labels",
+        "",
+        "Percent of each look's val pixels predicted as its class (mean over seeds); "
+        "mode 0 is a class's most common look (probabilities 0.4 / 0.3 / 0.2 / 0.1). "
+        "'in labels' says whether the labelled images show the look.",
+        "",
+        "| look | in labels | " + " | ".join(heads) + " |",
+        "|---|:---:|" + "---:|" * len(heads),
+    ]
     for look in looks:
         values = ([zs.get(look)] if zs else []) + [acc[m].get(look) for m in methods]
-        lines.append(f"| {look} | {'yes' if look in shown else 'no'} | "
-                     + " | ".join(_fmt(v) for v in values) + " |")
-    lines += ["", "Mean accuracy over the looks the labelled images show / miss:", "",
-              "| labelled images | looks shown / missed | " + " | ".join(heads) + " |",
-              "|---:|---:|" + "---:|" * len(heads)]
+        lines.append(
+            f"| {look} | {'yes' if look in shown else 'no'} | "
+            + " | ".join(_fmt(v) for v in values)
+            + " |"
+        )
+    lines += [
+        "",
+        "Mean accuracy over the looks the labelled images show / miss:",
+        "",
+        "| labelled images | looks shown / missed | " + " | ".join(heads) + " |",
+        "|---:|---:|" + "---:|" * len(heads),
+    ]
     for split in splits:
         cell = ok[ok["split"] == split.split]
         shown = _labelled(cell)
         acc = {m: _mean_accuracy(cell[cell["method"] == m]) for m in methods}
-        for group, members in (("shown", [x for x in looks if x in shown]),
-                               ("missed", [x for x in looks if x not in shown])):
+        for group, members in (
+            ("shown", [x for x in looks if x in shown]),
+            ("missed", [x for x in looks if x not in shown]),
+        ):
             if not members:
                 continue
-            values = ([_mean([zs[x] for x in members if zs.get(x) is not None])] if zs
-                      else []) + [_mean([acc[m][x] for x in members if x in acc[m]])
-                                  for m in methods]
-            lines.append(f"| {split.num_labeled} | {len(members)} {group} | "
-                         + " | ".join(_fmt(v) for v in values) + " |")
+            values = ([_mean([zs[x] for x in members if zs.get(x) is not None])] if zs else []) + [
+                _mean([acc[m][x] for x in members if x in acc[m]]) for m in methods
+            ]
+            lines.append(
+                f"| {split.num_labeled} | {len(members)} {group} | "
+                + " | ".join(_fmt(v) for v in values)
+                + " |"
+            )
     return lines + [""]

@@ -13,16 +13,26 @@ import pandas as pd
 PUBLISHED_CSV = Path("config/published_results.csv")
 # The CSV's dataset names that differ from this project's.
 DATASET_NAMES = {"voc": "pascal"}
-REQUIRED = ["dataset", "split", "labeled_images", "method", "backbone", "miou", "protocol",
-            "source"]
+REQUIRED = [
+    "dataset",
+    "split",
+    "labeled_images",
+    "method",
+    "backbone",
+    "miou",
+    "protocol",
+    "source",
+]
 
 
 def load_published(path: Path = PUBLISHED_CSV) -> pd.DataFrame:
     """The published rows, with this project's dataset names and string split names."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: published results not found (the repository ships "
-                                "config/published_results.csv)")
+        raise FileNotFoundError(
+            f"{path}: published results not found (the repository ships "
+            "config/published_results.csv)"
+        )
     frame = pd.read_csv(path, dtype={"split": str})
     absent = [c for c in REQUIRED if c not in frame.columns]
     if absent:
@@ -48,8 +58,9 @@ def differs_mark(row) -> str:
     return DIFFERS_MARK if isinstance(note, str) and note.strip() else ""
 
 
-def differences_note(published: pd.DataFrame | None, dataset: str, methods,
-                     labels: dict[str, str]) -> list[str]:
+def differences_note(
+    published: pd.DataFrame | None, dataset: str, methods, labels: dict[str, str]
+) -> list[str]:
     """The dataset's published numbers marked ◊, each with how its run differs from this
     benchmark's (nothing when none is marked); ``labels``: the methods' table names."""
     if published is None or "differs_here" not in published:
@@ -60,9 +71,14 @@ def differences_note(published: pd.DataFrame | None, dataset: str, methods,
         for row in rows.itertuples():
             if differs_mark(row):
                 label = labels.get(method, method)
-                lines.append(f"- {label}, {row.split} ({row.labeled_images} labelled): "
-                             f"{row.differs_here}.")
+                lines.append(
+                    f"- {label}, {row.split} ({row.labeled_images} labelled): {row.differs_here}."
+                )
     if not lines:
         return []
-    return [f"{DIFFERS_MARK} Published numbers whose runs differ from the runs here:", "",
-            *lines, ""]
+    return [
+        f"{DIFFERS_MARK} Published numbers whose runs differ from the runs here:",
+        "",
+        *lines,
+        "",
+    ]

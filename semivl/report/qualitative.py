@@ -34,8 +34,14 @@ def _class_legend(cfg: DatasetConfig, palette: list[int], limit: int = 40) -> li
     return [Patch(facecolor=colours[i], edgecolor="0.5", label=name) for i, name in entries]
 
 
-def plot_qualitative(cfg: DatasetConfig, data_root: Path, val_split: Path,
-                     predictions: Path, stem: Path, methods: list[str] | None = None) -> list[Path]:
+def plot_qualitative(
+    cfg: DatasetConfig,
+    data_root: Path,
+    val_split: Path,
+    predictions: Path,
+    stem: Path,
+    methods: list[str] | None = None,
+) -> list[Path]:
     """A row per predicted val image (in val.txt order): the image, its ground truth and each
     method's mask from ``<predictions>/<method>/masks/<image name>.png``, in the dataset
     palette (white: ignored pixels)."""
@@ -46,23 +52,35 @@ def plot_qualitative(cfg: DatasetConfig, data_root: Path, val_split: Path,
     names = {m: {p.stem for p in (predictions / m / "masks").glob("*.png")} for m in methods}
     for method, found in names.items():
         if not found:
-            raise FileNotFoundError(f"{predictions / method / 'masks'}: no masks; run "
-                                    "`semivl predict` for this method")
-    pairs = [(img, mask) for img, mask in read_split_file(val_split)
-             if all(Path(img).stem in found for found in names.values())]
+            raise FileNotFoundError(
+                f"{predictions / method / 'masks'}: no masks; run `semivl predict` for this method"
+            )
+    pairs = [
+        (img, mask)
+        for img, mask in read_split_file(val_split)
+        if all(Path(img).stem in found for found in names.values())
+    ]
     if not pairs:
         raise ValueError(f"the masks under {predictions} name no image of {val_split}")
     palette = dataset_palette(cfg)
     columns = ["image", "ground truth", *[METHOD_LABELS.get(m, m) for m in methods]]
     with report_style():
-        fig, axes = plt.subplots(len(pairs), len(columns), squeeze=False,
-                                 figsize=(2.2 * len(columns), 2.2 * len(pairs) + 0.4))
+        fig, axes = plt.subplots(
+            len(pairs),
+            len(columns),
+            squeeze=False,
+            figsize=(2.2 * len(columns), 2.2 * len(pairs) + 0.4),
+        )
         for r, (image_rel, mask_rel) in enumerate(pairs):
             name = Path(image_rel).stem
-            panels = [np.asarray(Image.open(Path(data_root) / image_rel).convert("RGB")),
-                      _rgb(read_mask(Path(data_root) / mask_rel, cfg, check=False), palette)]
-            panels += [_rgb(np.asarray(Image.open(predictions / m / "masks" / f"{name}.png")),
-                            palette) for m in methods]
+            panels = [
+                np.asarray(Image.open(Path(data_root) / image_rel).convert("RGB")),
+                _rgb(read_mask(Path(data_root) / mask_rel, cfg, check=False), palette),
+            ]
+            panels += [
+                _rgb(np.asarray(Image.open(predictions / m / "masks" / f"{name}.png")), palette)
+                for m in methods
+            ]
             for c, panel in enumerate(panels):
                 ax = axes[r][c]
                 ax.imshow(panel, interpolation="nearest")
@@ -75,7 +93,12 @@ def plot_qualitative(cfg: DatasetConfig, data_root: Path, val_split: Path,
         fig.suptitle(f"{cfg.name}: val images, ground truth and predictions")
         legend = _class_legend(cfg, palette)
         if legend:
-            fig.legend(handles=legend, loc="lower center", ncol=min(len(legend), 8),
-                       fontsize="x-small", frameon=False)
+            fig.legend(
+                handles=legend,
+                loc="lower center",
+                ncol=min(len(legend), 8),
+                fontsize="x-small",
+                frameon=False,
+            )
         fig.tight_layout(rect=(0, 0.06 if legend else 0, 1, 1))
     return save_figure(fig, stem)

@@ -59,28 +59,39 @@ def _zero_shot_row(zero_shot: dict | None, splits: pd.DataFrame) -> list[str]:
     if zero_shot is None:
         return []
     value = f"{zero_shot['miou']:.1f}"
-    return [f"| Zero-shot dense CLIP (no labels) {ZERO_SHOT_MARK} | "
-            + " | ".join([value] * len(splits)) + " |"]
+    return [
+        f"| Zero-shot dense CLIP (no labels) {ZERO_SHOT_MARK} | "
+        + " | ".join([value] * len(splits))
+        + " |"
+    ]
 
 
 def zero_shot_note(zero_shot: dict) -> str:
     """The footnote of the zero-shot row: which CLIP and texts, and what the number means."""
-    texts = {"names": "the plain class names",
-             "concept_max": "the class definitions, taking the max over a class's concepts",
-             "concept_avg": "the class definitions, averaged per class"}.get(
-        zero_shot.get("text"), str(zero_shot.get("text")))
-    return (f"{ZERO_SHOT_MARK} The frozen CLIP `{zero_shot.get('clip')}` labels every pixel by "
-            f"itself, as SemiVL's dense CLIP guidance does: the MaskCLIP value-path embedding, "
-            f"its cosine similarity with {texts}, and the arg-max, without the confidence "
-            f"threshold. It is evaluated on the whole val split under the recipe's protocol. "
-            f"It uses no label and no training, so every column holds the same number: it is "
-            f"the reference point MaskCLIP is for SemiVL.")
+    texts = {
+        "names": "the plain class names",
+        "concept_max": "the class definitions, taking the max over a class's concepts",
+        "concept_avg": "the class definitions, averaged per class",
+    }.get(zero_shot.get("text"), str(zero_shot.get("text")))
+    return (
+        f"{ZERO_SHOT_MARK} The frozen CLIP `{zero_shot.get('clip')}` labels every pixel by "
+        f"itself, as SemiVL's dense CLIP guidance does: the MaskCLIP value-path embedding, "
+        f"its cosine similarity with {texts}, and the arg-max, without the confidence "
+        f"threshold. It is evaluated on the whole val split under the recipe's protocol. "
+        f"It uses no label and no training, so every column holds the same number: it is "
+        f"the reference point MaskCLIP is for SemiVL."
+    )
 
 
-def _metric_table(part: pd.DataFrame, dataset: str, metric: str, published: pd.DataFrame | None,
-                  sources: dict[str, int],
-                  zero_shot: dict | None = None,
-                  released: list[dict] | None = None) -> tuple[list[str], bool]:
+def _metric_table(
+    part: pd.DataFrame,
+    dataset: str,
+    metric: str,
+    published: pd.DataFrame | None,
+    sources: dict[str, int],
+    zero_shot: dict | None = None,
+    released: list[dict] | None = None,
+) -> tuple[list[str], bool]:
     """One results table; returns its lines and whether a † mark was used. ``released``: the
     dataset's released checkpoints evaluated here (rows under the published ones)."""
     released = released or []
@@ -109,11 +120,19 @@ def _metric_table(part: pd.DataFrame, dataset: str, metric: str, published: pd.D
             lines += evaluated
             continue
         marks = sorted({_source_mark(r, sources) for r in shown if r is not None})
-        lines.append(f"| ↳ published {''.join(marks)} | " + " | ".join(
-            f"{r.miou:.1f}{differs_mark(r)}" if r is not None else "–" for r in shown) + " |")
-        lines.append("| ↳ Δ to published | " + " | ".join(
-            format_delta(m - r.miou) if r is not None else "–"
-            for m, r in zip(means, shown, strict=True)) + " |")
+        lines.append(
+            f"| ↳ published {''.join(marks)} | "
+            + " | ".join(f"{r.miou:.1f}{differs_mark(r)}" if r is not None else "–" for r in shown)
+            + " |"
+        )
+        lines.append(
+            "| ↳ Δ to published | "
+            + " | ".join(
+                format_delta(m - r.miou) if r is not None else "–"
+                for m, r in zip(means, shown, strict=True)
+            )
+            + " |"
+        )
         lines += evaluated
     return lines, marked
 
@@ -127,11 +146,15 @@ def _source_mark(row, sources: dict[str, int]) -> str:
     return f"[{sources[key]}]"
 
 
-def render_tables(frame: pd.DataFrame, title: str = "Results",
-                  published: pd.DataFrame | None = None,
-                  releases: dict[str, str] | None = None, grid_note: str | None = None,
-                  zero_shot: dict[str, dict] | None = None,
-                  released: dict[str, list[dict]] | None = None) -> str:
+def render_tables(
+    frame: pd.DataFrame,
+    title: str = "Results",
+    published: pd.DataFrame | None = None,
+    releases: dict[str, str] | None = None,
+    grid_note: str | None = None,
+    zero_shot: dict[str, dict] | None = None,
+    released: dict[str, list[dict]] | None = None,
+) -> str:
     """Markdown with one section per dataset (see the module docstring). ``zero_shot`` maps a
     dataset to its zero-shot dense CLIP metrics (``semivl evaluate --zero-shot``),
     ``released`` to its released checkpoints' metrics (:mod:`semivl.report.released`)."""
@@ -139,10 +162,14 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
     # these use this module's labels and formats
 
     zero_shot = zero_shot or {}
-    lines = [f"# {title}", "",
-             "mIoU (%) on the validation split, mean ± sample std over seeds (number of seeds "
-             "in brackets). Columns are the labelled splits, headed by their number of "
-             "labelled images.", ""]
+    lines = [
+        f"# {title}",
+        "",
+        "mIoU (%) on the validation split, mean ± sample std over seeds (number of seeds "
+        "in brackets). Columns are the labelled splits, headed by their number of "
+        "labelled images.",
+        "",
+    ]
     lines += smoke_note(frame)
     sources: dict[str, int] = {}
     datasets = dataset_order(frame["dataset"])
@@ -151,17 +178,24 @@ def render_tables(frame: pd.DataFrame, title: str = "Results",
         lines += [f"## {dataset}{' (smoke run)' if smoke_note(part) else ''}", ""]
         unfinished = unfinished_note(part)
         if unfinished:
-            lines += [f"{unfinished} The runs are listed under \"Runs without results\".", ""]
+            lines += [f'{unfinished} The runs are listed under "Runs without results".', ""]
             continue
         marked = False
         for metric, label in METRICS.items():
-            table, used = _metric_table(part, str(dataset), metric, published, sources,
-                                        zero_shot.get(str(dataset)),
-                                        released.get(str(dataset)))
+            table, used = _metric_table(
+                part,
+                str(dataset),
+                metric,
+                published,
+                sources,
+                zero_shot.get(str(dataset)),
+                released.get(str(dataset)),
+            )
             marked |= used
             lines += [f"### {label}", "", *table, ""]
-        lines += differences_note(published, str(dataset),
-                                  main_methods(list(part["method"].unique())), METHOD_LABELS)
+        lines += differences_note(
+            published, str(dataset), main_methods(list(part["method"].unique())), METHOD_LABELS
+        )
         lines += ["### Ablation: SemiVL without each component", "", *ablation_table(part)]
         components = component_table(part)
         if components:
@@ -201,10 +235,13 @@ def smoke_note(frame: pd.DataFrame) -> list[str]:
         return []
     share = ", ".join(f"{f:.2%}" for f in shortened)
     runs = int((fractions < 1).sum())
-    return [f"**Smoke run: {runs} of {len(frame)} runs trained {share} of their recipes' "
-            "iterations** (`schedule_fraction` in the grid). They show that the pipeline runs "
-            "on this cluster, end to end; their mIoU is not a result and is not comparable "
-            "with the published numbers.", ""]
+    return [
+        f"**Smoke run: {runs} of {len(frame)} runs trained {share} of their recipes' "
+        "iterations** (`schedule_fraction` in the grid). They show that the pipeline runs "
+        "on this cluster, end to end; their mIoU is not a result and is not comparable "
+        "with the published numbers.",
+        "",
+    ]
 
 
 def missing_runs(frame: pd.DataFrame) -> list[str]:
@@ -218,9 +255,9 @@ def missing_runs(frame: pd.DataFrame) -> list[str]:
     groups: dict[tuple, list[str]] = {}
     datasets = {d: i for i, d in enumerate(dataset_order(missing["dataset"]))}
     methods = {m: i for i, m in enumerate(method_order(missing["method"]))}
-    missing = missing.assign(_dataset=missing["dataset"].map(datasets),
-                             _method=missing["method"].map(methods)).sort_values(
-        ["_dataset", "num_labeled", "split", "_method", "seed"], kind="stable")
+    missing = missing.assign(
+        _dataset=missing["dataset"].map(datasets), _method=missing["method"].map(methods)
+    ).sort_values(["_dataset", "num_labeled", "split", "_method", "seed"], kind="stable")
     for row in missing.itertuples():
         reason = getattr(row, "reason", "")
         reason = reason if isinstance(reason, str) else ""
@@ -228,10 +265,15 @@ def missing_runs(frame: pd.DataFrame) -> list[str]:
         groups.setdefault(key, []).append(str(row.seed))
     for (dataset, split, method, status, reason), seeds in groups.items():
         seeds_text = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}"
-        lines.append(f"- {dataset} {split} {METHOD_LABELS.get(method, method)} {seeds_text}: "
-                     f"{status}{f' ({reason})' if reason else ''}")
-    return lines + ["", "Rerun the workflow to retry them; each failed run's log is in "
-                    "`<results>/logs/train/`.", ""]
+        lines.append(
+            f"- {dataset} {split} {METHOD_LABELS.get(method, method)} {seeds_text}: "
+            f"{status}{f' ({reason})' if reason else ''}"
+        )
+    return lines + [
+        "",
+        "Rerun the workflow to retry them; each failed run's log is in `<results>/logs/train/`.",
+        "",
+    ]
 
 
 def _counted(values: pd.Series) -> str:
@@ -239,37 +281,54 @@ def _counted(values: pd.Series) -> str:
     return ", ".join(f"`{v}` ({n} run{'s' if n > 1 else ''})" for v, n in counts.items())
 
 
-def provenance_notes(frame: pd.DataFrame, releases: dict[str, str] | None = None,
-                     grid_note: str | None = None) -> list[str]:
+def provenance_notes(
+    frame: pd.DataFrame, releases: dict[str, str] | None = None, grid_note: str | None = None
+) -> list[str]:
     """Footnotes: which code, configs and data produced the numbers."""
     commits = _counted(frame["code_commit"]) if "code_commit" in frame else ""
-    code = (f"Code: commit {commits}." if commits else
-            "Code: commit not recorded (runs trained outside a git checkout).")
-    lines = ["## Provenance", "",
-             f"- {code} Each run's `provenance.json` holds the commit, package versions, "
-             "hardware, wall time and GPU-hours; its `config.yaml` holds the resolved recipe."]
+    code = (
+        f"Code: commit {commits}."
+        if commits
+        else "Code: commit not recorded (runs trained outside a git checkout)."
+    )
+    lines = [
+        "## Provenance",
+        "",
+        f"- {code} Each run's `provenance.json` holds the commit, package versions, "
+        "hardware, wall time and GPU-hours; its `config.yaml` holds the resolved recipe.",
+    ]
     if grid_note:
         lines.append(f"- Grid: {grid_note}.")
-    lines.append("- Configs: `config/recipes/<method>/<dataset>.yaml` and "
-                 "`config/datasets/<dataset>.yaml` of that commit.")
-    lines.append("- Reproducibility: every random choice is seeded from the run's seed, so the "
-                 "same commit, machine and thread count give identical numbers. Another CPU may "
-                 "not: oneDNN/MKL pick kernels by CPU, and their rounding differences grow "
-                 "through training (the toy demo's cell means moved by several mIoU between "
-                 "two machines; README). On GPUs the runs "
-                 "are not bit-reproducible: the trainer sets `cudnn.benchmark` (as upstream) "
-                 "and not `torch.use_deterministic_algorithms`.")
+    lines.append(
+        "- Configs: `config/recipes/<method>/<dataset>.yaml` and "
+        "`config/datasets/<dataset>.yaml` of that commit."
+    )
+    lines.append(
+        "- Reproducibility: every random choice is seeded from the run's seed, so the "
+        "same commit, machine and thread count give identical numbers. Another CPU may "
+        "not: oneDNN/MKL pick kernels by CPU, and their rounding differences grow "
+        "through training (the toy demo's cell means moved by several mIoU between "
+        "two machines; README). On GPUs the runs "
+        "are not bit-reproducible: the trainer sets `cudnn.benchmark` (as upstream) "
+        "and not `torch.use_deterministic_algorithms`."
+    )
     if "recipe_sha" in frame:
         for (dataset, method), part in frame.groupby(["dataset", "method"], sort=True):
             shas = _counted(part["recipe_sha"])
             if shas:
-                flag = " **(runs from different recipe versions)**" if (
-                    part["recipe_sha"].dropna().nunique() > 1) else ""
+                flag = (
+                    " **(runs from different recipe versions)**"
+                    if (part["recipe_sha"].dropna().nunique() > 1)
+                    else ""
+                )
                 lines.append(f"  - recipe {method}/{dataset}: sha256 {shas}{flag}")
     for dataset in dataset_order(frame["dataset"]):
         release = (releases or {}).get(dataset)
-        shas = _counted(frame.loc[frame["dataset"] == dataset, "data_sha"]) if (
-            "data_sha" in frame) else ""
+        shas = (
+            _counted(frame.loc[frame["dataset"] == dataset, "data_sha"])
+            if ("data_sha" in frame)
+            else ""
+        )
         text = f"- Data {dataset}: {release or 'release not stated in its config'}"
         lines.append(text + (f"; `prepared.json` sha256 {shas}." if shas else "."))
     return lines + [""]

@@ -20,13 +20,16 @@ DATASET_ORDER = ["pascal", "coco", "ade20k", "cityscapes"]
 # Variants that add to SemiVL rather than remove from it (COCO/ADE20K: upstream has no class
 # definitions; this one guides with the project's), shown in the ablation table too.
 ADDITIONS = in_group("addition")
-METRICS = {"miou": "mIoU at the final iteration",
-           "miou_best": "mIoU best on val (the upstream protocol)"}
+METRICS = {
+    "miou": "mIoU at the final iteration",
+    "miou_best": "mIoU best on val (the upstream protocol)",
+}
 MINUS = "\u2212"
 PROJECT_DEFINITIONS_MARK = "†"
 PROJECT_DEFINITIONS_NOTE = (
     "† Class definitions written by this project (`config/classes/{dataset}.yaml`); upstream "
-    "SemiVL has none for this dataset and guides with the plain class names.")
+    "SemiVL has none for this dataset and guides with the plain class names."
+)
 PROTOCOL_NOTES = [
     "Final iteration: the model after the last training iteration, evaluated once on the whole "
     "val split by `semivl evaluate` (the recipe's `eval` protocol: whole image or sliding "
@@ -35,8 +38,10 @@ PROTOCOL_NOTES = [
     "`train.eval_every_epochs` or `eval_every_iters`), as UniMatch and SemiVL report. It "
     "selects the checkpoint on the val set itself, so it is optimistic.",
 ]
-PUBLISHED_NOTE = ("Published numbers are best-on-val (see each source); Δ = ours − published, "
-                  "so in the final-iteration table the two sides use different protocols.")
+PUBLISHED_NOTE = (
+    "Published numbers are best-on-val (see each source); Δ = ours − published, "
+    "so in the final-iteration table the two sides use different protocols."
+)
 
 
 def method_order(methods) -> list[str]:
@@ -54,27 +59,34 @@ def main_methods(methods) -> list[str]:
 def dataset_order(datasets) -> list[str]:
     """Dataset names in the papers' order (VOC, COCO, ADE20K, Cityscapes), others after."""
     names = {str(d) for d in datasets if isinstance(d, str) and d}
-    return sorted(names, key=lambda d: (DATASET_ORDER.index(d) if d in DATASET_ORDER
-                                        else len(DATASET_ORDER), d))
+    return sorted(
+        names,
+        key=lambda d: (DATASET_ORDER.index(d) if d in DATASET_ORDER else len(DATASET_ORDER), d),
+    )
 
 
 def unfinished_note(part: pd.DataFrame) -> str | None:
-    """"No finished runs yet: N of M runs missing (...)" for a dataset none of whose runs has
+    """ "No finished runs yet: N of M runs missing (...)" for a dataset none of whose runs has
     metrics (``part``: its rows, one per run of the grid), ``None`` when one has."""
     if part["miou"].notna().any():
         return None
     missing = part[part["miou"].isna()]
     why = _missing(missing["status"]) if "status" in missing else ""
-    return (f"No finished runs yet: {len(missing)} of {len(part)} runs missing"
-            f"{f' ({why})' if why else ''}.")
+    return (
+        f"No finished runs yet: {len(missing)} of {len(part)} runs missing"
+        f"{f' ({why})' if why else ''}."
+    )
 
 
 def _missing(status: pd.Series | None) -> str:
     if status is None:
         return ""
     failed, not_run = int((status == "failed").sum()), int((status == "not run").sum())
-    return "; ".join(part for part in (f"{failed} failed" if failed else "",
-                                       f"{not_run} not run" if not_run else "") if part)
+    return "; ".join(
+        part
+        for part in (f"{failed} failed" if failed else "", f"{not_run} not run" if not_run else "")
+        if part
+    )
 
 
 def format_cell(values: pd.Series, status: pd.Series | None = None) -> str:
@@ -106,8 +118,11 @@ def summarise(frame: pd.DataFrame, metric: str = "miou") -> pd.DataFrame:
 
 
 def _splits(part: pd.DataFrame) -> pd.DataFrame:
-    return (part[["split", "num_labeled"]].drop_duplicates()
-            .sort_values(["num_labeled", "split"], ignore_index=True))
+    return (
+        part[["split", "num_labeled"]]
+        .drop_duplicates()
+        .sort_values(["num_labeled", "split"], ignore_index=True)
+    )
 
 
 def _cell_rows(part: pd.DataFrame, method: str, split: str) -> pd.DataFrame:

@@ -35,18 +35,19 @@ def preparer(name: str, layout: str | None = None) -> ModuleType:
     if layout == "generic":
         return importlib.import_module("semivl.data.prepare.generic")
     if name not in PREPARERS:
-        raise DataError(f"no preparation recipe for dataset {name!r} (known: "
-                        f"{', '.join(PREPARERS)}); place a prepared copy in data/{name}/ "
-                        f"(layout: docs/datasets.md) and run `semivl data check {name}`, or "
-                        f"describe your own data with `semivl dataset new {name}` (layout "
-                        f"generic)")
+        raise DataError(
+            f"no preparation recipe for dataset {name!r} (known: "
+            f"{', '.join(PREPARERS)}); place a prepared copy in data/{name}/ "
+            f"(layout: docs/datasets.md) and run `semivl data check {name}`, or "
+            f"describe your own data with `semivl dataset new {name}` (layout "
+            f"generic)"
+        )
     return importlib.import_module(f"semivl.data.prepare.{name}")
 
 
 def archive_files(cfg: DatasetConfig) -> list[str]:
     """File names of the archives ``cfg``'s dataset is prepared from."""
-    return [cfg.archives[key].file
-            for key in preparer(cfg.name, cfg.layout).required_archives(cfg)]
+    return [cfg.archives[key].file for key in preparer(cfg.name, cfg.layout).required_archives(cfg)]
 
 
 def _workers() -> int:
@@ -58,8 +59,7 @@ def _provenance(cfg: DatasetConfig, config_dir: Path, report, adopted: bool) -> 
     archives = {}
     for key in preparer(cfg.name, cfg.layout).required_archives(cfg):
         source = cfg.archives[key]
-        archives[source.file] = {"md5": source.md5,
-                                 "sha256": lock.get(f"{cfg.name}/{source.file}")}
+        archives[source.file] = {"md5": source.md5, "sha256": lock.get(f"{cfg.name}/{source.file}")}
     record = {
         "dataset": cfg.name,
         "prepared_by": "an existing folder, checked" if adopted else "semivl data prepare",
@@ -72,8 +72,15 @@ def _provenance(cfg: DatasetConfig, config_dir: Path, report, adopted: bool) -> 
     return json.dumps(record, indent=2, sort_keys=True) + "\n"
 
 
-def prepare_dataset(name: str, out: Path, archive_dir: Path, config_dir: Path, *,
-                    force: bool = False, progress: bool = True) -> Path:
+def prepare_dataset(
+    name: str,
+    out: Path,
+    archive_dir: Path,
+    config_dir: Path,
+    *,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
     """Fetch what ``name`` needs into ``archive_dir`` and build ``out``; return ``out``.
 
     A folder already holding ``prepared.json`` is left alone (``force`` rebuilds it). A folder
@@ -92,14 +99,17 @@ def prepare_dataset(name: str, out: Path, archive_dir: Path, config_dir: Path, *
         try:
             require_valid(report)
         except DataError as err:
-            raise DataError(f"{err}\n{out} exists but was not prepared by semivl and fails "
-                            f"the check; fix it, move it away, or pass --force to rebuild "
-                            f"it from the archives") from None
+            raise DataError(
+                f"{err}\n{out} exists but was not prepared by semivl and fails "
+                f"the check; fix it, move it away, or pass --force to rebuild "
+                f"it from the archives"
+            ) from None
         write_text_atomic(_provenance(cfg, Path(config_dir), report, adopted=True), out / MARKER)
         return out
-    archives = {key: fetch_archive(cfg, key, Path(archive_dir), Path(config_dir),
-                                   progress=progress)
-                for key in module.required_archives(cfg)}
+    archives = {
+        key: fetch_archive(cfg, key, Path(archive_dir), Path(config_dir), progress=progress)
+        for key in module.required_archives(cfg)
+    }
     with atomic_dir(out) as tmp:
         # The generic preparer resolves its source paths against the config folder.
         extra = {"config_dir": Path(config_dir)} if cfg.layout == "generic" else {}

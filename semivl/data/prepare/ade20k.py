@@ -19,5 +19,9 @@ def required_archives(cfg) -> list[str]:
 
 def build(cfg, archives: dict[str, Path], out: Path, progress: bool = True) -> None:
     for folder, suffix in (("images", ".jpg"), ("annotations", ".png")):
-        extract(archives["scene_parsing"], out,
-                under(f"{ROOT}/{folder}", keep=folder, suffixes=(suffix,)), progress=progress)
+        extract(
+            archives["scene_parsing"],
+            out,
+            under(f"{ROOT}/{folder}", keep=folder, suffixes=(suffix,)),
+            progress=progress,
+        )

@@ -47,11 +47,22 @@ def write_train_ids(root: Path, workers: int = 4, progress: bool = True) -> int:
 
 def build(cfg, archives: dict[str, Path], out: Path, progress: bool = True) -> None:
     for part in PARTS:
-        extract(archives["images"], out, under(f"leftImg8bit/{part}", keep=f"leftImg8bit/{part}",
-                                               suffixes=("_leftImg8bit.png",)),
-                progress=progress)
-        extract(archives["fine"], out, under(f"gtFine/{part}", keep=f"gtFine/{part}",
-                                             suffixes=("_polygons.json", "_labelIds.png",
-                                                       "_instanceIds.png")),
-                progress=progress)
+        extract(
+            archives["images"],
+            out,
+            under(
+                f"leftImg8bit/{part}", keep=f"leftImg8bit/{part}", suffixes=("_leftImg8bit.png",)
+            ),
+            progress=progress,
+        )
+        extract(
+            archives["fine"],
+            out,
+            under(
+                f"gtFine/{part}",
+                keep=f"gtFine/{part}",
+                suffixes=("_polygons.json", "_labelIds.png", "_instanceIds.png"),
+            ),
+            progress=progress,
+        )
     write_train_ids(out, workers=min(8, multiprocessing.cpu_count()), progress=progress)

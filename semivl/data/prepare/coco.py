@@ -34,23 +34,33 @@ def required_archives(cfg) -> list[str]:
 
 def build(cfg, archives: dict[str, Path], out: Path, progress: bool = True) -> None:
     for key, folder in (("images_train", "train2017"), ("images_val", "val2017")):
-        extract(archives[key], out, under(folder, keep=folder, suffixes=(".jpg",)),
-                progress=progress)
+        extract(
+            archives[key], out, under(folder, keep=folder, suffixes=(".jpg",)), progress=progress
+        )
     if cfg.masks_from == "preprocessed":
-        extract(archives["masks"], out, under("masks", keep="masks", suffixes=(".png",)),
-                progress=progress)
+        extract(
+            archives["masks"],
+            out,
+            under("masks", keep="masks", suffixes=(".png",)),
+            progress=progress,
+        )
         return
     with tempfile.TemporaryDirectory(dir=out) as tmp:
-        extract(archives["instances"], Path(tmp),
-                under("annotations", suffixes=("instances_train2017.json",
-                                               "instances_val2017.json")), progress=progress)
+        extract(
+            archives["instances"],
+            Path(tmp),
+            under("annotations", suffixes=("instances_train2017.json", "instances_val2017.json")),
+            progress=progress,
+        )
         for split in ("train2017", "val2017"):
-            masks_from_instances(Path(tmp) / f"instances_{split}.json", out / "masks",
-                                 progress=progress)
+            masks_from_instances(
+                Path(tmp) / f"instances_{split}.json", out / "masks", progress=progress
+            )
 
 
-def instance_mask(annotations: list[dict], height: int, width: int,
-                  class_of: dict[int, int]) -> np.ndarray:
+def instance_mask(
+    annotations: list[dict], height: int, width: int, class_of: dict[int, int]
+) -> np.ndarray:
     """The 81-class mask of one image from its COCO instance annotations."""
     from pycocotools import mask as mask_utils
 
@@ -86,9 +96,11 @@ def masks_from_instances(json_path: Path, out_dir: Path, progress: bool = True) 
     for ann in data["annotations"]:
         by_image.setdefault(ann["image_id"], []).append(ann)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for image in tqdm(data["images"], desc=f"masks {json_path.stem}", unit="img",
-                      disable=not progress):
-        mask = instance_mask(by_image.get(image["id"], []), image["height"], image["width"],
-                             class_of)
+    for image in tqdm(
+        data["images"], desc=f"masks {json_path.stem}", unit="img", disable=not progress
+    ):
+        mask = instance_mask(
+            by_image.get(image["id"], []), image["height"], image["width"], class_of
+        )
         Image.fromarray(mask).save(out_dir / f"{image['id']:0{ID_WIDTH}d}.png")
     return len(data["images"])

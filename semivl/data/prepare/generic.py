@@ -85,16 +85,18 @@ def _names(files: list[str], more: int | None = None) -> str:
     return shown + (f" (and {extra} more)" if extra > 0 else "")
 
 
-def _scan_folder(folder: Path, suffixes: tuple[str, ...], key: str
-                 ) -> tuple[dict[str, str], list[str]]:
+def _scan_folder(
+    folder: Path, suffixes: tuple[str, ...], key: str
+) -> tuple[dict[str, str], list[str]]:
     """{path inside ``folder`` without suffix: path inside ``folder``}, and skipped files."""
     if not folder.is_dir():
         raise DataError(f"source.{key}: folder {folder} does not exist")
     found: dict[str, str] = {}
     skipped, repeated = [], []
     for path in sorted(folder.rglob("*")):
-        if not path.is_file() or any(part.startswith(".") for part in
-                                     path.relative_to(folder).parts):
+        if not path.is_file() or any(
+            part.startswith(".") for part in path.relative_to(folder).parts
+        ):
             continue
         rel = path.relative_to(folder).as_posix()
         if path.suffix.lower() not in suffixes:
@@ -105,8 +107,10 @@ def _scan_folder(folder: Path, suffixes: tuple[str, ...], key: str
             repeated.append(f"{folder / found[stem]} and {folder / rel}")
         found[stem] = rel
     if repeated:
-        raise DataError(f"source.{key}: two files share a name up to the suffix, so a mask "
-                        f"cannot tell which image it belongs to: {_names(repeated)}")
+        raise DataError(
+            f"source.{key}: two files share a name up to the suffix, so a mask "
+            f"cannot tell which image it belongs to: {_names(repeated)}"
+        )
     return found, skipped
 
 
@@ -115,36 +119,44 @@ def _draw_val(labelled: list[SourcePair], source: DatasetSource) -> set[str]:
     fraction = source.val_fraction or DEFAULT_VAL_FRACTION
     count = max(1, round(fraction * len(labelled)))
     if len(labelled) - count < 2:
-        raise DataError(f"source.val_fraction: {len(labelled)} labelled images leave "
-                        f"{len(labelled) - count} for training after {count} go to val; a "
-                        f"dataset needs at least 2 labelled training images (a labelled split "
-                        f"and at least one more)")
+        raise DataError(
+            f"source.val_fraction: {len(labelled)} labelled images leave "
+            f"{len(labelled) - count} for training after {count} go to val; a "
+            f"dataset needs at least 2 labelled training images (a labelled split "
+            f"and at least one more)"
+        )
     order = sorted(p.image_rel for p in labelled)
     random.Random(source.seed).shuffle(order)
     return set(order[:count])
 
 
 def _folder_plan(source: DatasetSource, config_dir: Path) -> SourcePlan:
-    images_dir, masks_dir = (resolve(source.images, config_dir),
-                             resolve(source.masks, config_dir))
+    images_dir, masks_dir = (resolve(source.images, config_dir), resolve(source.masks, config_dir))
     images, skipped_images = _scan_folder(images_dir, IMAGE_SUFFIXES, "images")
     if not images:
-        raise DataError(f"source.images: no images ({', '.join(IMAGE_SUFFIXES)}) in "
-                        f"{images_dir}")
+        raise DataError(f"source.images: no images ({', '.join(IMAGE_SUFFIXES)}) in {images_dir}")
     masks, skipped_masks = _scan_folder(masks_dir, MASK_SUFFIXES, "masks")
-    lossy = [str(masks_dir / f) for f in skipped_masks
-             if Path(f).suffix.lower() in LOSSY_SUFFIXES]
+    lossy = [str(masks_dir / f) for f in skipped_masks if Path(f).suffix.lower() in LOSSY_SUFFIXES]
     if lossy:
-        raise DataError(f"source.masks: masks must be lossless index images "
-                        f"({', '.join(MASK_SUFFIXES)}); a lossy format alters class values at "
-                        f"edges: {_names(lossy)}")
+        raise DataError(
+            f"source.masks: masks must be lossless index images "
+            f"({', '.join(MASK_SUFFIXES)}); a lossy format alters class values at "
+            f"edges: {_names(lossy)}"
+        )
     orphans = [str(masks_dir / masks[k]) for k in sorted(set(masks) - set(images))]
     if orphans:
-        raise DataError(f"source.masks: {len(orphans)} mask(s) have no image in {images_dir}: "
-                        f"{_names(orphans)}")
-    pairs = [SourcePair(images_dir / rel, masks_dir / masks[k] if k in masks else None,
-                        f"images/{rel}", f"masks/{masks[k]}" if k in masks else None)
-             for k, rel in sorted(images.items())]
+        raise DataError(
+            f"source.masks: {len(orphans)} mask(s) have no image in {images_dir}: {_names(orphans)}"
+        )
+    pairs = [
+        SourcePair(
+            images_dir / rel,
+            masks_dir / masks[k] if k in masks else None,
+            f"images/{rel}",
+            f"masks/{masks[k]}" if k in masks else None,
+        )
+        for k, rel in sorted(images.items())
+    ]
     if source.val_list is None:
         val = _draw_val([p for p in pairs if p.mask is not None], source)
     else:
@@ -158,18 +170,25 @@ def _folder_plan(source: DatasetSource, config_dir: Path) -> SourcePlan:
                 continue
             name = f"images/{line.split()[0]}"
             if name not in by_rel:
-                raise DataError(f"{val_file}:{number}: {line.split()[0]} is not an image of "
-                                f"{images_dir}")
+                raise DataError(
+                    f"{val_file}:{number}: {line.split()[0]} is not an image of {images_dir}"
+                )
             if by_rel[name].mask is None:
-                raise DataError(f"{val_file}:{number}: {line.split()[0]} has no mask in "
-                                f"{masks_dir}; val images need one")
+                raise DataError(
+                    f"{val_file}:{number}: {line.split()[0]} has no mask in "
+                    f"{masks_dir}; val images need one"
+                )
             val.add(name)
         if not val:
             raise DataError(f"source.val_list: {val_file} names no image")
-    skipped = [str(images_dir / f) for f in skipped_images] + [str(masks_dir / f)
-                                                               for f in skipped_masks]
-    return SourcePlan([p for p in pairs if p.image_rel not in val],
-                      [p for p in pairs if p.image_rel in val], skipped)
+    skipped = [str(images_dir / f) for f in skipped_images] + [
+        str(masks_dir / f) for f in skipped_masks
+    ]
+    return SourcePlan(
+        [p for p in pairs if p.image_rel not in val],
+        [p for p in pairs if p.image_rel in val],
+        skipped,
+    )
 
 
 def _listed(list_file: Path, root: Path, *, labelled_only: bool) -> list[SourcePair]:
@@ -182,24 +201,34 @@ def _listed(list_file: Path, root: Path, *, labelled_only: bool) -> list[SourceP
     for image, mask in lines:
         for rel in (image, mask):
             posix = PurePosixPath(rel)
-            if rel != NO_MASK and (posix.is_absolute() or ".." in posix.parts
-                                   or rel in RESERVED):
-                raise DataError(f"{list_file}: {rel}: expected a path inside {root} (no "
-                                f"'..', not absolute, not {' or '.join(RESERVED)})")
+            if rel != NO_MASK and (posix.is_absolute() or ".." in posix.parts or rel in RESERVED):
+                raise DataError(
+                    f"{list_file}: {rel}: expected a path inside {root} (no "
+                    f"'..', not absolute, not {' or '.join(RESERVED)})"
+                )
         if not (root / image).is_file():
             missing.append(str(root / image))
         if mask == NO_MASK:
             no_mask.append(image)
         elif not (root / mask).is_file():
             missing.append(f"{root / mask} (the mask of {image})")
-        pairs.append(SourcePair(root / image, None if mask == NO_MASK else root / mask,
-                                image, None if mask == NO_MASK else mask))
+        pairs.append(
+            SourcePair(
+                root / image,
+                None if mask == NO_MASK else root / mask,
+                image,
+                None if mask == NO_MASK else mask,
+            )
+        )
     if missing:
-        raise DataError(f"{list_file}: {len(missing)} listed file(s) do not exist: "
-                        f"{_names(missing)}")
+        raise DataError(
+            f"{list_file}: {len(missing)} listed file(s) do not exist: {_names(missing)}"
+        )
     if labelled_only and no_mask:
-        raise DataError(f"{list_file}: {len(no_mask)} val image(s) have no mask ('None'): "
-                        f"{_names(no_mask)}; val images need one")
+        raise DataError(
+            f"{list_file}: {len(no_mask)} val image(s) have no mask ('None'): "
+            f"{_names(no_mask)}; val images need one"
+        )
     return pairs
 
 
@@ -232,29 +261,38 @@ def scan_source(cfg: DatasetConfig, config_dir: Path) -> SourcePlan:
     plan = (_list_plan if source.list_file else _folder_plan)(source, Path(config_dir))
     masks: dict[str, str] = {}
     for pair in plan.train + plan.val:
-        if pair.mask_rel is not None and masks.setdefault(pair.mask_rel, pair.image_rel) \
-                != pair.image_rel:
-            raise DataError(f"{pair.mask}: the mask of both {masks[pair.mask_rel]} and "
-                            f"{pair.image_rel}")
+        if (
+            pair.mask_rel is not None
+            and masks.setdefault(pair.mask_rel, pair.image_rel) != pair.image_rel
+        ):
+            raise DataError(
+                f"{pair.mask}: the mask of both {masks[pair.mask_rel]} and {pair.image_rel}"
+            )
     if plan.labelled < 2:
-        raise DataError(f"dataset {cfg.name}: {plan.labelled} labelled training image(s); "
-                        f"a labelled split needs at least 2 to draw from")
+        raise DataError(
+            f"dataset {cfg.name}: {plan.labelled} labelled training image(s); "
+            f"a labelled split needs at least 2 to draw from"
+        )
     return plan
 
 
-def check_source(cfg: DatasetConfig, config_dir: Path, *, workers: int = 1,
-                 progress: bool = True):
+def check_source(cfg: DatasetConfig, config_dir: Path, *, workers: int = 1, progress: bool = True):
     """`semivl data check` of the source files themselves (before ``data prepare``): the
     :class:`~semivl.data.check.CheckReport` over their absolute paths."""
     from semivl.data.check import CheckReport, check_pairs
 
     plan = scan_source(cfg, config_dir)
     if plan.skipped:
-        print(f"{cfg.name}: skipped {len(plan.skipped)} file(s) that are not images or masks, "
-              f"e.g. {_names(plan.skipped)}")
-    parts = [check_pairs(cfg, Path("/"), part, [p.source_line for p in pairs],
-                         workers=workers, progress=progress)
-             for part, pairs in (("train", plan.train), ("val", plan.val))]
+        print(
+            f"{cfg.name}: skipped {len(plan.skipped)} file(s) that are not images or masks, "
+            f"e.g. {_names(plan.skipped)}"
+        )
+    parts = [
+        check_pairs(
+            cfg, Path("/"), part, [p.source_line for p in pairs], workers=workers, progress=progress
+        )
+        for part, pairs in (("train", plan.train), ("val", plan.val))
+    ]
     return CheckReport(cfg.name, Path(f"the source of config/datasets/{cfg.name}.yaml"), parts)
 
 
@@ -274,8 +312,14 @@ def _place(src: Path, dest: Path, link: str) -> bool:
     return link == "copy"
 
 
-def build(cfg: DatasetConfig, archives: dict[str, Path], out: Path, progress: bool = True,
-          *, config_dir: Path) -> None:
+def build(
+    cfg: DatasetConfig,
+    archives: dict[str, Path],
+    out: Path,
+    progress: bool = True,
+    *,
+    config_dir: Path,
+) -> None:
     """Place the source's files in ``out`` and write its ``train.txt`` and ``val.txt``."""
     plan = scan_source(cfg, config_dir)
     link = cfg.source.link
@@ -289,9 +333,14 @@ def build(cfg: DatasetConfig, archives: dict[str, Path], out: Path, progress: bo
     files = sum(1 + (p.mask is not None) for p in plan.train + plan.val)
     how = {"hardlink": "hard-linked", "symlink": "symlinked", "copy": "copied"}[link]
     placed = f"{files - fell_back} {how}" + (
-        f", {fell_back} copied (hard links cannot cross filesystems)" if fell_back else "")
-    print(f"{cfg.name}: {files} files into {out} ({placed}): {len(plan.train)} training "
-          f"images ({plan.labelled} with masks), {len(plan.val)} val")
+        f", {fell_back} copied (hard links cannot cross filesystems)" if fell_back else ""
+    )
+    print(
+        f"{cfg.name}: {files} files into {out} ({placed}): {len(plan.train)} training "
+        f"images ({plan.labelled} with masks), {len(plan.val)} val"
+    )
     if plan.skipped:
-        print(f"{cfg.name}: skipped {len(plan.skipped)} file(s) that are not images or masks, "
-              f"e.g. {_names(plan.skipped)}")
+        print(
+            f"{cfg.name}: skipped {len(plan.skipped)} file(s) that are not images or masks, "
+            f"e.g. {_names(plan.skipped)}"
+        )

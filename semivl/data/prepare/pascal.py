@@ -20,10 +20,21 @@ def required_archives(cfg) -> list[str]:
 
 
 def build(cfg, archives: dict[str, Path], out: Path, progress: bool = True) -> None:
-    extract(archives["images"], out, under(f"{VOC}/JPEGImages", keep="JPEGImages",
-                                           suffixes=(".jpg",)), progress=progress)
-    extract(archives["images"], out, under(f"{VOC}/ImageSets/Segmentation",
-                                           keep="ImageSets/Segmentation", suffixes=(".txt",)),
-            progress=progress)
-    extract(archives["masks"], out, under("SegmentationClass", keep="SegmentationClass",
-                                          suffixes=(".png",)), progress=progress)
+    extract(
+        archives["images"],
+        out,
+        under(f"{VOC}/JPEGImages", keep="JPEGImages", suffixes=(".jpg",)),
+        progress=progress,
+    )
+    extract(
+        archives["images"],
+        out,
+        under(f"{VOC}/ImageSets/Segmentation", keep="ImageSets/Segmentation", suffixes=(".txt",)),
+        progress=progress,
+    )
+    extract(
+        archives["masks"],
+        out,
+        under("SegmentationClass", keep="SegmentationClass", suffixes=(".png",)),
+        progress=progress,
+    )

@@ -129,8 +129,14 @@ def make_sample(rng: np.random.Generator, spec: ToySpec) -> ToySample:
     caption = make_caption(rng, label, modes, background)
     mask = Image.fromarray(label, mode="P")
     mask.putpalette(voc_palette())
-    return ToySample(image, mask, Image.fromarray(modes, mode="L"), caption, background,
-                     tuple(visible_looks(modes)))
+    return ToySample(
+        image,
+        mask,
+        Image.fromarray(modes, mode="L"),
+        caption,
+        background,
+        tuple(visible_looks(modes)),
+    )
 
 
 def pretraining_sample(seed: int, index: int, spec: ToySpec) -> ToySample:
@@ -139,8 +145,7 @@ def pretraining_sample(seed: int, index: int, spec: ToySpec) -> ToySample:
     return make_sample(np.random.default_rng(stream), spec)
 
 
-def write_toy(out: Path, seed: int = 0, spec: ToySpec | None = None,
-              progress: bool = True) -> None:
+def write_toy(out: Path, seed: int = 0, spec: ToySpec | None = None, progress: bool = True) -> None:
     """Write the toy dataset into the existing, empty folder ``out`` (VOC layout plus
     ``SegmentationMode/`` and ``captions.tsv``)."""
     spec = spec or ToySpec()
@@ -151,8 +156,7 @@ def write_toy(out: Path, seed: int = 0, spec: ToySpec | None = None,
     total = spec.num_train + spec.num_val
     ids = [f"toy_{i:05d}" for i in range(total)]
     captions = []
-    for i, sample_id in enumerate(tqdm(ids, desc="toy dataset", unit="img",
-                                       disable=not progress)):
+    for i, sample_id in enumerate(tqdm(ids, desc="toy dataset", unit="img", disable=not progress)):
         sample = make_sample(np.random.default_rng([seed, i]), spec)
         sample.image.save(out / "JPEGImages" / f"{sample_id}.jpg", quality=spec.jpeg_quality)
         sample.mask.save(out / "SegmentationClass" / f"{sample_id}.png", optimize=False)
@@ -160,10 +164,13 @@ def write_toy(out: Path, seed: int = 0, spec: ToySpec | None = None,
         captions.append((sample_id, sample.caption))
     sets = out / "ImageSets" / "Segmentation"
     (sets / "train.txt").write_text("".join(f"{s}\n" for s in ids[: spec.num_train]))
-    (sets / "val.txt").write_text("".join(f"{s}\n" for s in ids[spec.num_train:]))
+    (sets / "val.txt").write_text("".join(f"{s}\n" for s in ids[spec.num_train :]))
     write_captions(out / "captions.tsv", captions)
-def generate_toy(out: Path, seed: int = 0, spec: ToySpec | None = None,
-                 force: bool = False) -> Path:
+
+
+def generate_toy(
+    out: Path, seed: int = 0, spec: ToySpec | None = None, force: bool = False
+) -> Path:
     """Write the toy dataset to ``out`` in the VOC layout.
 
     Layout: ``JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png``,
@@ -179,8 +186,9 @@ def generate_toy(out: Path, seed: int = 0, spec: ToySpec | None = None,
     return out
 
 
-def write_caption_set(out: Path, num_images: int, seed: int = 0, spec: ToySpec | None = None,
-                      progress: bool = True) -> None:
+def write_caption_set(
+    out: Path, num_images: int, seed: int = 0, spec: ToySpec | None = None, progress: bool = True
+) -> None:
     """Write ``num_images`` captioned scenes (no masks) into the existing, empty folder ``out``:
     ``images/<id>.jpg`` and ``captions.tsv``. They come from the pretraining stream, so none
     is a segmentation image (train or val) of the same seed."""
@@ -196,9 +204,14 @@ def write_caption_set(out: Path, num_images: int, seed: int = 0, spec: ToySpec |
     write_captions(out / "captions.tsv", rows)
 
 
-def generate_caption_set(out: Path, num_images: int, seed: int = 0,
-                         spec: ToySpec | None = None, force: bool = False,
-                         progress: bool = True) -> Path:
+def generate_caption_set(
+    out: Path,
+    num_images: int,
+    seed: int = 0,
+    spec: ToySpec | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> Path:
     """Write the captioned pretraining scenes to ``out`` (atomically; see
     :func:`write_caption_set`)."""
     out = Path(out)

@@ -32,8 +32,9 @@ BACKGROUND_PHRASE_RATE = 0.7
 CAPTION_OPENINGS = ("a photo of", "an image of", "a picture of")
 
 
-def make_caption(rng: np.random.Generator, label: np.ndarray, modes: np.ndarray,
-                 background: str) -> str:
+def make_caption(
+    rng: np.random.Generator, label: np.ndarray, modes: np.ndarray, background: str
+) -> str:
     """A caption naming every object class visible in ``label`` once, largest first, in one
     of its :data:`CAPTION_WORDS`, sometimes with the colour and pattern of its dominant look,
     usually followed by a background phrase."""
@@ -74,7 +75,7 @@ def parse_caption(caption: str) -> tuple[list[tuple[str, list[str]]], str | None
     opening = next((o for o in CAPTION_OPENINGS if body.startswith(o + " ")), None)
     if opening is None:
         raise ValueError(f"caption {caption!r}: does not start with one of {CAPTION_OPENINGS}")
-    body = body[len(opening) + 1:]
+    body = body[len(opening) + 1 :]
     if body == "nothing":
         return [], background
     objects = []

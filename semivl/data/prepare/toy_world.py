@@ -47,6 +47,7 @@ def mode_of_value(value: int) -> tuple[int, int]:
     """The inverse of :func:`mode_value`: (class, mode)."""
     return 1 + (value - 1) // NUM_MODES, (value - 1) % NUM_MODES
 
+
 PATTERN_PERIOD = 6  # pixels: stripes and checks 3 wide, a spot every 6
 
 
@@ -111,7 +112,7 @@ def draw_pattern(rng: np.random.Generator, pattern: int, h: int, w: int) -> np.n
     if PATTERNS[pattern] == "spotted":
         du = (u % PATTERN_PERIOD) - half
         dv = (v % PATTERN_PERIOD) - half
-        return du * du + dv * dv < 1.7 ** 2
+        return du * du + dv * dv < 1.7**2
     return ((np.floor(u / half) + np.floor(v / half)) % 2) == 1  # checkered
 
 
@@ -122,7 +123,7 @@ def boundaries(label: np.ndarray) -> np.ndarray:
     edge = np.zeros_like(label, dtype=bool)
     for dy in (0, 1, 2):
         for dx in (0, 1, 2):
-            edge |= padded[dy:dy + h, dx:dx + w] != label
+            edge |= padded[dy : dy + h, dx : dx + w] != label
     return edge
 
 
