@@ -190,3 +190,19 @@ def test_grids_and_plan_import_no_torch(repo, tmp_path):
         [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_repositorys_own_methods_are_found_without_an_install(monkeypatch):
+    """Run from a source tree (PYTHONPATH=., as the GPU acceptance check does), no installed
+    metadata: the methods and models of pyproject.toml's entry-point groups still register."""
+    import semivl.entry_points as ep
+    from semivl.methods import registry
+
+    monkeypatch.setattr(ep, "entry_points", lambda group: [])
+    monkeypatch.setattr(registry, "_METHODS", {})
+    monkeypatch.setattr(registry, "_loaded", False)
+    assert {"supervised", "unimatch", "semivl", "unimatch_v2", "fixmatch"} <= set(
+        registry.methods()
+    )
+    models = {name for name, _, _ in ep.group_entries("semivl.models")}
+    assert {"tiny_fcn", "semivl", "deeplabv3plus", "unimatch_v2"} <= models

@@ -11,7 +11,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from semivl.cli import bench, checkpoint, data, dataset, grid, methods, models, report, training
+from semivl.cli import (
+    bench,
+    checkpoint,
+    data,
+    dataset,
+    grid,
+    methods,
+    models,
+    predict,
+    report,
+    training,
+)
 from semivl.cli.common import EXIT_ERROR, EXIT_STOPPED
 
 __all__ = ["EXIT_ERROR", "EXIT_STOPPED", "build_parser", "main"]
@@ -35,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         models.add_weights,
         models.add_clip,
         models.add_text,
-        training.add_model_summary,
+        predict.add_model_summary,
         report.add_aggregate,
         report.add_table,
         report.add_plot,
@@ -43,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         bench.add_plan,
         grid.add_grid,
         methods.add_methods,
-        training.add_predict,
+        predict.add_predict,
         checkpoint.add_import_checkpoint,
     ):
         add(sub)

@@ -33,7 +33,6 @@ standard error is not a terminal (a cluster log), as one plain line every few mi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -42,21 +41,18 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from semivl.atomic import atomic_write
 from semivl.engine import distributed as D
 from semivl.engine.checkpoint import (
     read_resume_state,
     save_atomic,
-    serialize,
     write_json_atomic,
 )
 from semivl.engine.evaluate import evaluate, val_dataset
-from semivl.engine.final_eval import final_eval_record
 from semivl.engine.optim import set_poly_lr
 from semivl.engine.precision import configure_backends
 from semivl.engine.preemption import WORKER_DEATH_GRACE_S, StopFlag, is_worker_death
 from semivl.engine.progress import TrainingProgress
-from semivl.engine.run_files import open_log, write_config_dump
+from semivl.engine.run_files import open_log, write_config_dump, write_final_outputs
 from semivl.engine.run_layout import make_plan
 from semivl.engine.run_spec import RunSpec
 from semivl.engine.schedule import (  # noqa: F401 - re-exported for callers of the trainer
@@ -77,7 +73,6 @@ from semivl.engine.streams import Streams
 from semivl.errors import TrainingStopped
 from semivl.methods import get_method
 from semivl.models import load_backbone_weights
-from semivl.models.text import definitions_used
 
 BASE_LOG_FIELDS = ["iter", "epoch", "lr", "loss"]
 # last.pt keeps the method's state under this key ("ema": written first for V2's teacher).
@@ -390,43 +385,7 @@ def _train(
         )
     if info.is_main:
         reported = reported_other if reported_other is not None else unwrap(model)
-        weights = serialize(reported.state_dict())
-        student_weights = (
-            serialize(unwrap(model).state_dict()) if reported_other is not None else b""
-        )
-        if last_eval.get("iter") == state["iteration"]:
-            summary["final_eval"] = {
-                **final_eval_record(
-                    last_eval["result"],
-                    state["iteration"],
-                    info.world,
-                    recipe,
-                    spec.val_split,
-                    definitions_used(recipe, spec.config_dir),
-                ),
-                "weights_sha256": hashlib.sha256(weights).hexdigest(),
-            }
-            if reported_other is not None:
-                summary["final_eval_student"] = {
-                    **final_eval_record(
-                        last_eval["student"],
-                        state["iteration"],
-                        info.world,
-                        recipe,
-                        spec.val_split,
-                        definitions_used(recipe, spec.config_dir),
-                    ),
-                    "weights_sha256": hashlib.sha256(student_weights).hexdigest(),
-                }
-        write_json_atomic(summary, out / "train_summary.json")
-        if reported_other is not None:
-            atomic_write(
-                out / "model_student.pt", lambda tmp: Path(tmp).write_bytes(student_weights)
-            )
-        atomic_write(out / "model.pt", lambda tmp: Path(tmp).write_bytes(weights))
-        # The run is complete: its resume state is spent. Without it, a rerun after a recipe
-        # change (dvc exp run -S, a Snakemake params change) starts afresh instead of being
-        # refused as "written by a different recipe".
-        last_path.unlink(missing_ok=True)
+        student = unwrap(model) if reported_other is not None else None
+        write_final_outputs(spec, summary, reported, student, last_eval, info.world)
     D.barrier(info)
     return summary
