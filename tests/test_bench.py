@@ -172,9 +172,9 @@ def test_bench_quick_measures_everything(repo, capsys, tmp_path, monkeypatch):
     result = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == result
     assert result["device"]["type"] == "cpu" and result["matmul"][0]["tflops"] > 0
-    assert {(r["method"], r["config"]) for r in result["train"]} == {
-        (m, "tiny") for m in ("supervised", "unimatch", "semivl", "unimatch_v2")
-    }
+    # Every registered method with a toy recipe of its own: the plug-ins (FixMatch) too.
+    measured = {"supervised", "unimatch", "semivl", "unimatch_v2", "fixmatch"}
+    assert {(r["method"], r["config"]) for r in result["train"]} == {(m, "tiny") for m in measured}
     for row in result["train"]:
         assert row["s_per_iter"] > 0 and row["flops_per_iter"] > 0
         assert 0 < row["fraction_of_matmul_peak"] < 5 and row["peak_memory_mb"] > 0
@@ -195,7 +195,7 @@ def test_bench_quick_measures_everything(repo, capsys, tmp_path, monkeypatch):
             "cutmix",
             "normalize",
         }
-    assert {r["method"] for r in result["consumption"]} == {"unimatch", "semivl", "unimatch_v2"}
+    assert {r["method"] for r in result["consumption"]} == measured - {"supervised"}
     assert all(r["workers_needed"] >= 1 for r in result["consumption"])
     assert f"| unimatch | tiny (toy) | {toy_crop} | 4 |" in render_bench(result)
     assert 0 < result["evaluation"][0]["metric_share"] < 1

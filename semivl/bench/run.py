@@ -18,17 +18,21 @@ from semivl.bench.options import bench_options
 from semivl.bench.train_step import bench_step
 from semivl.bench.workflow import bench_workflow
 from semivl.methods import get_method, method_names
+from semivl.methods.catalog import load_catalog
 from semivl.recipes import load_recipe
 
 
 def bench_methods(dataset: str, config_dir: Path) -> list[str]:
     """The registered methods with a recipe of their own name for ``dataset``: each method's
-    own recipe (not its ablation variants), the plug-ins' included."""
-    return [
+    own recipe (not its ablation variants), the plug-ins' included, in the tables' order
+    (config/methods.yaml)."""
+    order = list(load_catalog())
+    names = [
         m
         for m in method_names()
         if (Path(config_dir) / "recipes" / m / f"{dataset}.yaml").is_file()
     ]
+    return sorted(names, key=lambda m: (order.index(m) if m in order else len(order), m))
 
 
 # The tiny CPU configuration: the demo's toy recipes. The paper's: Pascal VOC.
