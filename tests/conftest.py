@@ -132,13 +132,13 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory) -> Path:
-    """A 24-train/6-val toy dataset with split files for split '6' and val."""
+    """A 24-train/6-val/6-dev toy dataset with split files for split '6' and val."""
     from semivl.data.make_splits import nested_split
     from semivl.data.prepare.toy import ToySpec, generate_toy
     from semivl.data.splits import read_id_list, voc_pairs, write_split_file
 
     base = tmp_path_factory.mktemp("toy")
-    root = generate_toy(base / "toy", seed=3, spec=ToySpec(num_train=24, num_val=6))
+    root = generate_toy(base / "toy", seed=3, spec=ToySpec(num_train=24, num_val=6, num_dev=6))
     sets = root / "ImageSets" / "Segmentation"
     train = voc_pairs(read_id_list(sets / "train.txt"))
     labeled, unlabeled = nested_split(train, train, 6, seed=0)

@@ -70,9 +70,9 @@ def test_model_args_checked():
 
 def test_grid_files_pass_schema_and_loader(repo):
     schema = yaml.safe_load((repo / "workflow" / "schemas" / "config.schema.yaml").read_text())
-    names = ["config.yaml", "demo.yaml", "demo_quick.yaml"]
+    names = ["config.yaml", "demo.yaml", "demo_full.yaml", "demo_quick.yaml"]
     names += [f"grids/{p.name}" for p in sorted((repo / "config" / "grids").glob("*.yaml"))]
-    assert len(names) == 10
+    assert len(names) == 12
     for name in names:
         data = yaml.safe_load((repo / "config" / name).read_text())
         jsonschema.validate(data, schema)

@@ -3,10 +3,20 @@ to the fewest labels and one seed, must show what makes SemiVL work in the paper
 
 The tiny CLIP is pretrained with the demo's recipe on captioned toy scenes; then the zero-shot
 dense CLIP labels, supervised, UniMatch and SemiVL are evaluated on the toy val set with 6
-labelled images (which miss half of the 16 looks). The margins asserted are well inside those
-measured over three seeds (README, "What the demo shows"): a seed or another CPU moves a cell
-by a few mIoU, not by the margins. UniMatch > supervised is not asserted: it does not hold in
-the miniature (README says why).
+labelled images (which miss half of the 16 looks). Asserted is only what held at every one of
+5 seeds (`config/grids/demo_seeds.yaml`, AMD EPYC, 2 cores, 2026-12-06; final iteration, 6
+labels), with margins at about half the smallest per-seed difference measured, since another
+CPU moves a toy run by a few mIoU (docs/demo.md). Measured per seed (0 to 4):
+
+- SemiVL - supervised: +20.4, +16.1, +20.0, +23.5, +20.4
+- SemiVL - UniMatch: +20.5, +19.3, +18.7, +25.8, +22.6
+- SemiVL - zero-shot labels (36.1): +11.7, +12.0, +11.6, +16.2, +13.4
+- accuracy on the 8 looks the labels miss: supervised 0.3 to 3.4, UniMatch 0.3 to 1.5, SemiVL
+  25.5 to 36.7, zero-shot 47.2
+
+Not asserted, because they did not hold at every seed or are inconclusive over the 5 seeds'
+paired interval (`docs/measured/demo_seeds_tables.md`): UniMatch > supervised (per seed -3.3 to
++1.4), anything at 48 labels, and the drop-one ablations (this check does not train them).
 """
 
 from __future__ import annotations
@@ -192,8 +202,7 @@ def miniature(tmp_path_factory):
 def test_the_pretrained_clip_segments_zero_shot_well_above_chance(miniature):
     zero_shot = miniature["zero_shot"]
     assert zero_shot["text"] == "concept_max" and zero_shot["class_definitions"] == "project"
-    # measured: 36.1 mIoU (background 72.4; 32.3 to 45.8 over the pretraining variants tried);
-    # every pixel background gives about 16
+    # measured: 36.1 mIoU; every pixel background gives about 16
     assert zero_shot["miou"] > 25, zero_shot["per_class_iou"]
     assert zero_shot["per_class_iou"]["background"] > 50
     assert all(np.isfinite(v) for v in zero_shot["per_class_iou"].values())
@@ -203,15 +212,18 @@ def test_the_prior_knows_the_looks_the_labels_miss(miniature):
     labelled = miniature["semivl"]["labelled_modes"]
     assert 4 <= len(labelled) <= 12  # 6 labels show some of the 16 looks, not all
     supervised = _missed_mean(miniature["supervised"], labelled)
-    # measured over 3 seeds: supervised 0.3 to 3.6 on the missed looks; zero-shot 47.2,
-    # SemiVL 35.3 to 41.7
+    # measured over 5 seeds: supervised 0.3 to 3.4, SemiVL 25.5 to 36.7, zero-shot 47.2
     assert _missed_mean(miniature["zero_shot"], labelled) > supervised + 20
-    assert _missed_mean(miniature["semivl"], labelled) > supervised + 20
+    assert _missed_mean(miniature["semivl"], labelled) > supervised + 12
 
 
 def test_semivl_beats_both_baselines_at_the_fewest_labels(miniature):
     semivl = miniature["semivl"]["miou"]
-    # measured over 3 seeds at 6 labels: SemiVL 36.7 +- 1.3, supervised 29.9 +- 1.6, UniMatch
-    # 26.3 +- 1.5; the smallest per-seed margin over the better baseline is 5.2 (seed 1)
-    assert semivl > miniature["supervised"]["miou"] + 2.5
-    assert semivl > miniature["unimatch"]["miou"] + 2.5
+    # smallest per-seed margins over 5 seeds: +16.1 over supervised, +18.7 over UniMatch
+    assert semivl > miniature["supervised"]["miou"] + 8
+    assert semivl > miniature["unimatch"]["miou"] + 8
+
+
+def test_semivl_learns_from_its_labels_beyond_its_clips_zero_shot_labels(miniature):
+    # smallest per-seed margin over 5 seeds: +11.6
+    assert miniature["semivl"]["miou"] > miniature["zero_shot"]["miou"] + 5

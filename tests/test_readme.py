@@ -49,6 +49,15 @@ RULES: list[tuple[str, str, str]] = [
         "ci",
         ".ci/run runs make demo-quick, make lint, make test; make demo is the same DAG",
     ),
+    (
+        r"^make (demo-full|sweep)$",
+        "ci",
+        "hours of CPU; tests/test_sweep.py runs the sweep's code end to end on a small toy, "
+        "test_workflow runs the same DAG as demo-full on a reduced grid",
+    ),
+    (r"^semivl sweep .*--render-only", "run", ""),
+    (r"^python benchmarks/demo_time\.py (readme|announce)\b", "run", ""),
+    (r"^python benchmarks/demo_stages\.py ", "ci", "needs a finished demo (benchmark files)"),
     (r"^tmux ", "skip", "starts an interactive terminal multiplexer"),
     (r"^source \.venv/bin/activate$", "skip", "changes the interactive shell"),
     (r"^export ", "run", ""),

@@ -447,16 +447,17 @@ def test_per_class_heatmap_of_many_classes_grows_downwards(tmp_path):
     assert height > 3 * width
 
 
-def test_findings_say_which_ordering_fails_and_by_how_much():
+def test_findings_pair_seeds_and_say_holds_does_not_hold_or_inconclusive():
     from semivl.report.findings import paper_findings
+    from semivl.report.paired import interval
 
     rows = []
     for split, n in (("6", 6), ("48", 48)):
         for method, values in {
-            "supervised": (30.0, 32.0),
-            "unimatch": (34.0, 36.0),
-            "semivl": (35.0, 37.0) if split == "6" else (60.0, 61.0),
-            "semivl_no_definitions": (40.0, 41.0),
+            "supervised": (30.0, 32.0, 31.0),
+            "unimatch": (34.0, 35.0, 36.0),
+            "semivl": (35.0, 37.0, 35.5) if split == "6" else (60.0, 61.0, 62.0),
+            "semivl_no_definitions": (40.0, 41.0, 42.0),
         }.items():
             rows += [
                 {
@@ -471,24 +472,24 @@ def test_findings_say_which_ordering_fails_and_by_how_much():
             ]
     lines = paper_findings(pd.DataFrame(rows), {"miou": 35.5})
     text = "\n".join(lines)
-    # +1.0 is inside the seed std (1.4): an ordering must beat the spread to hold
-    assert "- SemiVL > UniMatch at 6 labels: **does not hold** (margin +1.0" in text
-    assert "- UniMatch > Supervised (labelled only) at 6 labels: holds (margin +4.0" in text
-    assert (
-        "zero-shot dense CLIP labels at every split: **does not hold** (6 labels +0.5, 48"
-        not in text
-        and "every split: holds (6 labels +0.5, 48 labels +25.0)" in text
-    )
-    assert "w/o class definitions below full SemiVL at 6 labels: **does not hold** (Δ +4.5)" in text
+    # differences by seed (1, 2, -0.5): mean +0.8, sd 1.26, t(0.975, 2) = 4.303 -> [-2.3, +4.0]
+    by_hand = interval([1.0, 2.0, -0.5])
+    assert round(by_hand.low, 2) == round(0.8333 - 4.303 * 1.2583 / 3**0.5, 2)
+    assert "- SemiVL > UniMatch at 6 labels: inconclusive (Δ +0.8 [−2.3, +4.0], 3 seeds)" in text
+    # (4, 3, 5): [+1.5, +6.5] lies above zero
+    assert "- UniMatch > Supervised (labelled only) at 6 labels: holds (Δ +4.0 [+1.5, +6.5]" in text
+    assert "- SemiVL > UniMatch at 48 labels: holds (Δ +26.0 [+26.0, +26.0], 3 seeds)" in text
+    # SemiVL - zero-shot: (-0.5, +1.5, 0.0) at 6 labels contains zero
+    assert "zero-shot dense CLIP labels at every split: inconclusive (6 labels Δ +0.3" in text
+    # (-5, -4, -6.5): the whole interval is below zero
+    assert "- SemiVL > SemiVL w/o class definitions at 6 labels: **does not hold** (Δ −5.2" in text
     assert "w/o spatial" not in text  # not in the grid: not claimed
-    assert "shrinks as labels grow: **does not hold** (6 labels +5.0, 48 labels +29.5)" in text
+    assert "shrinks as labels grow: **does not hold** (gain at 6 labels Δ +4.8" in text
     assert paper_findings(pd.DataFrame(rows).query("method != 'unimatch'")) == []
-    # SemiVL below supervised everywhere: a loss, not a gain that shrinks
-    worse = pd.DataFrame(rows)
-    worse.loc[worse["method"] == "semivl", "miou"] -= 40
-    assert (
-        "shrinks as labels grow: **does not hold** (6 labels −35.0, 48 labels −10.5)"
-        in "\n".join(paper_findings(worse))
+    # one seed pairs up: no interval, never "holds"
+    one = pd.DataFrame(rows).query("seed == 0")
+    assert "- SemiVL > UniMatch at 48 labels: inconclusive (Δ +26.0, 1 seed)" in "\n".join(
+        paper_findings(one)
     )
 
 
@@ -519,10 +520,10 @@ def test_claim_findings_check_its_own_claims_where_the_grid_runs_it():
         ]
     lines = claim_findings(pd.DataFrame(rows))
     assert lines == [
-        "UniMatch V2 > Supervised V2 (labelled only) at 6 labels: holds (margin +5.0, larger "
-        "seed std 0.7) (UniMatch V2's claim)",
-        "UniMatch V2 > SemiVL at 48 labels: **does not hold** (margin −9.0, larger seed std "
-        "1.4) (UniMatch V2's claim)",
+        "UniMatch V2 > Supervised V2 (labelled only) at 6 labels: holds (Δ +5.0 [+5.0, +5.0], "
+        "2 seeds) (UniMatch V2's claim)",
+        "UniMatch V2 > SemiVL at 48 labels: **does not hold** (Δ −9.0 [−15.4, −2.6], 2 seeds) "
+        "(UniMatch V2's claim)",
     ]
     text = "\n".join(paper_findings(pd.DataFrame(rows)))
     assert "### Does this reproduce" in text and "- UniMatch V2 > SemiVL at 48 labels" in text
@@ -565,12 +566,12 @@ def test_project_definitions_are_an_opt_in_row_marked_with_a_dagger():
     assert "; Δ +4.0" in text and "what definitions add is the row with this project's" in text
     findings = "\n".join(paper_findings(frame))
     assert (
-        "w/o class definitions below full SemiVL at 232 labels: not measured (SemiVL "
+        "SemiVL > SemiVL w/o class definitions at 232 labels: not measured (SemiVL "
         "guides with the plain class names here" in findings
     )
     assert (
         "SemiVL with this project's class definitions > SemiVL at 232 labels: holds "
-        "(margin +4.0" in findings
+        "(Δ +4.0" in findings
     )
 
 

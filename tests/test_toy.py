@@ -63,6 +63,33 @@ def test_voc_layout_and_masks(tmp_path):
     assert set(range(len(CLASS_NAMES))) <= seen  # background and all four object classes
 
 
+def test_the_dev_part_is_disjoint_and_leaves_train_and_val_as_they_were(tmp_path):
+    """Dev images come after train and val: the same train and val bytes with or without
+    them, none of them in the training part, and the sweep reads them as their own part."""
+    from semivl.data.layouts import DEV_PART, has_dev_part, part_pairs
+    from semivl.dataset_config import load_dataset_config
+
+    with_dev = generate_toy(
+        tmp_path / "a", seed=0, spec=ToySpec(num_train=12, num_val=4, num_dev=5)
+    )
+    without = generate_toy(tmp_path / "b", seed=0, spec=ToySpec(num_train=12, num_val=4, num_dev=0))
+    sets = "ImageSets/Segmentation"
+    for name in ("train.txt", "val.txt"):
+        assert (with_dev / sets / name).read_bytes() == (without / sets / name).read_bytes()
+    for image in (with_dev / sets / "val.txt").read_text().split():
+        jpg = f"JPEGImages/{image}.jpg"
+        assert (with_dev / jpg).read_bytes() == (without / jpg).read_bytes()
+    cfg = load_dataset_config("toy")
+    dev = part_pairs(cfg, with_dev, DEV_PART)
+    assert [image for image, _ in dev] == [f"JPEGImages/toy_{i:05d}.jpg" for i in range(16, 21)]
+    train = {image for image, _ in part_pairs(cfg, with_dev, "train")}
+    val = {image for image, _ in part_pairs(cfg, with_dev, "val")}
+    assert len(train) == 12 and not train & {image for image, _ in dev} and not val & train
+    assert has_dev_part(cfg, with_dev) and not has_dev_part(cfg, without)
+    with pytest.raises(ValueError, match="no dev part"):
+        part_pairs(cfg, without, DEV_PART)
+
+
 def test_default_size_under_10mb(tmp_path):
     root = generate_toy(tmp_path / "toy", seed=0)
     total = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
@@ -81,7 +108,7 @@ def test_existing_output_kept_without_force(tmp_path):
 
 
 def test_captions_are_deterministic_and_name_exactly_the_classes_in_the_mask(tmp_path):
-    spec = ToySpec(num_train=40, num_val=10)
+    spec = ToySpec(num_train=40, num_val=10, num_dev=0)
     a = read_captions(generate_toy(tmp_path / "a", seed=4, spec=spec) / "captions.tsv")
     b = read_captions(generate_toy(tmp_path / "b", seed=4, spec=spec) / "captions.tsv")
     assert a == b and len(a) == 50

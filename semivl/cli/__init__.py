@@ -21,6 +21,7 @@ from semivl.cli import (
     models,
     predict,
     report,
+    sweep,
     training,
 )
 from semivl.cli.common import EXIT_ERROR, EXIT_STOPPED
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         bench.add_plan,
         grid.add_grid,
         methods.add_methods,
+        sweep.add_sweep,
         predict.add_predict,
         checkpoint.add_import_checkpoint,
     ):

@@ -9,7 +9,7 @@ from pathlib import Path
 def cmd_data_toy(args: argparse.Namespace) -> None:
     from semivl.data.prepare.toy import ToySpec, generate_toy
 
-    spec = ToySpec(num_train=args.num_train, num_val=args.num_val)
+    spec = ToySpec(num_train=args.num_train, num_val=args.num_val, num_dev=args.num_dev)
     out = generate_toy(args.out, seed=args.seed, spec=spec, force=args.force)
     print(f"wrote the toy dataset to {out}")
 
@@ -126,6 +126,9 @@ def add_data(sub: argparse._SubParsersAction) -> None:
     toy.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     toy.add_argument("--num-train", type=int, default=240, help="training images")
     toy.add_argument("--num-val", type=int, default=60, help="validation images")
+    toy.add_argument(
+        "--num-dev", type=int, default=60, help="dev images (tuning only; `semivl sweep`)"
+    )
     toy.add_argument("--force", action="store_true", help="replace an existing folder")
     toy.set_defaults(func=cmd_data_toy)
 

@@ -1,54 +1,59 @@
 """ "Does it reproduce the paper?": SemiVL's headline findings checked against a results table.
 
-Computed from the numbers alone (final-iteration mIoU, mean and sample std over seeds), for a
-dataset whose grid holds supervised, UniMatch and SemiVL. A finding holds when its margin is
-positive, and an ordering between two methods holds only when its margin is also larger than
-the larger seed std of the two (the criterion of the toy miniature's issue). Each line says
-holds / does not hold / not measured, with the numbers. The component ablation (rows of
+Computed from the per-run final-iteration mIoU of a dataset whose grid holds supervised,
+UniMatch and SemiVL. Each comparison pairs the two methods' runs by seed (same labelled split,
+same seed) and reports the mean difference with its 95% t interval
+(:mod:`semivl.report.paired`): it *holds* when the interval lies above zero, *does not hold*
+when below, and is *inconclusive* when it contains zero or only one seed pairs up. A line says
+which, with the numbers. The component ablation (rows of
 :data:`semivl.report.ablation.COMPONENTS`) adds one line per component: its gain over the row
-above at each split where both ran, with its sign as measured, and whether it helps at every
-one of them by the same criterion. The claims that ``config/methods.yaml`` records for a method
-the grid runs (UniMatch V2's two) add a line each (:func:`claim_findings`).
+above at each split where both ran, and whether it helps at every one of them. The claims that
+``config/methods.yaml`` records for a method the grid runs (UniMatch V2's two) add a line each
+(:func:`claim_findings`).
 """
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from semivl.methods.catalog import load_catalog
-from semivl.report.vocabulary import METHOD_LABELS, format_delta, summarise, uses_definitions
+from semivl.report.paired import (
+    NOT_MEASURED,
+    Interval,
+    all_hold,
+    interval,
+    paired_differences,
+)
+from semivl.report.vocabulary import METHOD_LABELS, uses_definitions
 
 
-def _stats(summary: pd.DataFrame, method: str, split: str) -> tuple[float, float, int]:
-    """(mean, sample std, count) of a cell of :func:`summarise`'s table; NaNs and 0 if absent."""
-    if (split, method) not in summary.index:
-        return math.nan, math.nan, 0
-    row = summary.loc[(split, method)]
-    return float(row["mean"]), float(row["std"]), int(row["n"])
+def _per_seed(part: pd.DataFrame, method: str, split: str) -> dict[int, float]:
+    """seed -> final-iteration mIoU of the finished runs of a cell."""
+    rows = part[(part["method"] == method) & (part["split"] == split)].dropna(subset=["miou"])
+    return {int(seed): float(miou) for seed, miou in zip(rows["seed"], rows["miou"], strict=True)}
 
 
-def _verdict(ok: bool | None) -> str:
-    return "not measured" if ok is None else ("holds" if ok else "**does not hold**")
-
-
-def _order(summary: pd.DataFrame, upper: str, lower: str, split: str, labelled: int) -> str:
-    (mu_a, sd_a, n_a), (mu_b, sd_b, n_b) = (
-        _stats(summary, upper, split),
-        _stats(summary, lower, split),
+def _paired(part: pd.DataFrame, upper: str, lower: str, split: str) -> Interval:
+    return interval(
+        paired_differences(_per_seed(part, upper, split), _per_seed(part, lower, split))
     )
+
+
+def _gains(part: pd.DataFrame, upper: str, lower: str, split: str) -> dict[int, float]:
+    """seed -> ``upper``'s mIoU minus ``lower``'s, over the seeds both ran at ``split``."""
+    a, b = _per_seed(part, upper, split), _per_seed(part, lower, split)
+    return {seed: a[seed] - b[seed] for seed in sorted(set(a) & set(b))}
+
+
+def _line(claim: str, result: Interval) -> str:
+    if result.n == 0:
+        return f"{claim}: {NOT_MEASURED}"
+    return f"{claim}: {result.verdict} ({result.describe()})"
+
+
+def _order(part: pd.DataFrame, upper: str, lower: str, split: str, labelled: int) -> str:
     name_a, name_b = METHOD_LABELS.get(upper, upper), METHOD_LABELS.get(lower, lower)
-    claim = f"{name_a} > {name_b} at {labelled} labels"
-    if not (n_a and n_b):
-        return f"{claim}: {_verdict(None)}"
-    margin = mu_a - mu_b
-    spread = max((s for s in (sd_a, sd_b) if not math.isnan(s)), default=math.nan)
-    ok = margin > 0 and (math.isnan(spread) or margin > spread)
-    detail = f"margin {format_delta(margin)}"
-    if not math.isnan(spread):
-        detail += f", larger seed std {spread:.1f}"
-    return f"{claim}: {_verdict(ok)} ({detail})"
+    return _line(f"{name_a} > {name_b} at {labelled} labels", _paired(part, upper, lower, split))
 
 
 def _fewest(part: pd.DataFrame, methods) -> pd.Series:
@@ -66,14 +71,13 @@ def _fewest(part: pd.DataFrame, methods) -> pd.Series:
 
 def component_findings(part: pd.DataFrame) -> list[str]:
     """One line per component of the component ablation whose row and the row above are in the
-    dataset's grid: the gain at each split where both have finished runs, signed as measured,
-    and whether the component helps at all of them (margin above the larger seed std)."""
+    dataset's grid: the paired gain at each split where both have finished runs, signed as
+    measured, and whether the component helps at all of them."""
     from semivl.report.ablation import SEMIVL_WITH_NAMES, component_rows, component_splits
 
     rows = component_rows(part)
     if not rows:
         return []
-    summary = summarise(part.dropna(subset=["miou"])).set_index(["split", "method"])
     splits = component_splits(part)
     methods, lines = set(part["method"]), []
     for (below, _, _), (method, label, over) in zip(rows, rows[1:], strict=False):
@@ -82,32 +86,23 @@ def component_findings(part: pd.DataFrame) -> list[str]:
         claim = f"{label} over {over}"
         if label == SEMIVL_WITH_NAMES:
             lines.append(
-                f"+ class definitions: {_verdict(None)} (SemiVL guides with the plain "
+                f"+ class definitions: {NOT_MEASURED} (SemiVL guides with the plain "
                 f"class names here, as upstream)"
             )
             continue
-        pieces, oks = [], []
+        pieces, measured = [], []
         for split, labelled in zip(splits["split"], splits["num_labeled"], strict=True):
-            (mu_a, sd_a, n_a), (mu_b, sd_b, n_b) = (
-                _stats(summary, method, split),
-                _stats(summary, below, split),
-            )
-            if not (n_a and n_b):
+            gain = _paired(part, method, below, split)
+            if gain.n == 0:
                 pieces.append(f"not measured at {int(labelled)} labels")
                 continue
-            margin = mu_a - mu_b
-            spread = max((s for s in (sd_a, sd_b) if not math.isnan(s)), default=math.nan)
-            unit = "" if oks else " mIoU"
-            pieces.append(
-                f"{format_delta(margin)}{unit} at {int(labelled)} labels"
-                + (f" (larger seed std {spread:.1f})" if not math.isnan(spread) else "")
-            )
-            oks.append(margin > 0 and (math.isnan(spread) or margin > spread))
-        if not oks:
-            lines.append(f"{claim}: {_verdict(None)}")
+            pieces.append(f"{int(labelled)} labels {gain.describe()}: {gain.verdict}")
+            measured.append(gain)
+        if not measured:
+            lines.append(f"{claim}: {NOT_MEASURED}")
             continue
         lines.append(
-            f"{claim}: {', '.join(pieces)}; it helps at every split measured: {_verdict(all(oks))}"
+            f"{claim}: {'; '.join(pieces)}; it helps at every split measured: {all_hold(measured)}"
         )
     return lines
 
@@ -121,7 +116,6 @@ def claim_findings(part: pd.DataFrame) -> list[str]:
     for name, entry in load_catalog().items():
         if name not in methods or not entry.claims:
             continue
-        summary = summarise(part).set_index(["split", "method"])
         for claim in entry.claims:
             lower = claim.above
             if lower not in methods:
@@ -133,7 +127,7 @@ def claim_findings(part: pd.DataFrame) -> list[str]:
                 continue
             where = _fewest(part[part["split"].isin(both)], [name, lower])
             lines.append(
-                _order(summary, name, lower, where["split"], where["num_labeled"])
+                _order(part, name, lower, where["split"], where["num_labeled"])
                 + f" ({claim.source})"
             )
     return lines
@@ -146,28 +140,31 @@ def paper_findings(part: pd.DataFrame, zero_shot: dict | None = None) -> list[st
     components, v2 = component_findings(part), claim_findings(part)
     if not {"supervised", "unimatch", "semivl"} <= methods:
         return _section(components + v2) if components or v2 else []
-    summary = summarise(part).set_index(["split", "method"])
     splits = (
         part[["split", "num_labeled"]]
         .drop_duplicates()
         .sort_values(["num_labeled", "split"], ignore_index=True)
     )
     fewest, most = splits.iloc[0], splits.iloc[-1]
-    lines = [
-        _order(summary, "semivl", "unimatch", fewest["split"], fewest["num_labeled"]),
-        _order(summary, "unimatch", "supervised", fewest["split"], fewest["num_labeled"]),
-    ]
+    lines = []
+    for split, labelled in zip(splits["split"], splits["num_labeled"], strict=True):
+        lines += [
+            _order(part, "semivl", "unimatch", split, labelled),
+            _order(part, "unimatch", "supervised", split, labelled),
+        ]
     if zero_shot is not None:
         gaps = [
-            (_stats(summary, "semivl", s)[0] - zero_shot["miou"], int(n))
+            (
+                interval([v - zero_shot["miou"] for v in _per_seed(part, "semivl", s).values()]),
+                int(n),
+            )
             for s, n in zip(splits["split"], splits["num_labeled"], strict=True)
         ]
-        measured = [g for g in gaps if not math.isnan(g[0])]
-        ok = all(g > 0 for g, _ in measured) if measured else None
+        measured = [(g, n) for g, n in gaps if g.n]
         lines.append(
             "SemiVL above the zero-shot dense CLIP labels at every split: "
-            f"{_verdict(ok)} ("
-            + ", ".join(f"{n} labels {format_delta(g)}" for g, n in measured)
+            f"{all_hold([g for g, _ in measured])} ("
+            + "; ".join(f"{n} labels {g.describe()}" for g, n in measured)
             + ")"
         )
     for ablation in ("semivl_no_definitions", "semivl_no_spatial_ft"):
@@ -177,24 +174,16 @@ def paper_findings(part: pd.DataFrame, zero_shot: dict | None = None) -> list[st
         where = _fewest(part, [ablation])
         if ablation == "semivl_no_definitions" and not uses_definitions(part, "semivl"):
             lines.append(
-                f"{METHOD_LABELS[ablation]} below full SemiVL at "
-                f"{where['num_labeled']} labels: not measured (SemiVL guides with "
-                f"the plain class names here, as upstream)"
+                f"SemiVL > {METHOD_LABELS[ablation]} at {where['num_labeled']} labels: "
+                f"{NOT_MEASURED} (SemiVL guides with the plain class names here, as upstream)"
             )
             continue
-        full, _, n_full = _stats(summary, "semivl", where["split"])
-        mean, _, n = _stats(summary, ablation, where["split"])
-        ok = None if not (n and n_full) else mean < full
-        delta = f" (Δ {format_delta(mean - full)})" if ok is not None else ""
-        lines.append(
-            f"{METHOD_LABELS[ablation]} below full SemiVL at {where['num_labeled']} "
-            f"labels: {_verdict(ok)}{delta}"
-        )
+        lines.append(_order(part, "semivl", ablation, where["split"], where["num_labeled"]))
     if "semivl_project_definitions" in methods:
         where = _fewest(part, ["semivl_project_definitions"])
         lines.append(
             _order(
-                summary,
+                part,
                 "semivl_project_definitions",
                 "semivl",
                 where["split"],
@@ -202,20 +191,18 @@ def paper_findings(part: pd.DataFrame, zero_shot: dict | None = None) -> list[st
             )
         )
     if len(splits) > 1:
-        gap_few, gap_most = (
-            _stats(summary, "semivl", s)[0] - _stats(summary, "supervised", s)[0]
-            for s in (fewest["split"], most["split"])
-        )
-        # a gain, and a larger one with fewer labels (a loss that grows is no shrinking gain)
-        ok = (
-            None
-            if math.isnan(gap_few) or math.isnan(gap_most)
-            else gap_few > 0 and gap_few > gap_most
-        )
+        # per seed: SemiVL's gain over supervised at the fewest labels minus the gain at the
+        # most; the gain must be there at the fewest labels too (a loss that grows is no
+        # shrinking gain)
+        few, most_gain = (_gains(part, "semivl", "supervised", x["split"]) for x in (fewest, most))
+        gain_few, gain_most = interval(list(few.values())), interval(list(most_gain.values()))
+        shrink = interval(paired_differences(few, most_gain))
+        verdict = all_hold([gain_few, shrink]) if gain_few.n and shrink.n else NOT_MEASURED
         lines.append(
-            f"SemiVL's gain over supervised shrinks as labels grow: {_verdict(ok)} "
-            f"({fewest['num_labeled']} labels {format_delta(gap_few)}, "
-            f"{most['num_labeled']} labels {format_delta(gap_most)})"
+            f"SemiVL's gain over supervised shrinks as labels grow: {verdict} "
+            f"(gain at {fewest['num_labeled']} labels {gain_few.describe()}; at "
+            f"{most['num_labeled']} labels {gain_most.describe()}; shrinkage "
+            f"{shrink.describe()})"
         )
     return _section(lines + components + v2)
 
@@ -225,11 +212,15 @@ def _section(lines: list[str]) -> list[str]:
         [
             "### Does this reproduce the paper's findings?",
             "",
-            "Computed from the final-iteration table above (SemiVL paper, Tables 1 and 5: "
+            "Computed from the per-run final-iteration mIoU (SemiVL paper, Tables 1 and 5: "
             "SemiVL > UniMatch > supervised with few labels, each component helps, the gain "
             "is largest with the fewest labels; where the grid runs it, UniMatch V2's "
-            "claims: above its labelled-only baseline and above SemiVL). An ordering holds "
-            "when its margin exceeds the larger seed std of the pair.",
+            "claims: above its labelled-only baseline and above SemiVL). Each comparison "
+            "pairs the two methods' runs by seed and gives the mean difference Δ with its 95% "
+            "t interval [low, high]: it holds when the interval lies above zero, does not hold "
+            "when it lies below, and is inconclusive when it contains zero or one seed pairs "
+            "up. With 3 seeds the interval is wide (t = 4.30): inconclusive is common and "
+            "honest.",
             "",
         ]
         + [f"- {line}" for line in lines]

@@ -153,7 +153,7 @@ def write_toy(out: Path, seed: int = 0, spec: ToySpec | None = None, progress: b
     for sub in ("JPEGImages", "SegmentationClass", MODE_DIR):
         (out / sub).mkdir()
     (out / "ImageSets" / "Segmentation").mkdir(parents=True)
-    total = spec.num_train + spec.num_val
+    total = spec.num_train + spec.num_val + spec.num_dev
     ids = [f"toy_{i:05d}" for i in range(total)]
     captions = []
     for i, sample_id in enumerate(tqdm(ids, desc="toy dataset", unit="img", disable=not progress)):
@@ -164,7 +164,10 @@ def write_toy(out: Path, seed: int = 0, spec: ToySpec | None = None, progress: b
         captions.append((sample_id, sample.caption))
     sets = out / "ImageSets" / "Segmentation"
     (sets / "train.txt").write_text("".join(f"{s}\n" for s in ids[: spec.num_train]))
-    (sets / "val.txt").write_text("".join(f"{s}\n" for s in ids[spec.num_train :]))
+    val_end = spec.num_train + spec.num_val
+    (sets / "val.txt").write_text("".join(f"{s}\n" for s in ids[spec.num_train : val_end]))
+    if spec.num_dev:
+        (sets / "dev.txt").write_text("".join(f"{s}\n" for s in ids[val_end:]))
     write_captions(out / "captions.tsv", captions)
 
 
@@ -174,8 +177,9 @@ def generate_toy(
     """Write the toy dataset to ``out`` in the VOC layout.
 
     Layout: ``JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png``,
-    ``SegmentationMode/<id>.png``, ``ImageSets/Segmentation/{train,val}.txt`` (one id a line)
-    and ``captions.tsv``. The dataset is built in a temporary sibling folder and renamed into
+    ``SegmentationMode/<id>.png``, ``ImageSets/Segmentation/{train,val,dev}.txt`` (one id a
+    line; dev holds the tuning images, drawn after train and val so that those stay the same
+    bytes) and ``captions.tsv``. The dataset is built in a temporary sibling folder and renamed into
     place, so an interrupted run leaves nothing that looks complete.
     """
     out = Path(out)

@@ -57,6 +57,9 @@ class ToySpec:
 
     num_train: int = 240
     num_val: int = 60
+    # The dev part (ImageSets/Segmentation/dev.txt): images of their own, after train and val,
+    # on which `semivl sweep` tunes the toy recipes; never trained on, never reported.
+    num_dev: int = 60
     min_side: int = 80
     max_side: int = 120
     jpeg_quality: int = 90
