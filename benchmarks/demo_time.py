@@ -20,27 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from semivl.provenance import cpu_model
+
 REPO = Path(__file__).resolve().parents[1]
 MEASURED = REPO / "docs" / "measured"
 BEGIN, END = "<!-- demo-time:begin -->", "<!-- demo-time:end -->"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def stamp(results: Path, start: float) -> dict:

@@ -120,19 +120,19 @@ def recipe_chain(method: str, dataset: str, config_dir: Path | str = CONFIG_DIR)
         chain.append(nxt)
 
 
-def _merge(base: dict, override: dict) -> dict:
+def merge_mappings(base: dict, override: dict) -> dict:
     """Recursive dict merge; ``override`` wins, lists and scalars are replaced whole."""
     out = dict(base)
     for key, value in override.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_mappings(out[key], value)
         else:
             out[key] = value
     return out
 
 
 def _merge_recipe(base: dict, override: dict) -> dict:
-    """:func:`_merge` of a recipe over its base, except that a ``model.name`` other than the
+    """:func:`merge_mappings` of a recipe over its base, except that a ``model.name`` other than the
     base's replaces the base's model whole: its ``args`` and ``pretrained`` belong to another
     model and are not inherited."""
     model = override.get("model")
@@ -147,7 +147,7 @@ def _merge_recipe(base: dict, override: dict) -> dict:
             **base,
             "model": {k: v for k, v in base_model.items() if k not in ("args", "pretrained")},
         }
-    return _merge(base, override)
+    return merge_mappings(base, override)
 
 
 def _read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:

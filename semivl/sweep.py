@@ -33,6 +33,7 @@ import yaml
 
 from semivl.atomic import write_text_atomic
 from semivl.errors import ConfigError
+from semivl.recipes import merge_mappings
 from semivl.typed_yaml import build_config, read_yaml, require
 
 BACKBONE_KEY = "backbone"
@@ -148,7 +149,7 @@ def point_config_dir(config_dir: Path, out: Path, point: Point, dataset: str) ->
     leaf = tmp / "recipes" / point.method / f"{dataset}.yaml"
     if not leaf.is_file():
         raise ConfigError(f"{config_dir}/recipes/{point.method}/{dataset}.yaml: no such recipe")
-    data = _merge(read_yaml(leaf), point.overrides())
+    data = merge_mappings(read_yaml(leaf), point.overrides())
     leaf.write_text(
         f"# sweep point {point.name} of {point.method}, written by `semivl sweep`\n"
         + yaml.safe_dump(data, sort_keys=False)
@@ -156,16 +157,6 @@ def point_config_dir(config_dir: Path, out: Path, point: Point, dataset: str) ->
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
     return target
-
-
-def _merge(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 @dataclass(frozen=True)
