@@ -1,4 +1,4 @@
-# make setup | demo | test | lint. Everything runs inside .venv (created on first use).
+# make setup | demo | test | lint | docs. Everything runs inside .venv (created on first use).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +7,7 @@ CORES ?= 2
 export PATH := $(abspath $(BIN)):$(PATH)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo demo-full demo-quick sweep test test-fast lint clean-demo
+.PHONY: setup demo demo-full demo-quick sweep test test-fast lint docs clean-demo
 
 setup: $(STAMP)
 
@@ -70,9 +70,15 @@ test-fast: $(STAMP)
 # ruff's rules and format, and the import contract (pyproject.toml, [tool.importlinter]:
 # layers, no cycles, the engine names no method, grids and plan import no torch).
 lint: $(STAMP)
-	$(BIN)/ruff check semivl baselines tests benchmarks
-	$(BIN)/ruff format --check semivl baselines tests benchmarks
+	$(BIN)/ruff check semivl baselines tests benchmarks tools
+	$(BIN)/ruff format --check semivl baselines tests benchmarks tools
 	$(BIN)/lint-imports
+
+# The generated parts of the README and the docs (times, counts, costs, published targets,
+# findings, the CLI and config references), each from its one source (tools/docgen/sections.py).
+# tests/test_docs.py fails while a part is stale: run this and commit the result.
+docs: $(STAMP)
+	$(BIN)/python tools/make_docs.py
 
 clean-demo:
 	rm -rf results/demo results/demo_full results/demo_quick data/toy data/splits/toy

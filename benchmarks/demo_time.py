@@ -3,7 +3,7 @@
     python benchmarks/demo_time.py stamp results/demo START_EPOCH    # make demo does this
     python benchmarks/demo_time.py record results/demo docs/measured/demo.json --bench B.json
     python benchmarks/demo_time.py announce docs/measured/demo.json  # the line make demo prints
-    python benchmarks/demo_time.py readme                            # rewrite README's block
+    make docs                                                        # README and docs from it
 
 `make demo` and `make demo-full` time themselves (`stamp`: wall seconds from before Snakemake
 to after the HTML report, the number of jobs from Snakemake's `benchmark:` files, the CPU).
@@ -11,16 +11,14 @@ to after the HTML report, the number of jobs from Snakemake's `benchmark:` files
 `semivl bench --quick --out B.json` on the same machine, and the run's `tables.md` beside it
 (`docs/measured/<grid>_tables.md`, the numbers docs/demo.md discusses); that file is the one
 source of the
-demo's time, which the Makefile's announcement and the README's generated block
-(between `<!-- demo-time:begin -->` and `<!-- demo-time:end -->`) render.
-`tests/test_demo_time.py` fails when the README's block is stale.
+demo's time, which the Makefile's announcement and the docs' generated parts (`make docs`,
+tools/docgen/measured.py) render. `tests/test_docs.py` fails when a generated part is stale.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -30,7 +28,6 @@ from semivl.provenance import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 MEASURED = REPO / "docs" / "measured"
-BEGIN, END = "<!-- demo-time:begin -->", "<!-- demo-time:end -->"
 
 
 def stamp(results: Path, start: float) -> dict:
@@ -81,8 +78,8 @@ def announce(path: Path) -> str:
     )
 
 
-def readme_block(measured: Path = MEASURED) -> str:
-    """The README's generated lines on the demo's time."""
+def readme_lines(measured: Path = MEASURED) -> str:
+    """The lines on the demo's time that the README and docs/demo.md show (``make docs``)."""
     lines = []
     for name, target in (("demo", "make demo"), ("demo_full", "make demo-full")):
         path = measured / f"{name}.json"
@@ -94,18 +91,7 @@ def readme_block(measured: Path = MEASURED) -> str:
             f"- `{target}`: {minutes(data['seconds'])} minutes after installation, "
             f"{data['jobs']} jobs, on {machine(data)} ({data['date']})."
         )
-    return "\n".join([BEGIN, *lines, END])
-
-
-def rewrite_readme(readme: Path = REPO / "README.md") -> bool:
-    """Replace the README's generated block; True when it changed."""
-    text = readme.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{readme}: no {BEGIN} ... {END} block")
-    new = pattern.sub(lambda _: readme_block(), text)
-    readme.write_text(new)
-    return new != text
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,17 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bench", type=Path, required=True, help="semivl bench --quick --out JSON")
     p = sub.add_parser("announce")
     p.add_argument("record", type=Path)
-    sub.add_parser("readme")
     args = parser.parse_args(argv)
     if args.cmd == "stamp":
         data = stamp(args.results, args.start)
         print(f"{args.results}: {minutes(data['seconds'])} minutes, {data['jobs']} jobs")
     elif args.cmd == "record":
         print(json.dumps(record(args.results, args.out, args.bench)))
-    elif args.cmd == "announce":
-        print(announce(args.record))
     else:
-        print("README.md: rewritten" if rewrite_readme() else "README.md: up to date")
+        print(announce(args.record))
     return 0
 
 

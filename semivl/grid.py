@@ -55,7 +55,7 @@ class GridBlock:
                 raise ConfigError(
                     f"{path}.methods[{i}]: {method!r} is not a method of config/methods.yaml "
                     f"(known: {', '.join(catalog)}); a new method needs a line there with its "
-                    f"table label and group (README, 'Add your own method')"
+                    f"table label and group (docs/add-a-method.md)"
                 )
         cells = [(c.dataset, c.split) for c in self.splits]
         repeated_cells = sorted({c for c in cells if cells.count(c) > 1})

@@ -113,8 +113,8 @@ def _texts(
     """Relative path inside the config folder -> text."""
     files = {
         f"datasets/{name}.yaml": (
-            f'# {name}: your own dataset, written by `semivl dataset new` (README, "Your own\n'
-            f'# dataset"). `semivl data prepare {name}` links the files of source: into '
+            f"# {name}: your own dataset, written by `semivl dataset new` (docs/datasets.md,\n"
+            f'# "Your own dataset"). `semivl data prepare {name}` links the files of source: into '
             f"data/{name}/.\n# Masks are read as stored value + label_offset; a value below 0, or "
             f"one of ignore_values,\n# is ignored (255).\n"
             + _dump(dataset_cfg)

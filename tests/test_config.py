@@ -72,7 +72,7 @@ def test_grid_files_pass_schema_and_loader(repo):
     schema = yaml.safe_load((repo / "workflow" / "schemas" / "config.schema.yaml").read_text())
     names = ["config.yaml", "demo.yaml", "demo_full.yaml", "demo_quick.yaml"]
     names += [f"grids/{p.name}" for p in sorted((repo / "config" / "grids").glob("*.yaml"))]
-    assert len(names) == 12
+    assert len(names) == 13
     for name in names:
         data = yaml.safe_load((repo / "config" / name).read_text())
         jsonschema.validate(data, schema)

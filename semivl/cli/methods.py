@@ -25,6 +25,6 @@ def add_methods(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "methods",
         help="the registered training methods and the tables' "
-        "method entries (README, 'Add your own method')",
+        "method entries (docs/add-a-method.md)",
     )
     p.set_defaults(func=cmd_methods)

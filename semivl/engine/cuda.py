@@ -3,8 +3,8 @@ unusable stops at once and says why.
 
 The usual cause on a cluster is the driver: a torch wheel built for CUDA 13 needs an NVIDIA
 driver of branch 580 or newer, and many A100/H100 nodes run older ones. ``make setup
-TORCH_INDEX=<PyTorch's wheel index for your CUDA>`` installs a build for an older CUDA (README,
-"On a SLURM cluster").
+TORCH_INDEX=<PyTorch's wheel index for your CUDA>`` installs a build for an older CUDA
+(docs/cluster.md, "Set up once").
 """
 
 from __future__ import annotations

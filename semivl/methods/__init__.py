@@ -2,8 +2,8 @@
 
 Each method is one torch-free declaration (:class:`Method`) in a module of its own here; its
 step, loss hooks and state are named by import path and loaded only to train. Installed
-packages add methods through the entry-point group ``semivl.methods`` (README, "Add your own
-method"; ``baselines/fixmatch`` is the worked example).
+packages add methods through the entry-point group ``semivl.methods`` (docs/add-a-method.md;
+``baselines/fixmatch`` is the worked example).
 """
 
 from semivl.methods.registry import (

@@ -3,7 +3,7 @@
 A model registers where it is defined: its builder (a function of ``num_classes`` and the
 recipe's ``model.args``) is named in the entry-point group ``semivl.models``, this package's
 own and the baselines' in ``pyproject.toml``, so an installed package adds a network the same
-way (README, "Add your own method"). :func:`register_model` registers one at run time (tests,
+way (docs/add-a-method.md). :func:`register_model` registers one at run time (tests,
 notebooks). Nothing here imports a model module until a recipe asks for it.
 """
 
