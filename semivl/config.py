@@ -57,14 +57,21 @@ class AugmentConfig:
     """Weak (geometric) training augmentation, as in UniMatch/SemiVL (docs/upstream.md,
     Augmentation)."""
 
+    # Side in pixels of the square random training crop (the rescaled image is padded
+    # right/bottom first when smaller); also the input size the model is built for.
     crop_size: int
     # "unimatch": long side drawn uniformly in [0.5 L, 2.0 L]; "mmseg": keep-ratio Resize to
     # img_scale * r with r ~ U(ratio_range).
     resize: Literal["unimatch", "mmseg"] = "unimatch"
+    # (long, short) edges of mmseg's target scale, before the random ratio; resize "mmseg" only.
     img_scale: tuple[int, int] = (2048, 512)
+    # (low, high) of the random rescale: the long-side factor ("unimatch") or r ("mmseg").
     ratio_range: tuple[float, float] = (0.5, 2.0)
-    hflip_prob: float = 0.5
+    hflip_prob: float = 0.5  # probability of flipping the crop (image and mask) left-right
+    # Per-channel RGB mean subtracted by the normalisation (pixels scaled to [0, 1] first;
+    # ImageNet's), for training, validation and `semivl predict` images alike.
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    # Per-channel RGB standard deviation the normalisation then divides by (ImageNet's).
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     def check(self, path: str) -> None:
@@ -78,6 +85,8 @@ class AugmentConfig:
 class ModelConfig:
     """Which registered model to build and its constructor arguments."""
 
+    # A registered model (entry-point group `semivl.models`, pyproject.toml, or a plug-in's);
+    # `model.args` go to its builder (the builders and their arguments: config/README.md).
     name: str
     args: dict[str, Any] = field(default_factory=dict)
     # Name of pretrained backbone weights (config/weights.yaml), loaded into `model.backbone`.
@@ -99,24 +108,30 @@ class ModelConfig:
 class ParamKeyConfig:
     """mmcv-style paramwise multipliers for parameters whose name contains a key."""
 
-    lr_mult: float = 1.0
-    decay_mult: float = 1.0
+    lr_mult: float = 1.0  # learning rate of the matching parameters: optim.lr x this
+    decay_mult: float = 1.0  # weight decay of the matching parameters: optim.weight_decay x this
 
 
 @dataclass(frozen=True)
 class OptimConfig:
     """Optimiser and poly schedule."""
 
+    # torch.optim.SGD with momentum (UniMatch) or torch.optim.AdamW (SemiVL, UniMatch V2).
     name: Literal["sgd", "adamw"]
+    # Base learning rate at iteration 0, decayed by the poly schedule; each parameter group
+    # trains at lr x its lr_mult.
     lr: float
+    # Weight decay (AdamW's decoupled one for adamw), times each parameter group's decay_mult.
     weight_decay: float
-    momentum: float = 0.9
-    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = 0.9  # SGD's momentum; not read by adamw
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW's (beta1, beta2); not read by sgd
     # Multiplier for parameters that match no custom key (UniMatch: head = lr * lr_multi).
     default_lr_mult: float = 1.0
     # Substring -> multipliers. Keys are tried longest first (ties alphabetical) and only the
     # first that occurs in a parameter's name applies, as in mmcv's optimizer constructor.
     custom_keys: dict[str, ParamKeyConfig] = field(default_factory=dict)
+    # Exponent of the poly schedule: lr x (1 - iteration / total iterations) ** poly_power, set
+    # after every optimiser step.
     poly_power: float = 0.9
 
     def check(self, path: str) -> None:
@@ -157,16 +172,30 @@ class TrainConfig:
     # When fewer processes run, gradients are accumulated over micro-batches to keep it.
     # null: one micro-batch per step on however many processes run.
     global_batch_size: int | None = None
+    # Training length in epochs, each one pass over the unlabelled list (the labelled list for
+    # labelled-only methods). Give exactly one of epochs and iters.
     epochs: int | None = None
     # If set, epochs = ceil(iters / iterations per epoch) (SemiVL's `iters` key).
     iters: int | None = None
+    # DataLoader workers per stream and process (upstream: 1), in training and validation;
+    # cluster.num_workers (`semivl train --num-workers`) overrides it. Samples do not depend
+    # on it.
     num_workers: int = 1
+    # Loss on the labelled images: ce (cross-entropy over non-ignored pixels) or ohem
+    # (probability-based OHEM cross-entropy, UniMatch's Cityscapes loss).
     criterion: Literal["ce", "ohem"] = "ce"
+    # ohem only: pixels whose probability for their true class is at most this are kept.
     ohem_thresh: float = 0.7
+    # ohem only: the threshold rises until at least this many pixels of a process's batch are
+    # kept (all valid pixels when the batch has fewer, or when 0).
     ohem_min_kept: int = 200000
     # Pseudo-label confidence: "pixelwise" threshold, or SemiVL's "pixelavg" weighting.
     conf_mode: Literal["pixelwise", "pixelavg"] = "pixelwise"
+    # Pseudo-labels count only where the weak view's top softmax probability is at least this
+    # (conf_mode pixelwise; pixelavg uses it only for the logged mask_ratio).
     conf_thresh: float = 0.95
+    # Dropout2d rate of UniMatch's feature-perturbation prediction (methods unimatch and semivl;
+    # the others do not read it).
     fp_rate: float = 0.5
     # UniMatch V2's EMA teacher: momentum min(1 - 1/(it + 1), ema_momentum) after every step,
     # on parameters and buffers (docs/upstream.md, UniMatch V2). Used by method unimatch_v2 only.
@@ -174,9 +203,14 @@ class TrainConfig:
     # UniMatch V2's labelled-only baseline repeats the labelled list up to this many entries
     # when it is shorter (3000 Pascal/Cityscapes, 6000 ADE20K, 30000 COCO). null: as listed.
     labeled_upsample_to: int | None = None
+    # Validate (val.txt mIoU; best.pt keeps the best) after every this many epochs; the end of
+    # training is always validated. null: only then, or every eval_every_iters.
     eval_every_epochs: int | None = 1
+    # Validate every this many iterations instead (needs eval_every_epochs: null).
     eval_every_iters: int | None = None
+    # Write last.pt (the resume state) every this many iterations (and on a stop signal).
     checkpoint_every_iters: int = 500
+    # Also write last.pt whenever this many minutes have passed since its last write.
     checkpoint_every_minutes: float = 10.0
     speed: SpeedConfig = field(default_factory=SpeedConfig)
     # Train only this fraction of the schedule's iterations (at least one), with the poly
@@ -250,8 +284,11 @@ class GuidanceConfig:
     text: Literal["names", "concept_max", "concept_avg"] = "concept_max"
     # The weight decays linearly from lambda_start to lambda_end over all iterations.
     lambda_start: float = 0.1
-    lambda_end: float = 0.0
+    lambda_end: float = 0.0  # the guidance loss weight reached at the end of training
+    # Teacher labels whose softmax confidence is below this become 255 (no guidance label).
     conf_thresh: float = 0.9
+    # Multiplies the cosine similarities before the softmax (upstream: 100); zero-shot
+    # evaluation (report.zero_shot) scales its logits by it too.
     temperature: float = 100.0
     # mean_all: CE summed over pixels / all pixels of the batch (upstream); mean_valid: / the
     # pixels that have a guidance label.
@@ -281,7 +318,11 @@ class EvalConfig:
     # sliding_softmax_clamped: UniMatch V2 windows clamped to lie inside the image (start =
     # min(start + stride, H - crop)), softmax summed.
     mode: Literal["sliding_logits", "sliding_softmax", "sliding_softmax_clamped", "whole"]
+    # Side in pixels of the square sliding window; required by the sliding modes, not read by
+    # whole.
     crop_size: int | None = None
+    # Pixels between window starts; required by sliding_logits and sliding_softmax_clamped;
+    # null in sliding_softmax: int(crop_size * 2 / 3), as UniMatch.
     stride: int | None = None
     # VOC/ADE in SemiVL: resize the short side to this many pixels before inference (the GT
     # keeps its size; logits are resized back). null keeps the original resolution.
@@ -327,9 +368,13 @@ class ResourcesConfig:
     Later attempts of a job (after a time limit) get ``attempt x hours``.
     """
 
-    gpus: int = 1
-    cpus_per_gpu: int = 4
+    gpus: int = 1  # GPUs of one training job, one process each (upstream's count)
+    cpus_per_gpu: int = 4  # SLURM CPUs per GPU; also each training process's torch threads
+    # Memory of one training job in MB (SLURM --mem; shared out over the nodes of a multi-node
+    # job); the workflow's evaluation and prediction jobs of the recipe ask for it too.
     mem_mb: int = 32000
+    # Wall time of a training job's first attempt in hours (capped at cluster.max_hours);
+    # `semivl plan` counts it for a run no bench measured.
     hours: float = 24.0
     # Where ``hours`` comes from (e.g. upstream training logs); empty = a guess, which
     # `semivl plan` says.

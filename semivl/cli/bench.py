@@ -123,7 +123,9 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
 def add_plan(sub: argparse._SubParsersAction) -> None:
     """``semivl plan``."""
     plan = sub.add_parser("plan", help="GPU-hours of every cell of a grid and in total")
-    plan.add_argument("--grid", type=Path, default=Path("config/config.yaml"))
+    plan.add_argument(
+        "--grid", type=Path, default=Path("config/config.yaml"), help="grid file to cost"
+    )
     plan.add_argument("--bench", type=Path, help="`semivl bench` JSON measured on a GPU")
     plan.add_argument(
         "--config-dir", type=Path, default=None, help="default: the grid's config_dir"

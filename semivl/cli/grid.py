@@ -57,7 +57,9 @@ def add_grid(sub: argparse._SubParsersAction) -> None:
         help="write the grid's cells, runs and predictions for dvc.yaml "
         "(<grid>.runs.yaml beside the grid)",
     )
-    expand.add_argument("--grid", type=Path, default=Path("config/config.yaml"))
+    expand.add_argument(
+        "--grid", type=Path, default=Path("config/config.yaml"), help="grid file to expand"
+    )
     expand.add_argument(
         "--out",
         type=Path,

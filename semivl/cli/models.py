@@ -173,7 +173,7 @@ def add_weights(sub: argparse._SubParsersAction) -> None:
         default=Path("resources/weights"),
         help="folder the training jobs read",
     )
-    fetch.add_argument("--no-progress", action="store_true")
+    fetch.add_argument("--no-progress", action="store_true", help="hide the downloads' progress")
     fetch.set_defaults(func=cmd_weights_fetch)
 
 
@@ -195,7 +195,12 @@ def add_clip(sub: argparse._SubParsersAction) -> None:
         default=Path("resources/cache/open_clip"),
         help="download cache of open_clip / Hugging Face (kept)",
     )
-    clip_fetch.add_argument("--out-dir", type=Path, default=Path("resources/clip"))
+    clip_fetch.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("resources/clip"),
+        help="folder the <name>.pt files go to (training's --clip-dir)",
+    )
     clip_fetch.add_argument("--force", action="store_true", help="fetch files already present")
     clip_fetch.set_defaults(func=cmd_clip_fetch)
 
@@ -214,7 +219,12 @@ def add_text(sub: argparse._SubParsersAction) -> None:
     text.add_argument("--clip", help="CLIP name (config/clip.yaml)")
     text.add_argument("--grid", type=Path, help="every (CLIP, dataset) the grid needs")
     text.add_argument("--config-dir", type=Path, default=Path("config"))
-    text.add_argument("--clip-dir", type=Path, default=Path("resources/clip"))
+    text.add_argument(
+        "--clip-dir",
+        type=Path,
+        default=Path("resources/clip"),
+        help="folder of fetched CLIP weights (`semivl clip fetch`); they encode the texts",
+    )
     text.add_argument(
         "--out-dir",
         type=Path,

@@ -100,8 +100,10 @@ def add_model_summary(sub: argparse._SubParsersAction) -> None:
     summary = sub.add_parser(
         "model-summary", help="parameter counts of a recipe's model (JSON), no downloads"
     )
-    summary.add_argument("--dataset", required=True)
-    summary.add_argument("--method", required=True)
+    summary.add_argument(
+        "--dataset", required=True, help="dataset name (config/datasets/<name>.yaml)"
+    )
+    summary.add_argument("--method", required=True, help="method (config/recipes/<method>/)")
     summary.add_argument("--config-dir", type=Path, default=Path("config"))
     summary.set_defaults(func=cmd_model_summary)
 
@@ -123,8 +125,8 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         help="pick the run and images the report's "
         "qualitative grid shows (with --dataset and --method)",
     )
-    pred.add_argument("--dataset")
-    pred.add_argument("--method")
+    pred.add_argument("--dataset", help="with --grid: the dataset whose qualitative run to use")
+    pred.add_argument("--method", help="with --grid: the method whose qualitative run to use")
     pred.add_argument(
         "--out",
         type=Path,
@@ -132,9 +134,19 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         help="output folder (masks/ and overlays/; replaced as a whole)",
     )
     pred.add_argument("--config-dir", type=Path, default=Path("config"))
-    pred.add_argument("--clip-dir", type=Path, default=Path("resources/clip"))
-    pred.add_argument("--text-dir", type=Path, default=Path("resources/text"))
+    pred.add_argument(
+        "--clip-dir",
+        type=Path,
+        default=Path("resources/clip"),
+        help="folder of fetched CLIP weights (a SemiVL model is built from them)",
+    )
+    pred.add_argument(
+        "--text-dir",
+        type=Path,
+        default=Path("resources/text"),
+        help="folder of class text embeddings (`semivl text`; SemiVL)",
+    )
     pred.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     pred.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    pred.add_argument("--no-progress", action="store_true")
+    pred.add_argument("--no-progress", action="store_true", help="hide progress bars")
     pred.set_defaults(func=cmd_predict)

@@ -162,9 +162,13 @@ def add_aggregate(sub: argparse._SubParsersAction) -> None:
 def add_table(sub: argparse._SubParsersAction) -> None:
     """``semivl table``."""
     table = sub.add_parser("table", help="write tables.md from the metrics CSV")
-    table.add_argument("--metrics", type=Path, required=True)
-    table.add_argument("--out", type=Path, required=True)
-    table.add_argument("--title", default="Results")
+    table.add_argument(
+        "--metrics", type=Path, required=True, help="metrics CSV written by `semivl aggregate`"
+    )
+    table.add_argument("--out", type=Path, required=True, help="markdown file to write")
+    table.add_argument(
+        "--title", default="Results", help="the page's heading (and the HTML page's title)"
+    )
     table.add_argument(
         "--published",
         type=Path,
@@ -218,24 +222,42 @@ def add_plot(sub: argparse._SubParsersAction) -> None:
     plot = sub.add_parser("plot", help="figures (PNG and SVG)")
     plot_sub = plot.add_subparsers(dest="plot_command", required=True, metavar="<kind>")
     overview = plot_sub.add_parser("overview", help="mIoU against labelled images, all datasets")
-    overview.add_argument("--metrics", type=Path, required=True)
+    overview.add_argument(
+        "--metrics", type=Path, required=True, help="metrics CSV written by `semivl aggregate`"
+    )
     overview.add_argument(
         "--published",
         type=Path,
         default=None,
         help="published results CSV, drawn as hollow markers",
     )
-    overview.add_argument("--out-dir", type=Path, required=True)
+    overview.add_argument(
+        "--out-dir", type=Path, required=True, help="folder for miou_vs_labels.png and .svg"
+    )
     overview.set_defaults(func=cmd_plot_overview)
     per_dataset = plot_sub.add_parser(
         "dataset",
         help="one dataset's ablation bars, per-class IoU heatmap, training curves "
         "and (with --predictions) qualitative grid",
     )
-    per_dataset.add_argument("--dataset", required=True)
-    per_dataset.add_argument("--metrics", type=Path, required=True)
-    per_dataset.add_argument("--per-class", type=Path, required=True)
-    per_dataset.add_argument("--curves", type=Path, required=True)
+    per_dataset.add_argument(
+        "--dataset", required=True, help="dataset name (config/datasets/<name>.yaml)"
+    )
+    per_dataset.add_argument(
+        "--metrics", type=Path, required=True, help="metrics CSV written by `semivl aggregate`"
+    )
+    per_dataset.add_argument(
+        "--per-class",
+        type=Path,
+        required=True,
+        help="per-class IoU CSV written by `semivl aggregate --per-class`",
+    )
+    per_dataset.add_argument(
+        "--curves",
+        type=Path,
+        required=True,
+        help="training curves CSV written by `semivl aggregate --curves`",
+    )
     per_dataset.add_argument(
         "--predictions",
         type=Path,
@@ -248,5 +270,10 @@ def add_plot(sub: argparse._SubParsersAction) -> None:
         "--grid", type=Path, help="grid file: the qualitative grid shows its methods only"
     )
     per_dataset.add_argument("--config-dir", type=Path, default=Path("config"))
-    per_dataset.add_argument("--out-dir", type=Path, required=True)
+    per_dataset.add_argument(
+        "--out-dir",
+        type=Path,
+        required=True,
+        help="folder for the figures: ablation, per_class_iou, training_curves, qualitative",
+    )
     per_dataset.set_defaults(func=cmd_plot_dataset)

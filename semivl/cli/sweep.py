@@ -80,7 +80,17 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--render-only", action="store_true", help="rewrite the page from the table")
     p.add_argument("--config-dir", type=Path, default=Path("config"))
     p.add_argument("--data-root", type=Path, default=None, help="default: data/<dataset>")
-    p.add_argument("--clip-dir", type=Path, default=Path("resources/clip"))
-    p.add_argument("--text-dir", type=Path, default=Path("resources/text"))
+    p.add_argument(
+        "--clip-dir",
+        type=Path,
+        default=Path("resources/clip"),
+        help="folder of fetched CLIP weights (the SemiVL runs' models are built from them)",
+    )
+    p.add_argument(
+        "--text-dir",
+        type=Path,
+        default=Path("resources/text"),
+        help="folder of class text embeddings (`semivl text`; the SemiVL runs)",
+    )
     p.add_argument("--weights-dir", type=Path, default=Path("resources/weights"))
     p.set_defaults(func=cmd_sweep)
