@@ -564,6 +564,15 @@ def test_released_grid_key_is_validated(tmp_path, entry, message):
             jsonschema.validate(data, schema)
 
 
+def test_the_schema_names_the_released_methods_of_the_catalog():
+    """Snakemake's schema and the loader accept the same methods in `released:`."""
+    from semivl.methods.catalog import released_methods
+
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    method = schema["properties"]["released"]["items"]["properties"]["method"]
+    assert sorted(method["enum"]) == sorted(released_methods())
+
+
 def test_released_grid_key_lists_and_expands(tmp_path):
     from semivl.released import cache_path
 
