@@ -19,7 +19,8 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "tools"))
 
 from docgen.cli_reference import cli_reference  # noqa: E402
-from docgen.config_reference import SCHEMA, grid_keys, recipe_keys, repo_methods  # noqa: E402
+from docgen.grid_reference import SCHEMA, grid_keys  # noqa: E402
+from docgen.recipe_reference import recipe_keys, repo_methods  # noqa: E402
 
 from semivl.cli import build_parser  # noqa: E402
 from semivl.config import Recipe  # noqa: E402
@@ -137,7 +138,8 @@ def test_the_references_do_not_depend_on_the_machine(tmp_path):
     script = (
         "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
         "from docgen.cli_reference import cli_reference\n"
-        "from docgen.config_reference import grid_keys, recipe_keys\n"
+        "from docgen.grid_reference import grid_keys\n"
+        "from docgen.recipe_reference import recipe_keys\n"
         "sys.stdout.write(cli_reference() + grid_keys() + recipe_keys())\n"
     )
     env = {**os.environ, "COLUMNS": "37", "HOME": str(tmp_path), "LC_ALL": "C.UTF-8"}

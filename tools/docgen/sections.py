@@ -13,7 +13,8 @@ from pathlib import Path
 
 from docgen import measured, tables
 from docgen.cli_reference import cli_reference
-from docgen.config_reference import grid_keys, recipe_keys
+from docgen.grid_reference import grid_keys
+from docgen.recipe_reference import recipe_keys
 
 REPO = Path(__file__).resolve().parents[2]
 
